@@ -1,0 +1,1 @@
+"""The reference orders service: what the benchmarks and end-to-end tests drive."""

@@ -1,0 +1,35 @@
+"""lastro: one call turns a FastAPI app into a production service, one command serves it with N workers."""
+
+from lastro._version import __version__
+from lastro.app import create_app, install
+from lastro.errors import (
+    ConfigurationError,
+    LastroError,
+    ServiceUnavailable,
+    StartupError,
+    UnsafeProductionSettings,
+)
+from lastro.health import HealthRegistry
+from lastro.http.request_id import current_request_id
+from lastro.observability.logging import get_logger
+from lastro.settings import Settings, get_settings
+from lastro.state import ServiceState
+from lastro.tasks import BackgroundTasks
+
+__all__ = [
+    "BackgroundTasks",
+    "ConfigurationError",
+    "HealthRegistry",
+    "LastroError",
+    "ServiceState",
+    "ServiceUnavailable",
+    "Settings",
+    "StartupError",
+    "UnsafeProductionSettings",
+    "__version__",
+    "create_app",
+    "current_request_id",
+    "get_logger",
+    "get_settings",
+    "install",
+]

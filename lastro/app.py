@@ -1,0 +1,85 @@
+"""`create_app(settings)` and `install(app, settings)`: one call turns a FastAPI app into a lastro service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from lastro.errors import ServiceUnavailable
+from lastro.health import HealthRegistry, health_router
+from lastro.http.access_log import AccessLogMiddleware
+from lastro.http.in_flight import InFlightLimitMiddleware
+from lastro.http.problem import ProblemResponse
+from lastro.http.request_id import RequestIdMiddleware
+from lastro.http.server_errors import ServerErrorMiddleware
+from lastro.lifecycle import wrap_lifespan
+from lastro.observability.logging import configure_logging
+from lastro.settings import Settings
+from lastro.state import ServiceState
+
+__all__ = ["create_app", "install"]
+
+
+def create_app(settings: Settings, **fastapi_options: object) -> FastAPI:
+    """A new FastAPI application with everything lastro provides installed."""
+    options: dict[str, object] = {"title": settings.SERVICE_NAME, "version": settings.SERVICE_VERSION}
+    options.update(fastapi_options)
+    app = FastAPI(**options)  # type: ignore[arg-type]
+    install(app, settings)
+    return app
+
+
+def install(app: FastAPI, settings: Settings) -> FastAPI:
+    """Add logging, request ids, access logs, back-pressure, problem+json errors, health and lifecycle."""
+    settings.check_production()
+    configure_logging(settings.LOG_LEVEL, settings.log_format)
+    state = ServiceState(settings=settings, health=HealthRegistry(version=settings.SERVICE_VERSION))
+    app.state.lastro = state
+    _add_middleware(app, settings)
+    _add_exception_handlers(app)
+    app.include_router(health_router())
+    wrap_lifespan(app, state)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # add_middleware puts each new layer outside the previous one: innermost first.
+    app.add_middleware(ServerErrorMiddleware)
+    if settings.MAX_IN_FLIGHT:
+        app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.MAX_IN_FLIGHT)
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
+        )
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+
+
+def _add_exception_handlers(app: FastAPI) -> None:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code < 200 or exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return ProblemResponse(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()
+        ]
+        return ProblemResponse(422, "the request is not valid", errors=errors)
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceUnavailable)
+        return ProblemResponse(503, exc.detail, headers={"Retry-After": str(exc.retry_after)})
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ServiceUnavailable, unavailable)

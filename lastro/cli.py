@@ -1,0 +1,92 @@
+"""The `lastro` command: a thin layer over the programmatic functions.
+
+Every option of `lastro serve` is also a setting: the option, when given, is exported to the environment
+so that the workers, which read their settings on start, see the same values. A user error is one
+`Error: ...` line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from lastro._version import __version__
+from lastro.errors import ConfigurationError
+from lastro.settings import Settings, get_settings
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+EXIT_STARTUP = 3
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def setting_option(flag: str, name: str, help_text: str, **kwargs: Any) -> Callable[..., Any]:
+    """An option that, when given, overrides the setting `name`; its default shows the setting's."""
+    field = Settings.model_fields[name]
+    default = field.default if field.default is not None else "unset"
+    return click.option(
+        flag,
+        name,
+        default=None,
+        show_default=f"${name} or {default}",
+        help=help_text,
+        **kwargs,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="lastro")
+def main() -> None:
+    """lastro: run a FastAPI app as a production service."""
+
+
+@main.command()
+@click.argument("target")
+@click.option("--factory", is_flag=True, default=False, show_default=True, help="TARGET is an app factory.")
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory added to the import path before TARGET is imported.",
+)
+@setting_option("--workers", "WORKERS", "Worker processes: a number or 'auto'.")
+@setting_option("--bind", "BIND", "HOST:PORT to listen on.")
+@setting_option("--environment", "ENVIRONMENT", "development or production.")
+@setting_option("--log-level", "LOG_LEVEL", "CRITICAL, ERROR, WARNING, INFO or DEBUG.")
+@setting_option("--log-format", "LOG_FORMAT", "json or console (console in development, else json).")
+@setting_option("--timeout", "TIMEOUT", "Seconds a silent worker is given before it is replaced.")
+@setting_option("--keepalive", "KEEPALIVE", "Seconds an idle keep-alive connection stays open.")
+@setting_option("--graceful-timeout", "GRACEFUL_TIMEOUT", "Seconds to finish in-flight requests on stop.")
+@setting_option("--max-requests", "MAX_REQUESTS", "Recycle a worker after this many requests (0: never).")
+@setting_option("--max-requests-jitter", "MAX_REQUESTS_JITTER", "Random extra requests before recycling.")
+@setting_option("--max-in-flight", "MAX_IN_FLIGHT", "Requests in flight per worker before 503 (0: no cap).")
+def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> None:
+    """Serve TARGET (MODULE:APP) with N worker processes."""
+    from lastro.serve import ServeConfig, resolve_workers, run
+    from lastro.serve.preflight import check_database
+
+    if ":" not in target:
+        fail(f"TARGET must be MODULE:APP, e.g. examples.orders.app:create_app (got {target!r})", EXIT_CONFIG)
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = value
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    problem = check_database(settings)
+    if problem is not None:
+        fail(problem, EXIT_STARTUP)
+    sys.path.insert(0, os.path.abspath(app_dir))
+    workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)
+    sys.exit(run(ServeConfig(target=target, settings=settings, workers=workers, factory=factory)))

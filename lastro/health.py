@@ -1,0 +1,107 @@
+"""Liveness, readiness and the detailed health document, from a registry of named checks.
+
+- `GET /health/live`: 200 while the process serves; it checks nothing else, so a database outage never
+  makes an orchestrator kill healthy workers.
+- `GET /health/ready`: 200 when every check passes, else 503.
+- `GET /health`: every check's detail, uptime and the answering worker's pid; 503 when unhealthy.
+
+Every check runs with a timeout, and a check still running from an earlier probe is not started again,
+so a hung dependency can neither hang the probe nor pile up threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+__all__ = ["CheckResult", "HealthCheck", "HealthRegistry", "health_router"]
+
+CheckResult = dict[str, Any]
+CheckFunction = Callable[[], Awaitable[CheckResult | None]]
+
+
+@dataclass
+class HealthCheck:
+    """A named dependency check: returns extra detail, or raises when the dependency is unhealthy."""
+
+    name: str
+    check: CheckFunction
+    timeout: float = 2.0
+    critical: bool = True
+    _running: asyncio.Task[CheckResult | None] | None = None
+
+    async def run(self) -> CheckResult:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self.check())
+        try:
+            detail = await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
+        except TimeoutError:
+            return {"status": "error", "error": f"no answer within {self.timeout:g} s"}
+        except Exception as exc:
+            return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        return {"status": "ok", **(detail or {})}
+
+
+class HealthRegistry:
+    def __init__(self, *, version: str, started_at: float | None = None) -> None:
+        self.version = version
+        self.started_at = started_at if started_at is not None else time.time()
+        self._checks: dict[str, HealthCheck] = {}
+
+    def add(self, name: str, check: CheckFunction, *, timeout: float = 2.0, critical: bool = True) -> None:
+        self._checks[name] = HealthCheck(name, check, timeout=timeout, critical=critical)
+
+    async def run(self) -> tuple[bool, dict[str, CheckResult]]:
+        names = list(self._checks)
+        results = await asyncio.gather(*(self._checks[name].run() for name in names))
+        by_name = dict(zip(names, results, strict=True))
+        healthy = all(
+            result["status"] == "ok" for name, result in by_name.items() if self._checks[name].critical
+        )
+        return healthy, by_name
+
+    async def document(self) -> tuple[bool, dict[str, Any]]:
+        healthy, checks = await self.run()
+        return healthy, {
+            "status": "healthy" if healthy else "unhealthy",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "version": self.version,
+            "checks": checks,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "pid": os.getpid(),
+        }
+
+
+def _registry(request: Request) -> HealthRegistry:
+    registry: HealthRegistry = request.app.state.lastro.health
+    return registry
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/live")
+    async def live() -> dict[str, Any]:
+        return {"status": "alive", "pid": os.getpid()}
+
+    @router.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        healthy, checks = await _registry(request).run()
+        failing = sorted(name for name, result in checks.items() if result["status"] != "ok")
+        body = {"status": "ready" if healthy else "not ready", "failing": failing}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @router.get("")
+    async def detail(request: Request) -> JSONResponse:
+        healthy, document = await _registry(request).document()
+        return JSONResponse(document, status_code=200 if healthy else 503)
+
+    return router

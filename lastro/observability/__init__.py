@@ -1,0 +1,1 @@
+"""Logs, metrics and resource figures of a running service."""

@@ -1,0 +1,94 @@
+"""`run(config)`: serve an ASGI application with N worker processes under uvicorn's supervisor.
+
+uvicorn's supervisor is the one manager with every behaviour lastro promises on both Linux and Windows:
+it respawns a worker that dies, recycles a worker after `limit_max_requests` plus jitter (the socket stays
+open in the parent, so no connection is refused meanwhile), restarts workers one by one on SIGHUP (the new
+worker is ready before the old one stops), and on SIGTERM/SIGINT (CTRL_BREAK on Windows) lets each
+worker finish its in-flight requests within the graceful timeout and run its shutdown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+from lastro.observability.logging import configure_logging, get_logger, logging_config
+from lastro.serve.protocol import protocol_path
+from lastro.serve.supervisor import Supervisor
+from lastro.settings import Settings
+
+__all__ = ["ServeConfig", "event_loop_name", "run"]
+
+logger = get_logger("lastro.serve")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What `lastro serve` needs beyond the settings: the application and how to load it."""
+
+    target: str
+    settings: Settings
+    workers: int
+    factory: bool = False
+
+
+def event_loop_name() -> str:
+    if sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None:
+        return "uvloop"
+    return "asyncio"
+
+
+def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
+    settings = config.settings
+    return uvicorn.Config(
+        config.target,
+        factory=config.factory,
+        host=settings.host,
+        port=settings.port,
+        workers=config.workers,
+        loop="auto",
+        http=protocol_path(),
+        log_config=logging_config(settings.LOG_LEVEL, settings.log_format),
+        access_log=False,  # lastro's own access line carries the route and request id
+        server_header=False,
+        timeout_keep_alive=int(settings.KEEPALIVE),
+        timeout_graceful_shutdown=int(settings.GRACEFUL_TIMEOUT),
+        timeout_worker_healthcheck=int(settings.TIMEOUT),
+        limit_concurrency=settings.MAX_CONNECTIONS,
+        limit_max_requests=settings.MAX_REQUESTS or None,
+        limit_max_requests_jitter=settings.MAX_REQUESTS_JITTER,
+    )
+
+
+def run(config: ServeConfig) -> int:
+    """Serve until told to stop; return the process exit code (0 after a graceful stop)."""
+    settings = config.settings
+    configure_logging(settings.LOG_LEVEL, settings.log_format)
+    server_config = uvicorn_config(config)
+    socket = server_config.bind_socket()
+    host, port = socket.getsockname()[:2]
+    logger.info(
+        "lastro serving",
+        app=config.target,
+        host=host,
+        port=port,
+        url=f"http://{settings.host}:{port}",
+        workers=config.workers,
+        server=f"uvicorn {uvicorn.__version__}",
+        event_loop=event_loop_name(),
+        environment=settings.ENVIRONMENT,
+    )
+    supervisor = Supervisor(server_config, sockets=[socket])
+    try:
+        supervisor.run()
+    finally:
+        socket.close()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        logger.error("a worker failed to start; see its log lines above")
+        return STARTUP_FAILURE
+    logger.info("lastro stopped")
+    return 0

@@ -1,0 +1,174 @@
+"""The one settings class, read from the environment and `.env`.
+
+Variable names are the plain ones small teams already use (`DATABASE_URL`, `LOG_LEVEL`, `WORKERS`, ...).
+`get_settings()` builds it; nothing here runs at import time. In production, unsafe values are refused
+with one message per problem that names the variable and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lastro.errors import ConfigurationError, UnsafeProductionSettings
+
+__all__ = ["Settings", "get_settings"]
+
+MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_DATABASE_URL = "sqlite:///./var/lastro.db"
+
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+class Settings(BaseSettings):
+    """Everything a lastro service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    ENVIRONMENT: Literal["development", "production"] = "development"
+    DEBUG: bool = False
+    SERVICE_NAME: str = "lastro"
+    SERVICE_VERSION: str = "0.0.0"
+
+    LOG_LEVEL: LogLevel = "INFO"
+    LOG_FORMAT: Literal["json", "console"] | None = Field(
+        default=None, description="json or console; defaults to console in development, json in production"
+    )
+
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    REDIS_URL: str | None = None
+
+    WORKERS: int | Literal["auto"] = "auto"
+    BIND: str = "127.0.0.1:8000"
+    TIMEOUT: float = Field(default=30.0, gt=0, description="seconds a worker may not answer before replaced")
+    KEEPALIVE: float = Field(default=5.0, ge=0, description="seconds an idle keep-alive connection is kept")
+    GRACEFUL_TIMEOUT: float = Field(default=30.0, ge=0, description="seconds to finish in-flight requests")
+    MAX_REQUESTS: int = Field(default=0, ge=0, description="recycle a worker after this many; 0 = never")
+    MAX_REQUESTS_JITTER: int = Field(default=0, ge=0)
+    MAX_IN_FLIGHT: int = Field(default=100, ge=0, description="requests in flight per worker; 0 = no cap")
+    MAX_CONNECTIONS: int = Field(default=2048, ge=1, description="open connections per worker")
+    HEALTH_CHECK_TIMEOUT: float = Field(default=2.0, gt=0)
+
+    SECRET_KEY: SecretStr | None = None
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("WORKERS", mode="before")
+    @classmethod
+    def _check_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            count = int(str(value))
+        except ValueError:
+            raise ValueError("WORKERS must be a positive integer or 'auto'") from None
+        if count < 1:
+            raise ValueError("WORKERS must be a positive integer or 'auto'")
+        return count
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("BIND")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        split_bind(value)
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENVIRONMENT == "production"
+
+    @property
+    def log_format(self) -> Literal["json", "console"]:
+        if self.LOG_FORMAT is not None:
+            return self.LOG_FORMAT
+        return "json" if self.is_production else "console"
+
+    @property
+    def host(self) -> str:
+        return split_bind(self.BIND)[0]
+
+    @property
+    def port(self) -> int:
+        return split_bind(self.BIND)[1]
+
+    def production_problems(self) -> list[str]:
+        """One line per unsafe value, each naming the variable and the fix; empty outside production."""
+        if not self.is_production:
+            return []
+        problems = []
+        if self.DEBUG:
+            problems.append("DEBUG=true is not allowed in production: set DEBUG=false")
+        key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            problems.append(
+                f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production: "
+                "set SECRET_KEY to the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        if any("*" in origin for origin in self.CORS_ORIGINS):
+            problems.append(
+                "CORS_ORIGINS must not contain a wildcard in production: "
+                "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
+            )
+        return problems
+
+    def check_production(self) -> None:
+        """Raise `UnsafeProductionSettings` naming every unsafe value."""
+        problems = self.production_problems()
+        if problems:
+            raise UnsafeProductionSettings("; ".join(problems))
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file of `DATABASE_URL`, or None for another engine or an in-memory database."""
+        prefix, _, rest = self.DATABASE_URL.partition(":///")
+        if not prefix.startswith("sqlite") or not rest or rest.startswith(":memory:"):
+            return None
+        return Path(rest.split("?", 1)[0])
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `[IPV6]:PORT`) into its parts; raises ValueError naming BIND."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(
+            f"BIND must be HOST:PORT, e.g. 127.0.0.1:8000; port 0 picks a free one (got {bind!r})"
+        )
+    return host.strip("[]"), int(port)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, `.env` and `overrides`; refuse unsafe production values."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+    settings.check_production()
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        name = ".".join(str(loc) for loc in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {message} (got {error.get('input')!r})")
+    return "; ".join(parts)

@@ -1,0 +1,22 @@
+"""`ServiceState`: everything a running service owns, in one object at `app.state.lastro`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from lastro.db.engine import Database
+from lastro.health import HealthRegistry
+from lastro.settings import Settings
+from lastro.tasks import BackgroundTasks
+
+__all__ = ["ServiceState"]
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    health: HealthRegistry
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    database: Database | None = None
+    started_at: float = field(default_factory=time.time)

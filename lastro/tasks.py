@@ -1,0 +1,99 @@
+"""Background tasks a service runs beside its requests, with their status for `/health`.
+
+Each task is started by name; it is restarted with backoff when it fails, and cancelled in reverse order
+of start at shutdown, each step logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lastro.observability.logging import get_logger
+
+__all__ = ["BackgroundTasks", "TaskStatus"]
+
+logger = get_logger("lastro.tasks")
+
+TaskFactory = Callable[[], Awaitable[None]]
+TaskState = Literal["running", "restarting", "stopped", "finished"]
+
+
+@dataclass
+class TaskStatus:
+    name: str
+    state: TaskState = "running"
+    failures: int = 0
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"state": self.state, "failures": self.failures, "last_error": self.last_error}
+
+
+@dataclass
+class _Entry:
+    status: TaskStatus
+    task: asyncio.Task[None] = field(repr=False)
+
+
+class BackgroundTasks:
+    """Named long-running coroutines owned by the service's lifespan."""
+
+    def __init__(
+        self,
+        *,
+        max_backoff: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+
+    def start(self, name: str, factory: TaskFactory) -> None:
+        if name in self._entries:
+            raise ValueError(f"a background task named {name!r} is already running")
+        status = TaskStatus(name)
+        task = asyncio.create_task(self._supervise(status, factory), name=f"lastro:{name}")
+        self._entries[name] = _Entry(status, task)
+        logger.info("background task started", task=name)
+
+    async def _supervise(self, status: TaskStatus, factory: TaskFactory) -> None:
+        while True:
+            try:
+                await factory()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                status.failures += 1
+                status.last_error = f"{type(exc).__name__}: {exc}"
+                status.state = "restarting"
+                delay = min(2.0 ** (status.failures - 1), self.max_backoff)
+                logger.exception("background task failed", task=status.name, retry_in_s=delay)
+                await self._sleep(delay)
+                status.state = "running"
+            else:
+                status.state = "finished"
+                return
+
+    def statuses(self) -> dict[str, dict[str, object]]:
+        return {name: entry.status.as_dict() for name, entry in self._entries.items()}
+
+    @property
+    def healthy(self) -> bool:
+        return all(entry.status.state != "restarting" for entry in self._entries.values())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Cancel every task, newest first, waiting up to `grace` seconds for each."""
+        for name, entry in reversed(self._entries.items()):
+            entry.task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(entry.task), grace)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                logger.error("background task did not stop in time", task=name, timeout_s=grace)
+            entry.status.state = "stopped"
+            logger.info("background task stopped", task=name)
+        self._entries.clear()

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lastro import Settings
+
+# Settings come from the environment: a developer's shell or .env must not leak into the tests.
+_SETTING_NAMES = list(Settings.model_fields)
+
+
+@pytest.fixture(autouse=True)
+def clean_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in _SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env, and ./var lands in the test's own directory
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+POSTGRES_URL = os.environ.get("LASTRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

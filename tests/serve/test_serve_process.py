@@ -1,0 +1,185 @@
+"""`lastro serve` as users run it: a real supervisor with real workers on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.support.servers import serve, wait_for
+
+CLOSE = {"Connection": "close"}  # a fresh connection per request: what a recycled worker must not drop
+
+
+def test_banner_names_host_port_workers_server_loop_and_pid(tmp_path: Path) -> None:
+    """The supervisor logs one banner with everything an operator checks first."""
+    with serve(tmp_path) as server:
+        banner = server.events("lastro serving")[0]
+    assert banner["host"] == "127.0.0.1"
+    assert banner["port"] == server.port
+    assert banner["workers"] == 2
+    assert banner["server"].startswith("uvicorn ")
+    assert banner["event_loop"] in {"uvloop", "asyncio"}
+    assert banner["pid"] == server.process.pid
+
+
+def test_two_workers_answer(tmp_path: Path) -> None:
+    """Requests are served by more than one worker process."""
+    with serve(tmp_path) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        assert len(server.worker_pids()) == 2
+        assert server.process.pid not in server.worker_pids()
+
+
+def test_health_endpoints_answer_with_their_codes(tmp_path: Path) -> None:
+    """live, ready and the detailed document all answer 200 on a healthy service."""
+    with serve(tmp_path) as server:
+        live = httpx.get(f"{server.url}/health/live")
+        ready = httpx.get(f"{server.url}/health/ready")
+        detail = httpx.get(f"{server.url}/health")
+        workers = server.worker_pids()
+    assert (live.status_code, ready.status_code, detail.status_code) == (200, 200, 200)
+    document = detail.json()
+    assert document["status"] == "healthy"
+    assert document["checks"]["database"]["status"] == "ok"
+    assert set(document["checks"]["connection_pool"]) >= {"size", "checked_in", "checked_out", "overflow"}
+    assert document["pid"] in workers
+    assert document["uptime_seconds"] >= 0
+
+
+def test_ready_turns_503_when_the_database_file_goes_and_recovers(tmp_path: Path) -> None:
+    """Moving the SQLite file away makes ready and /health 503 while live stays 200; moving it back heals."""
+    with serve(tmp_path) as server:
+        database = tmp_path / "service.db"
+        moved = tmp_path / "elsewhere.db"
+        shutil.move(database, moved)
+        ready = httpx.get(f"{server.url}/health/ready")
+        detail = httpx.get(f"{server.url}/health")
+        live = httpx.get(f"{server.url}/health/live")
+        shutil.move(moved, database)
+        healed = httpx.get(f"{server.url}/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["database"]
+    assert detail.status_code == 503
+    assert detail.json()["status"] == "unhealthy"
+    assert live.status_code == 200
+    assert healed.status_code == 200
+
+
+def test_request_id_round_trips_and_is_in_every_log_line(tmp_path: Path) -> None:
+    """A well-formed X-Request-ID is echoed and appears in the access line and the app's own line."""
+    with serve(tmp_path) as server:
+        response = httpx.get(f"{server.url}/api/ping", headers={"X-Request-ID": "trace-0123456789"})
+
+        def lines_of_request() -> list[dict[str, object]]:
+            return [line for line in server.logs() if line.get("request_id") == "trace-0123456789"]
+
+        wait_for(lambda: any(line["event"] == "request" for line in lines_of_request()))
+        lines = lines_of_request()
+    assert response.headers["x-request-id"] == "trace-0123456789"
+    events = {line["event"] for line in lines}
+    assert {"ping received", "request"} <= events
+    access = next(line for line in lines if line["event"] == "request")
+    assert access["route"] == "/api/ping"
+    assert access["status"] == 200
+    assert access["method"] == "GET"
+    assert access["duration_ms"] >= 0
+    assert access["client"].startswith("127.0.0.1:")
+    assert access["pid"] != server.process.pid  # written by the worker, not the supervisor
+
+
+def test_malformed_request_id_is_replaced(tmp_path: Path) -> None:
+    """An X-Request-ID with unsafe characters is not echoed; a generated id is returned instead."""
+    with serve(tmp_path) as server:
+        response = httpx.get(f"{server.url}/health/live", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert response.headers["x-request-id"] != "bad id\twith spaces"
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(tmp_path: Path) -> None:
+    """A request in flight when SIGTERM arrives still gets its 200; shutdown hooks run; exit code 0."""
+    with serve(tmp_path) as server:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.get, f"{server.url}/api/ping?delay=1.5", timeout=20)
+            wait_for(lambda: server.events("ping received"))
+            server.signal(signal.SIGTERM)
+            response = pending.result()
+        code = server.process.wait(30)
+        logs = server.logs()
+    assert response.status_code == 200
+    assert code == 0
+    assert sum(line["event"] == "shutdown complete" for line in logs) == 2
+
+
+def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
+    """SIGKILL on a worker: the supervisor starts a new one and the service keeps answering."""
+    with serve(tmp_path) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        victim = min(server.worker_pids())
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: server.events(f"Child process [{victim}] died"))
+        wait_for(lambda: len(server.events("Application startup complete")) == 3)
+        statuses = [httpx.get(f"{server.url}/api/ping", headers=CLOSE).status_code for _ in range(20)]
+    assert statuses == [200] * 20
+
+
+def test_workers_are_recycled_after_max_requests_without_a_failed_request(tmp_path: Path) -> None:
+    """With MAX_REQUESTS=25 (+ up to 5 jitter), 200 requests recycle workers and all get 200."""
+    with serve(tmp_path, MAX_REQUESTS="25", MAX_REQUESTS_JITTER="5") as server:
+        statuses = []
+        for _ in range(200):
+            statuses.append(httpx.get(f"{server.url}/api/ping", headers=CLOSE, timeout=20).status_code)
+        recycled = server.events("Maximum request limit")
+    assert statuses == [200] * 200
+    assert len(recycled) >= 2
+    limits = {int(line["event"].split("of ")[1].split(" ")[0]) for line in recycled}
+    assert all(25 <= limit <= 30 for limit in limits)
+
+
+def test_sighup_replaces_every_worker_without_failing_requests(tmp_path: Path) -> None:
+    """SIGHUP restarts the workers one by one while traffic flows; no request fails."""
+    with serve(tmp_path) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        before = server.worker_pids()
+        statuses: list[int] = []
+        done = threading.Event()
+
+        def traffic() -> None:
+            while not done.is_set():
+                statuses.append(httpx.get(f"{server.url}/api/ping", headers=CLOSE, timeout=20).status_code)
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        try:
+            server.signal(signal.SIGHUP)
+            wait_for(lambda: len(server.events("Finished server process")) == 2, timeout=30)
+        finally:
+            done.set()
+            worker.join()
+        after = server.worker_pids()
+    assert before.isdisjoint(after)
+    assert len(after) == 2
+    assert statuses
+    assert set(statuses) == {200}
+
+
+def test_back_pressure_answers_503_problem_with_retry_after(tmp_path: Path) -> None:
+    """Over MAX_IN_FLIGHT, a worker answers 503 problem+json with Retry-After at once."""
+    with serve(tmp_path, WORKERS="1", MAX_IN_FLIGHT="2") as server, ThreadPoolExecutor(2) as pool:
+        slow = [pool.submit(httpx.get, f"{server.url}/api/ping?delay=2", timeout=20) for _ in range(2)]
+        wait_for(lambda: len(server.events("ping received")) == 2)
+        refused = httpx.get(f"{server.url}/api/ping", timeout=20)
+        health = httpx.get(f"{server.url}/health/live", timeout=20)
+        admitted = [future.result().status_code for future in slow]
+    assert refused.status_code == 503
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "1"
+    assert refused.elapsed.total_seconds() < 1
+    assert refused.json()["status"] == 503
+    assert health.status_code == 200
+    assert admitted == [200, 200]
