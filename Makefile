@@ -16,7 +16,7 @@ $(BIN)/activate:
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[examples]"
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
@@ -24,6 +24,7 @@ $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
+	$(BIN)/lastro db upgrade --migrations examples/orders/migrations
 	$(BIN)/lastro serve examples.orders.app:create_app --factory
 
 lint: $(VENV)/.installed-dev

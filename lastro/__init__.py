@@ -10,22 +10,28 @@ from lastro.errors import (
     UnsafeProductionSettings,
 )
 from lastro.health import HealthRegistry
+from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import current_request_id
 from lastro.observability.logging import get_logger
 from lastro.settings import Settings, get_settings
 from lastro.state import ServiceState
 from lastro.tasks import BackgroundTasks
+from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 
 __all__ = [
     "BackgroundTasks",
     "ConfigurationError",
     "HealthRegistry",
     "LastroError",
+    "ProblemResponse",
+    "ReadUnit",
     "ServiceState",
     "ServiceUnavailable",
     "Settings",
     "StartupError",
+    "UnitOfWork",
     "UnsafeProductionSettings",
+    "WriteUnit",
     "__version__",
     "create_app",
     "current_request_id",

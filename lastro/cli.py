@@ -8,8 +8,10 @@ so that the workers, which read their settings on start, see the same values. A 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -84,9 +86,85 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
         settings = get_settings()
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
+    if settings.SECRET_KEY is None:
+        # Development only (production refuses a missing key): one random key shared by every worker,
+        # so that what one worker signs the others accept.
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
     problem = check_database(settings)
     if problem is not None:
         fail(problem, EXIT_STARTUP)
     sys.path.insert(0, os.path.abspath(app_dir))
     workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)
     sys.exit(run(ServeConfig(target=target, settings=settings, workers=workers, factory=factory)))
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations (Alembic)."""
+
+
+def migrations_option() -> Callable[..., Any]:
+    return click.option(
+        "--migrations",
+        "migrations_dir",
+        default=None,
+        show_default="$MIGRATIONS_DIR or ./migrations",
+        type=click.Path(file_okay=False),
+        help="Alembic scripts directory of the application.",
+    )
+
+
+@db.command()
+@migrations_option()
+@click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
+def upgrade(migrations_dir: str | None, revision: str) -> None:
+    """Apply the migrations to DATABASE_URL; running it again changes nothing."""
+    from lastro.db import migrations
+    from lastro.db.engine import Database
+
+    settings = _settings_or_fail()
+    directory = Path(migrations_dir) if migrations_dir else settings.MIGRATIONS_DIR
+    database = Database(settings.DATABASE_URL)
+    try:
+        before, after = migrations.upgrade(database, directory, revision)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except Exception as exc:
+        fail(f"migrating {database.display_url} failed: {_first_line(exc)}", EXIT_STARTUP)
+    finally:
+        database.dispose()
+    state = "already at" if before == after else f"upgraded from {before or 'an empty schema'} to"
+    click.echo(f"{database.display_url}: {state} revision {after}")
+
+
+@db.command()
+@migrations_option()
+def current(migrations_dir: str | None) -> None:
+    """Show the schema revision of DATABASE_URL and the newest one available."""
+    from lastro.db import migrations
+    from lastro.db.engine import Database
+
+    settings = _settings_or_fail()
+    directory = Path(migrations_dir) if migrations_dir else settings.MIGRATIONS_DIR
+    database = Database(settings.DATABASE_URL)
+    try:
+        found, head = migrations.current_revision(database), migrations.head_revision(directory)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except Exception as exc:
+        fail(f"reading {database.display_url} failed: {_first_line(exc)}", EXIT_STARTUP)
+    finally:
+        database.dispose()
+    click.echo(f"{database.display_url}: revision {found or 'none'} (newest available: {head})")
+
+
+def _settings_or_fail() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -7,6 +7,7 @@ run the application's own shutdown, close the pool.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,10 +16,16 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
-from lastro.db.engine import Database
+from lastro.db import sqlite
+from lastro.db.breaker import BreakerState, CircuitBreaker
+from lastro.db.engine import Database, DatabaseOptions
+from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
+from lastro.db.transactions import Transactions
 from lastro.errors import StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
+from lastro.serve.workers import resolve_workers
+from lastro.settings import Settings
 from lastro.state import ServiceState
 
 __all__ = ["wrap_lifespan"]
@@ -47,35 +54,95 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
 async def startup(state: ServiceState) -> None:
     settings = state.settings
     state.started_at = state.health.started_at = time.time()
-    database = Database(settings.DATABASE_URL)
+    database = await _open_database(settings)
+    state.database = database
+    state.transactions = transactions = Transactions(
+        database,
+        retry=RetryPolicy(
+            stop=StopAfterAttempt(settings.DB_RETRY_ATTEMPTS) | StopAfterDelay(settings.DB_RETRY_DEADLINE)
+        ),
+        breaker=CircuitBreaker(
+            threshold=settings.DB_BREAKER_THRESHOLD, reset_after=settings.DB_BREAKER_RESET
+        ),
+    )
+    timeout = settings.HEALTH_CHECK_TIMEOUT
+    state.health.add("database", _database_check(transactions), timeout=timeout)
+    state.health.add("connection_pool", _pool_check(database), timeout=timeout, critical=False)
+    state.health.add("background_jobs", _tasks_check(state), timeout=timeout)
+    state.tasks.start("database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL))
+    logger.info(
+        "service started",
+        database=database.display_url,
+        database_version=database.version,
+        environment=settings.ENVIRONMENT,
+    )
+
+
+async def _open_database(settings: Settings) -> Database:
+    workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)
+    try:
+        if settings.DATABASE_URL.startswith("sqlite"):
+            sqlite.check_version(workers, allow_unsafe=settings.SQLITE_ALLOW_UNSAFE_VERSION)
+        database = Database(settings.DATABASE_URL, DatabaseOptions.from_settings(settings, workers))
+    except Exception as exc:
+        logger.error("startup failed", reason=str(exc))
+        raise StartupError(str(exc)) from None
     try:
         await anyio.to_thread.run_sync(database.ping)
+        database.version = await anyio.to_thread.run_sync(database.server_version)
     except Exception as exc:
         database.dispose()
         message = f"the database at DATABASE_URL={database.display_url} did not answer: {exc}"
         logger.error("startup failed", reason=message)
         raise StartupError(message) from None
-    state.database = database
-    timeout = settings.HEALTH_CHECK_TIMEOUT
-    state.health.add("database", _database_check(database), timeout=timeout)
-    state.health.add("connection_pool", _pool_check(database), timeout=timeout, critical=False)
-    state.health.add("background_jobs", _tasks_check(state), timeout=timeout)
-    logger.info("service started", database=database.display_url, environment=settings.ENVIRONMENT)
+    return database
+
+
+async def _watch_database(transactions: Transactions, interval: float) -> None:
+    """Probe the database every `interval` seconds and hold the breaker open while it does not answer."""
+    while True:
+        await _probe(transactions)
+        await asyncio.sleep(interval)
+
+
+async def _probe(transactions: Transactions) -> Exception | None:
+    """Ping the database and tell the breaker; the error when it did not answer."""
+    breaker = transactions.breaker
+    try:
+        await anyio.to_thread.run_sync(transactions.database.ping, abandon_on_cancel=True)
+    except Exception as error:
+        if breaker.state is BreakerState.CLOSED:
+            logger.error(
+                "database unreachable", error=str(error).strip().splitlines()[0] if str(error) else ""
+            )
+        breaker.probe_failed(error)
+        return error
+    if breaker.state is not BreakerState.CLOSED:
+        logger.info("database reachable again")
+    breaker.probe_succeeded()
+    return None
 
 
 async def shutdown(state: ServiceState) -> None:
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
+    if state.transactions is not None:
+        logger.info("shutdown: waiting for database writes to finish")
+        await anyio.to_thread.run_sync(state.transactions.close)
     if state.database is not None:
         logger.info("shutdown: closing the database pool")
         state.database.dispose()
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 
-def _database_check(database: Database) -> Callable[[], Any]:
+def _database_check(transactions: Transactions) -> Callable[[], Any]:
+    database = transactions.database
+
     async def check() -> CheckResult:
-        await anyio.to_thread.run_sync(database.ping, abandon_on_cancel=True)
-        return {"backend": database.url.get_backend_name()}
+        error = await _probe(transactions)
+        if error is not None:
+            raise error
+        return {"backend": database.backend, "version": database.version, **transactions.stats()}
 
     return check
 

@@ -8,7 +8,7 @@ with one message per problem that names the variable and the fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar, overload
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -46,6 +46,30 @@ class Settings(BaseSettings):
 
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     REDIS_URL: str | None = None
+
+    MIGRATIONS_DIR: Path = Field(default=Path("migrations"), description="Alembic scripts directory")
+
+    # Connection pool (PostgreSQL); unset sizes are derived from the worker count.
+    DB_POOL_SIZE: int | None = Field(default=None, ge=1, description="connections kept per worker")
+    DB_MAX_OVERFLOW: int | None = Field(default=None, ge=0, description="extra connections under load")
+    DB_POOL_TIMEOUT: float = Field(default=5.0, gt=0, description="seconds to wait for a free connection")
+    DB_POOL_RECYCLE: float = Field(default=1800.0, gt=0, description="seconds before a connection is renewed")
+    DB_POOL_PRE_PING: bool = True
+    DB_STATEMENT_TIMEOUT: float = Field(default=15.0, ge=0, description="seconds per statement; 0 = none")
+    DB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
+    # Retry of a whole unit of work on a transient error, and the circuit breaker in front of the database.
+    DB_RETRY_ATTEMPTS: int = Field(default=5, ge=1)
+    DB_RETRY_DEADLINE: float = Field(
+        default=5.0, gt=0, description="seconds a unit of work may take retrying"
+    )
+    DB_BREAKER_THRESHOLD: int = Field(default=3, ge=1, description="failures in a row that open the breaker")
+    DB_WATCH_INTERVAL: float = Field(default=1.0, gt=0, description="seconds between database probes")
+    DB_BREAKER_RESET: float = Field(default=2.0, gt=0, description="seconds open before a trial call")
+    # SQLite: pragmas over lastro's defaults, as JSON, e.g. SQLITE_PRAGMAS='{"cache_size": -64000}'.
+    SQLITE_PRAGMAS: dict[str, str | int] = Field(default_factory=dict)
+    SQLITE_ALLOW_UNSAFE_VERSION: bool = Field(
+        default=False, description="run several workers on a SQLite with the WAL-reset bug anyway"
+    )
 
     WORKERS: int | Literal["auto"] = "auto"
     BIND: str = "127.0.0.1:8000"
@@ -155,10 +179,18 @@ def split_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def get_settings(**overrides: object) -> Settings:
-    """Build the settings from the environment, `.env` and `overrides`; refuse unsafe production values."""
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+@overload
+def get_settings(**overrides: object) -> Settings: ...
+@overload
+def get_settings(cls: type[SettingsT], /, **overrides: object) -> SettingsT: ...
+def get_settings(cls: type[Settings] = Settings, /, **overrides: object) -> Settings:
+    """Build the settings (or an application's subclass of them) from the environment, `.env` and
+    `overrides`; refuse unsafe production values."""
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
     settings.check_production()

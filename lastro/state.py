@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from lastro.db.engine import Database
+from lastro.db.transactions import Transactions
 from lastro.health import HealthRegistry
 from lastro.settings import Settings
 from lastro.tasks import BackgroundTasks
@@ -19,4 +20,5 @@ class ServiceState:
     health: HealthRegistry
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     database: Database | None = None
+    transactions: Transactions | None = None
     started_at: float = field(default_factory=time.time)

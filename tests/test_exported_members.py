@@ -18,9 +18,11 @@ def test_public_surface_is_curated() -> None:
         "http",
         "lifecycle",
         "observability",
+        "serve",
         "settings",
         "state",
         "tasks",
+        "units",
     }
     assert public - submodules == set(lastro.__all__) - {"__version__"}
     assert lastro.__all__ == sorted(lastro.__all__)

@@ -2,14 +2,93 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
 
 import lastro
+from examples.orders import repository as repo
+from examples.orders.auth import TokenCodec, hash_password
 from examples.orders.routes import router
+from examples.orders.settings import OrdersSettings
+from lastro.db import migrations
+
+logger = lastro.get_logger("orders")
 
 
-def create_app(settings: lastro.Settings | None = None) -> FastAPI:
-    settings = settings or lastro.get_settings(SERVICE_NAME="orders")
-    app = lastro.create_app(settings)
+def create_app(settings: OrdersSettings | None = None) -> FastAPI:
+    settings = settings or lastro.get_settings(OrdersSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state: lastro.ServiceState = app.state.lastro
+        await _check_schema(state, settings)
+        app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
+        if not settings.is_production:
+            await _bootstrap_admin(state)
+        yield
+
+    app = lastro.create_app(settings, lifespan=lifespan)
     app.include_router(router)
+    _add_error_handlers(app)
     return app
+
+
+async def _check_schema(state: lastro.ServiceState, settings: OrdersSettings) -> None:
+    assert state.database is not None
+    database = state.database
+    found = migrations.current_revision(database)
+    wanted = migrations.head_revision(settings.MIGRATIONS_DIR)
+    if found != wanted:
+        raise lastro.StartupError(
+            f"the database schema is at revision {found or 'none'}, this code needs {wanted}: "
+            f"run `lastro db upgrade --migrations {settings.MIGRATIONS_DIR}`"
+        )
+
+
+def _secret(settings: OrdersSettings) -> str:
+    if settings.SECRET_KEY is not None:
+        return settings.SECRET_KEY.get_secret_value()
+    # Development only (production refuses to start without SECRET_KEY): tokens last as long as the process.
+    return secrets.token_urlsafe(48)
+
+
+async def _bootstrap_admin(state: lastro.ServiceState) -> None:
+    """In development, with no user at all, create tenant `default` with user admin/admin."""
+    assert state.transactions is not None
+    if await state.transactions.read(repo.count_users):
+        return
+    password_hash = await hash_password("admin")
+
+    def work(connection: Connection) -> bool:
+        tenant_id = repo.ensure_tenant(connection, "default")
+        try:
+            repo.create_user(connection, tenant_id, "admin", password_hash, True)
+        except repo.Conflict:
+            return False  # another worker created it first
+        return True
+
+    if await state.transactions.write(work):
+        logger.warning("development: created tenant 'default' with user admin / password admin")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    problems: dict[type[Exception], tuple[int, str | None]] = {
+        repo.NotFound: (404, None),
+        repo.Precondition: (412, "the order changed since you read it: GET it again and retry with its ETag"),
+        repo.Conflict: (409, None),
+        repo.KeyReused: (422, "this Idempotency-Key was already used with a different request body"),
+        repo.InvalidCursor: (422, None),
+    }
+    for error_class, (status, detail) in problems.items():
+
+        async def handler(
+            request: Request, exc: Exception, status: int = status, detail: str | None = detail
+        ) -> Response:
+            return lastro.ProblemResponse(status, detail or str(exc))
+
+        app.add_exception_handler(error_class, handler)

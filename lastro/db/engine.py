@@ -1,30 +1,31 @@
-"""`Database`: one SQLAlchemy engine built from `DATABASE_URL`, with its liveness check and pool figures.
+"""`Database`: one SQLAlchemy engine built from `DATABASE_URL`, its liveness check and its pool figures.
 
-SQLite goes through `pysqlite3`, which bundles a current SQLite whatever the Python build, and gets the
-pragmas a multi-process service needs (WAL, `synchronous=NORMAL`, a busy timeout, foreign keys).
+SQLite is configured by `lastro.db.sqlite`. PostgreSQL goes through psycopg 3 with a bounded pool whose size
+follows the worker count (every worker has its own pool, and the server's `max_connections`, 100 by
+default, is shared by all of them), a statement timeout and a connect timeout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 
-__all__ = ["Database", "PoolStatus", "safe_url"]
+from lastro.db import sqlite
+from lastro.settings import Settings
+
+__all__ = ["Database", "DatabaseOptions", "PoolStatus", "normalize_url", "safe_url"]
 
 PoolStatus = dict[str, int]
-
-SQLITE_PRAGMAS: dict[str, str | int] = {
-    "journal_mode": "WAL",
-    "synchronous": "NORMAL",
-    "busy_timeout": 5000,
-    "foreign_keys": "ON",
-    "temp_store": "MEMORY",
-    "cache_size": -16000,  # KiB: 16 MiB per connection
-}
+# Connections all workers together may hold on a PostgreSQL server with the default max_connections=100,
+# leaving room for migrations, backups and an operator's psql.
+POSTGRES_CONNECTION_BUDGET = 80
 
 
 def safe_url(url: str | URL) -> str:
@@ -40,20 +41,52 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def sqlite_module() -> Any:
-    import pysqlite3.dbapi2 as dbapi  # bundles SQLite >= 3.51.3 (the WAL-reset fix)
+@dataclass(frozen=True)
+class DatabaseOptions:
+    """How the engine is built; `from_settings` derives it from the settings and the worker count."""
 
-    return dbapi
+    workers: int = 1
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    pool_timeout: float = 5.0
+    pool_recycle: float = 1800.0
+    pool_pre_ping: bool = True
+    statement_timeout: float = 15.0
+    connect_timeout: float = 5.0
+    sqlite_pragmas: dict[str, str | int] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, workers: int) -> DatabaseOptions:
+        return cls(
+            workers=workers,
+            pool_size=settings.DB_POOL_SIZE,
+            max_overflow=settings.DB_MAX_OVERFLOW,
+            pool_timeout=settings.DB_POOL_TIMEOUT,
+            pool_recycle=settings.DB_POOL_RECYCLE,
+            pool_pre_ping=settings.DB_POOL_PRE_PING,
+            statement_timeout=settings.DB_STATEMENT_TIMEOUT,
+            connect_timeout=settings.DB_CONNECT_TIMEOUT,
+            sqlite_pragmas=dict(settings.SQLITE_PRAGMAS),
+        )
+
+    def postgres_pool(self) -> tuple[int, int]:
+        """(pool_size, max_overflow): the settings, or a share of the connection budget per worker."""
+        share = max(2, POSTGRES_CONNECTION_BUDGET // max(self.workers, 1))
+        size = self.pool_size if self.pool_size is not None else min(10, share * 2 // 3)
+        overflow = self.max_overflow if self.max_overflow is not None else max(0, min(10, share - size))
+        return max(size, 1), overflow
 
 
 class Database:
-    """An engine plus what health checks need to know about it."""
+    """An engine plus what health checks and units of work need to know about it."""
 
-    def __init__(self, url: str | URL, *, pool_size: int = 5, max_overflow: int = 10) -> None:
+    def __init__(self, url: str | URL, options: DatabaseOptions | None = None) -> None:
         self.url = normalize_url(url)
+        self.options = options or DatabaseOptions()
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.sqlite_path = self._sqlite_path()
-        self.engine = self._create_engine(pool_size, max_overflow)
+        self.engine = self._sqlite_engine() if self.is_sqlite else self._postgres_engine()
+        self.version = sqlite.version() if self.is_sqlite else "unknown"  # the server's, once connected
 
     def _sqlite_path(self) -> Path | None:
         database = self.url.database
@@ -61,27 +94,69 @@ class Database:
             return None
         return Path(database)
 
-    def _create_engine(self, pool_size: int, max_overflow: int) -> Engine:
-        if not self.is_sqlite:
-            return create_engine(
-                self.url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, future=True
+    def _sqlite_engine(self) -> Engine:
+        # Reads run on the event loop and writes on one writer thread per worker: two connections suffice,
+        # the overflow covers health checks and migrations.
+        pool_options: dict[str, Any] = {
+            "poolclass": QueuePool,
+            "pool_size": self.options.pool_size or 2,
+            "max_overflow": self.options.max_overflow if self.options.max_overflow is not None else 8,
+            "pool_timeout": self.options.pool_timeout,
+        }
+        if self.sqlite_path is None:
+            engine = create_engine(
+                self.url, module=sqlite.driver(), connect_args={"check_same_thread": False}, **pool_options
             )
-        if self.sqlite_path is not None:
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            self.url,
-            module=sqlite_module(),
-            poolclass=QueuePool,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            connect_args={"check_same_thread": False},
-        )
-        event.listen(engine, "connect", _apply_pragmas)
+        else:
+            engine = create_engine("sqlite://", creator=self._sqlite_file_connector(), **pool_options)
+        sqlite.configure_engine(engine, self.options.sqlite_pragmas)
         return engine
+
+    def _sqlite_file_connector(self) -> Callable[[], Any]:
+        """Connections that open the file only if it exists: once the database is created, a file that
+        vanishes (moved, deleted) is an outage, never silently replaced by a new empty database."""
+        assert self.sqlite_path is not None
+        path = self.sqlite_path.resolve()
+        dbapi = sqlite.driver()
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            dbapi.connect(str(path)).close()
+        uri = f"file:{quote(str(path))}?mode=rw"
+
+        def connect() -> Any:
+            return dbapi.connect(uri, uri=True, check_same_thread=False)
+
+        return connect
+
+    def _postgres_engine(self) -> Engine:
+        size, overflow = self.options.postgres_pool()
+        connect_args: dict[str, object] = {"connect_timeout": max(1, round(self.options.connect_timeout))}
+        if self.options.statement_timeout:
+            connect_args["options"] = f"-c statement_timeout={round(self.options.statement_timeout * 1000)}"
+        return create_engine(
+            self.url,
+            pool_size=size,
+            max_overflow=overflow,
+            pool_timeout=self.options.pool_timeout,
+            pool_recycle=self.options.pool_recycle,
+            pool_pre_ping=self.options.pool_pre_ping,
+            connect_args=connect_args,
+        )
 
     @property
     def display_url(self) -> str:
         return safe_url(self.url)
+
+    @property
+    def backend(self) -> str:
+        return self.url.get_backend_name()
+
+    def server_version(self) -> str:
+        """SQLite's library version, or what the PostgreSQL server reports."""
+        if self.is_sqlite:
+            return sqlite.version()
+        with self.engine.connect() as connection:
+            return str(connection.execute(text("SHOW server_version")).scalar_one())
 
     def ping(self) -> None:
         """Raise if the database does not answer a trivial query right now."""
@@ -92,11 +167,10 @@ class Database:
 
     def _open_sqlite_file(self) -> None:
         # Pooled connections keep the old file open even once it is moved, deleted or made unreadable:
-        # only a fresh open of the path tells whether a new worker could still start.
+        # only a fresh open of the path tells whether the data is still where every worker looks for it.
         assert self.sqlite_path is not None
-        dbapi = sqlite_module()
-        uri = f"file:{self.sqlite_path.resolve()}?mode=rw"
-        connection = dbapi.connect(uri, uri=True, timeout=1)
+        uri = f"file:{quote(str(self.sqlite_path.resolve()))}?mode=rw"
+        connection = sqlite.driver().connect(uri, uri=True, timeout=1)
         try:
             connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()
         finally:
@@ -116,12 +190,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _apply_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        for name, value in SQLITE_PRAGMAS.items():
-            cursor.execute(f"PRAGMA {name}={value}")
-    finally:
-        cursor.close()

@@ -121,15 +121,27 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 
 @contextmanager
 def serve(tmp_path: Path, *args: str, **settings: str) -> Iterator[ServeProcess]:
-    """Run `lastro serve` (the orders app unless `args` say otherwise) until the block ends."""
-    server = ServeProcess(
-        tmp_path / "serve.log", list(args) or [ORDERS, "--factory"], serve_env(tmp_path, **settings)
-    )
+    """Run `lastro serve` (the orders app, migrated first, unless `args` say otherwise) for the block."""
+    env = serve_env(tmp_path, **settings)
+    if not args:
+        migrate(env)
+    server = ServeProcess(tmp_path / "serve.log", list(args) or [ORDERS, "--factory"], env)
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+def migrate(env: dict[str, str]) -> None:
+    """`lastro db upgrade` of the orders service against the database `env` names."""
+    subprocess.run(
+        [LASTRO, "db", "upgrade", "--migrations", str(ROOT / "examples/orders/migrations")],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 @contextmanager

@@ -1,0 +1,96 @@
+"""Passwords (Argon2id), access tokens (JWT, HS256 pinned) and the caller of a request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordBearer
+
+__all__ = ["ALGORITHM", "Admin", "Caller", "Principal", "TokenCodec", "hash_password", "verify_password"]
+
+ALGORITHM = "HS256"
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+# A hash for a user that does not exist, so an unknown name costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a real password")
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+async def hash_password(password: str) -> str:
+    return await anyio.to_thread.run_sync(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password off the event loop (Argon2 is deliberately slow)."""
+
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await anyio.to_thread.run_sync(verify)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    tenant_id: int
+    is_admin: bool
+
+
+class TokenCodec:
+    """Issues and checks access tokens signed with `SECRET_KEY`."""
+
+    def __init__(self, secret: str, ttl: float, clock: Any = time.time) -> None:
+        self._secret = secret
+        self._ttl = ttl
+        self._clock = clock
+
+    def issue(self, principal: Principal) -> str:
+        now = int(self._clock())
+        claims = {
+            "sub": str(principal.user_id),
+            "tid": principal.tenant_id,
+            "adm": principal.is_admin,
+            "iat": now,
+            "exp": now + int(self._ttl),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def check(self, token: str) -> Principal:
+        """The token's principal; raises 401 for an expired, tampered, unsigned or malformed token."""
+        try:
+            claims = jwt.decode(
+                token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub"]}
+            )
+            return Principal(int(claims["sub"]), int(claims["tid"]), bool(claims.get("adm", False)))
+        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+            raise _unauthorized("the access token is invalid or expired") from None
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _caller(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+    if token is None:
+        raise _unauthorized("an access token is required: POST /api/auth/token")
+    codec: TokenCodec = request.app.state.tokens
+    return codec.check(token)
+
+
+async def _admin(principal: Annotated[Principal, Depends(_caller)]) -> Principal:
+    if not principal.is_admin:
+        raise HTTPException(403, "this needs an administrator")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+Admin = Annotated[Principal, Depends(_admin)]

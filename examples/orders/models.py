@@ -1,0 +1,119 @@
+"""Request and response bodies of the orders API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+
+__all__ = [
+    "TRANSITIONS",
+    "Item",
+    "Order",
+    "OrderIn",
+    "OrderPage",
+    "OrderPatch",
+    "Status",
+    "TenantIn",
+    "TenantOut",
+    "Token",
+    "UserIn",
+    "UserOut",
+]
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Exact in storage (integer cents) and arithmetic; a JSON number on the wire, as clients expect.
+Money = Annotated[
+    Decimal, Field(ge=0, max_digits=12, decimal_places=2), PlainSerializer(float, when_used="json")
+]
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    IN_PRODUCTION = "in_production"
+    READY = "ready"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+# received → in_production → ready → delivered, and cancel from any state before delivered.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.RECEIVED: frozenset({Status.IN_PRODUCTION, Status.CANCELLED}),
+    Status.IN_PRODUCTION: frozenset({Status.READY, Status.CANCELLED}),
+    Status.READY: frozenset({Status.DELIVERED, Status.CANCELLED}),
+    Status.DELIVERED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Text
+    name: Text
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price: Money
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer: Text
+    items: list[Item] = Field(min_length=1, max_length=500)
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class OrderPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+    items: list[Item] | None = Field(default=None, min_length=1, max_length=500)
+
+
+class Order(BaseModel):
+    id: int
+    customer: str
+    items: list[Item]
+    total: Money
+    status: Status
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(BaseModel):
+    items: list[Order]
+    next_cursor: str | None
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class TenantIn(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class TenantOut(BaseModel):
+    id: int
+    name: str
+
+
+class UserIn(BaseModel):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    password: Annotated[str, StringConstraints(min_length=8, max_length=200)]
+    tenant_id: int
+    is_admin: bool = False
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    tenant_id: int
+    is_admin: bool

@@ -1,0 +1,344 @@
+"""The orders service's queries: plain functions on a connection, run inside a lastro unit of work.
+
+Every order query takes the caller's tenant: an order of another tenant is simply not found.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from examples.orders.models import TRANSITIONS, Item, OrderIn, OrderPatch, Status
+from examples.orders.schema import idempotency_keys, orders, tenants, users
+
+__all__ = [
+    "Conflict",
+    "InvalidCursor",
+    "NotFound",
+    "Precondition",
+    "create_order",
+    "decode_cursor",
+    "get_order",
+    "list_orders",
+    "now",
+    "update_order",
+]
+
+MAX_PAGE = 200
+
+
+class NotFound(Exception):
+    pass
+
+
+class Precondition(Exception):
+    """The order changed since the caller read it (its `If-Match` is stale)."""
+
+
+class Conflict(Exception):
+    pass
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC on every engine
+
+
+def insert_ignoring_duplicates(connection: Connection, table: Any, values: dict[str, Any]) -> bool:
+    """INSERT, doing nothing when the key exists (waiting for a concurrent insert of it to finish)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    return connection.execute(statement).rowcount == 1
+
+
+# --- orders ---------------------------------------------------------------------------------------------
+
+
+def _items_json(items: list[Item]) -> tuple[list[dict[str, Any]], int]:
+    stored: list[dict[str, Any]] = [
+        {"sku": i.sku, "name": i.name, "quantity": i.quantity, "unit_price_cents": int(i.unit_price * 100)}
+        for i in items
+    ]
+    return stored, sum(item["quantity"] * item["unit_price_cents"] for item in stored)
+
+
+def order_document(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "customer": row.customer,
+        "items": [
+            {
+                "sku": item["sku"],
+                "name": item["name"],
+                "quantity": item["quantity"],
+                "unit_price": Decimal(item["unit_price_cents"]) / 100,
+            }
+            for item in row.items
+        ],
+        "total": Decimal(row.total_cents) / 100,
+        "status": row.status,
+        "notes": row.notes,
+        "version": row.version,
+        "created_at": row.created_at.replace(tzinfo=UTC),
+        "updated_at": row.updated_at.replace(tzinfo=UTC),
+    }
+
+
+_COLUMNS = (
+    orders.c.id,
+    orders.c.customer,
+    orders.c["items"],  # `.c.items` is the collection's items() method
+    orders.c.total_cents,
+    orders.c.status,
+    orders.c.notes,
+    orders.c.version,
+    orders.c.created_at,
+    orders.c.updated_at,
+)
+
+
+def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> dict[str, Any]:
+    items, total = _items_json(order.items)
+    stamp = now()
+    row = connection.execute(
+        insert(orders)
+        .values(
+            tenant_id=tenant_id,
+            customer=order.customer,
+            items=items,
+            total_cents=total,
+            status=Status.RECEIVED.value,
+            notes=order.notes,
+            version=1,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        .returning(*_COLUMNS)
+    ).one()
+    return order_document(row)
+
+
+def _live(tenant_id: int, order_id: int) -> Any:
+    return and_(orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None))
+
+
+def get_order(connection: Connection, tenant_id: int, order_id: int, *, for_update: bool = False) -> Any:
+    query = select(*_COLUMNS).where(_live(tenant_id, order_id))
+    if for_update and connection.dialect.name == "postgresql":
+        query = query.with_for_update()  # SQLite's write units already hold the database's write lock
+    row = connection.execute(query).first()
+    if row is None:
+        raise NotFound(f"order {order_id} not found")
+    return row
+
+
+def update_order(
+    connection: Connection, tenant_id: int, order_id: int, expected_version: int, patch: OrderPatch
+) -> dict[str, Any]:
+    row = get_order(connection, tenant_id, order_id, for_update=True)
+    if row.version != expected_version:
+        raise Precondition(order_id)
+    changes = _changes(Status(row.status), patch)
+    if not changes:
+        return order_document(row)
+    updated = connection.execute(
+        update(orders)
+        .where(_live(tenant_id, order_id), orders.c.version == expected_version)
+        .values(**changes, version=orders.c.version + 1, updated_at=now())
+        .returning(*_COLUMNS)
+    ).one()
+    return order_document(updated)
+
+
+def _changes(current: Status, patch: OrderPatch) -> dict[str, Any]:
+    fields = patch.model_fields_set
+    if not TRANSITIONS[current] and fields:
+        raise Conflict(f"an order that is {current.value} can no longer change")
+    changes: dict[str, Any] = {}
+    if "status" in fields and patch.status is not None and patch.status != current:
+        if patch.status not in TRANSITIONS[current]:
+            allowed = ", ".join(sorted(status.value for status in TRANSITIONS[current]))
+            raise Conflict(
+                f"an order that is {current.value} cannot become {patch.status.value} (allowed: {allowed})"
+            )
+        changes["status"] = patch.status.value
+    if "notes" in fields:
+        changes["notes"] = patch.notes
+    if "items" in fields and patch.items is not None:
+        if current is not Status.RECEIVED:
+            raise Conflict(f"the items of an order that is {current.value} can no longer change")
+        changes["items"], changes["total_cents"] = _items_json(patch.items)
+    return changes
+
+
+def delete_order(connection: Connection, tenant_id: int, order_id: int, expected_version: int | None) -> None:
+    row = get_order(connection, tenant_id, order_id, for_update=True)
+    if expected_version is not None and row.version != expected_version:
+        raise Precondition(order_id)
+    stamp = now()
+    connection.execute(
+        update(orders)
+        .where(_live(tenant_id, order_id))
+        .values(deleted_at=stamp, updated_at=stamp, version=orders.c.version + 1)
+    )
+
+
+def encode_cursor(order_id: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{order_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "o" or not value.isdigit():
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("cursor is not one this API returned") from None
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    status: Status | None = None
+    customer: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def list_query(tenant_id: int, where: OrderFilter, limit: int, after: int | None) -> Any:
+    """Newest first, keyset-paginated on the id: a concurrent insert never shifts a page."""
+    conditions = [orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None)]
+    if where.status is not None:
+        conditions.append(orders.c.status == where.status.value)
+    if where.customer is not None:
+        conditions.append(orders.c.customer == where.customer)
+    if where.created_from is not None:
+        conditions.append(orders.c.created_at >= _naive_utc(where.created_from))
+    if where.created_to is not None:
+        conditions.append(orders.c.created_at < _naive_utc(where.created_to))
+    if after is not None:
+        conditions.append(orders.c.id < after)
+    return select(*_COLUMNS).where(*conditions).order_by(orders.c.id.desc()).limit(limit + 1)
+
+
+def list_orders(
+    connection: Connection, tenant_id: int, where: OrderFilter, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    after = decode_cursor(cursor) if cursor else None
+    rows = connection.execute(list_query(tenant_id, where, limit, after)).all()
+    page = rows[:limit]
+    more = len(rows) > limit
+    return {
+        "items": [order_document(row) for row in page],
+        "next_cursor": encode_cursor(page[-1].id) if more and page else None,
+    }
+
+
+# --- idempotency ----------------------------------------------------------------------------------------
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: bytes
+
+
+def claim_key(connection: Connection, tenant_id: int, key: str, digest: str) -> StoredResponse | None:
+    """Claim an idempotency key for this request; return the stored response if it was already used.
+
+    Raises Conflict when the key was used with another body, or is still being processed elsewhere.
+    """
+    claimed = insert_ignoring_duplicates(
+        connection,
+        idempotency_keys,
+        {"tenant_id": tenant_id, "key": key, "request_hash": digest, "created_at": now()},
+    )
+    if claimed:
+        return None
+    row = connection.execute(
+        select(
+            idempotency_keys.c.request_hash, idempotency_keys.c.status_code, idempotency_keys.c.response
+        ).where(idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key)
+    ).one()
+    if row.request_hash != digest:
+        raise KeyReused(key)
+    if row.status_code is None:
+        raise Conflict("a request with this Idempotency-Key is still in progress")
+    return StoredResponse(row.status_code, row.response.encode())
+
+
+class KeyReused(Exception):
+    """The Idempotency-Key was used before with a different body."""
+
+
+def store_response(connection: Connection, tenant_id: int, key: str, status_code: int, body: str) -> None:
+    connection.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key)
+        .values(status_code=status_code, response=body)
+    )
+
+
+# --- tenants and users ----------------------------------------------------------------------------------
+
+
+def find_user(connection: Connection, username: str) -> Any:
+    return connection.execute(
+        select(users.c.id, users.c.tenant_id, users.c.is_admin, users.c.password_hash).where(
+            users.c.username == username
+        )
+    ).first()
+
+
+def count_users(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def create_tenant(connection: Connection, name: str) -> int:
+    if not insert_ignoring_duplicates(connection, tenants, {"name": name, "created_at": now()}):
+        raise Conflict(f"a tenant named {name!r} exists")
+    return int(connection.execute(select(tenants.c.id).where(tenants.c.name == name)).scalar_one())
+
+
+def tenant_exists(connection: Connection, tenant_id: int) -> bool:
+    return connection.execute(select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None
+
+
+def create_user(
+    connection: Connection, tenant_id: int, username: str, password_hash: str, is_admin: bool
+) -> int:
+    values = {
+        "tenant_id": tenant_id,
+        "username": username,
+        "password_hash": password_hash,
+        "is_admin": is_admin,
+        "created_at": now(),
+    }
+    if not insert_ignoring_duplicates(connection, users, values):
+        raise Conflict(f"a user named {username!r} exists")
+    return int(connection.execute(select(users.c.id).where(users.c.username == username)).scalar_one())
+
+
+def ensure_tenant(connection: Connection, name: str) -> int:
+    insert_ignoring_duplicates(connection, tenants, {"name": name, "created_at": now()})
+    return int(connection.execute(select(tenants.c.id).where(tenants.c.name == name)).scalar_one())

@@ -1,0 +1,144 @@
+"""`Transactions`: run units of work, read-only or read-write, with retry and the circuit breaker.
+
+A unit of work is a plain function `work(connection) -> result` that runs inside one transaction. It is
+committed when it returns and rolled back when it raises; a transient failure re-runs the whole function.
+
+Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access"):
+
+- SQLite, read: on the event loop. A WAL reader never waits for a lock, and a read by primary key costs
+  tens of microseconds, less than the hop to a thread would.
+- SQLite, write: on one writer thread per worker, in `BEGIN IMMEDIATE`. Writes of one worker queue there
+  instead of competing for the lock, so the busy timeout only arbitrates between workers, and the wait for
+  the lock never blocks the event loop.
+- PostgreSQL: on a thread pool as large as the connection pool, one hop per unit of work (not one per
+  statement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Connection
+
+from lastro.db.breaker import CircuitBreaker
+from lastro.db.engine import Database
+from lastro.db.failures import Failure, classify
+from lastro.db.retry import Attempt, RetryPolicy
+from lastro.db.sqlite import BEGIN_OPTION
+from lastro.errors import ServiceUnavailable
+from lastro.observability.logging import get_logger
+
+__all__ = ["Mode", "Transactions", "Work"]
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+Mode = Literal["read", "write"]
+
+logger = get_logger("lastro.db")
+
+
+class Transactions:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        inline_reads: bool | None = None,
+    ) -> None:
+        self.database = database
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker()
+        self.inline_reads = database.is_sqlite if inline_reads is None else inline_reads
+        self.retries: Counter[str] = Counter()
+        self.gave_up = 0
+        if database.is_sqlite:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="lastro-db-write")
+            self._readers = ThreadPoolExecutor(4, thread_name_prefix="lastro-db-read")  # threads start lazily
+        else:
+            self._writer = self._readers = ThreadPoolExecutor(
+                sum(database.options.postgres_pool()), thread_name_prefix="lastro-db"
+            )
+
+    async def read(self, work: Work[T]) -> T:
+        """Run `work` in a read-only transaction."""
+        return await self._run(work, "read")
+
+    async def write(self, work: Work[T]) -> T:
+        """Run `work` in a read-write transaction (`BEGIN IMMEDIATE` on SQLite)."""
+        return await self._run(work, "write")
+
+    async def _run(self, work: Work[T], mode: Mode) -> T:
+        async def attempt() -> T:
+            self.breaker.before_call()
+            try:
+                result = await self._execute(work, mode)
+            except Exception as error:
+                self._record(error)
+                raise
+            self.breaker.record_success()
+            return result
+
+        try:
+            return await self.retry.call(attempt, retryable=_retryable, on_retry=self._on_retry)
+        except ServiceUnavailable:
+            raise
+        except Exception as error:
+            if not _retryable(error):
+                raise
+            self.gave_up += 1
+            logger.error("database unit of work gave up", mode=mode, error=_one_line(error))
+            raise ServiceUnavailable(
+                f"the database did not complete the request: {_one_line(error)}"
+            ) from None
+
+    async def _execute(self, work: Work[T], mode: Mode) -> T:
+        if mode == "read" and self.inline_reads:
+            return self._transaction(work, mode)
+        loop = asyncio.get_running_loop()
+        executor = self._writer if mode == "write" else self._readers
+        return await loop.run_in_executor(executor, self._transaction, work, mode)
+
+    def _transaction(self, work: Work[T], mode: Mode) -> T:
+        with self.database.engine.connect() as connection:
+            if self.database.is_sqlite:
+                connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE" if mode == "write" else "DEFERRED"})
+            with connection.begin():
+                return work(connection)
+
+    def _record(self, error: BaseException) -> None:
+        if classify(error) is Failure.UNREACHABLE:
+            self.breaker.record_failure(error)
+        else:
+            self.breaker.record_success()  # the database answered, even if with an error
+
+    def _on_retry(self, attempt: Attempt, delay: float) -> None:
+        kind = classify(attempt.error).value
+        self.retries[kind] += 1
+        logger.warning(
+            "database retry",
+            attempt=attempt.number,
+            kind=kind,
+            delay_ms=round(delay * 1000, 1),
+            error=_one_line(attempt.error),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return {"retries": dict(self.retries), "gave_up": self.gave_up, "breaker": self.breaker.snapshot()}
+
+    def close(self) -> None:
+        for executor in {self._writer, self._readers}:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _retryable(error: BaseException) -> bool:
+    return not isinstance(error, ServiceUnavailable) and classify(error).retryable
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
