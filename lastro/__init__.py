@@ -9,6 +9,7 @@ from lastro.errors import (
     StartupError,
     UnsafeProductionSettings,
 )
+from lastro.files import FileStore, sniff_image
 from lastro.health import HealthRegistry
 from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import current_request_id
@@ -21,6 +22,7 @@ from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 __all__ = [
     "BackgroundTasks",
     "ConfigurationError",
+    "FileStore",
     "HealthRegistry",
     "LastroError",
     "ProblemResponse",
@@ -38,4 +40,5 @@ __all__ = [
     "get_logger",
     "get_settings",
     "install",
+    "sniff_image",
 ]

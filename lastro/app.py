@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from lastro.errors import ServiceUnavailable
 from lastro.health import HealthRegistry, health_router
 from lastro.http.access_log import AccessLogMiddleware
+from lastro.http.body_limit import BodyLimitMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import RequestIdMiddleware
@@ -33,7 +34,7 @@ def create_app(settings: Settings, **fastapi_options: object) -> FastAPI:
 
 
 def install(app: FastAPI, settings: Settings) -> FastAPI:
-    """Add logging, request ids, access logs, back-pressure, problem+json errors, health and lifecycle."""
+    """Add logging, request ids, access logs, limits, problem+json errors, health checks and the lifecycle."""
     settings.check_production()
     configure_logging(settings.LOG_LEVEL, settings.log_format)
     state = ServiceState(settings=settings, health=HealthRegistry(version=settings.SERVICE_VERSION))
@@ -48,6 +49,8 @@ def install(app: FastAPI, settings: Settings) -> FastAPI:
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware puts each new layer outside the previous one: innermost first.
     app.add_middleware(ServerErrorMiddleware)
+    if settings.MAX_BODY_BYTES:
+        app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     if settings.MAX_IN_FLIGHT:
         app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.MAX_IN_FLIGHT)
     if settings.CORS_ORIGINS:

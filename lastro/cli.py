@@ -7,6 +7,8 @@ so that the workers, which read their settings on start, see the same values. A 
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import secrets
 import sys
@@ -79,6 +81,13 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
 
     if ":" not in target:
         fail(f"TARGET must be MODULE:APP, e.g. examples.orders.app:create_app (got {target!r})", EXIT_CONFIG)
+    sys.path.insert(0, os.path.abspath(app_dir))
+    module = target.partition(":")[0]
+    if not _module_exists(module):
+        fail(
+            f"no module named {module!r} on the import path (TARGET {target!r}, --app-dir {app_dir})",
+            EXIT_CONFIG,
+        )
     for name, value in overrides.items():
         if value is not None:
             os.environ[name] = value
@@ -93,7 +102,6 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
     problem = check_database(settings)
     if problem is not None:
         fail(problem, EXIT_STARTUP)
-    sys.path.insert(0, os.path.abspath(app_dir))
     workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)
     sys.exit(run(ServeConfig(target=target, settings=settings, workers=workers, factory=factory)))
 
@@ -163,6 +171,25 @@ def _settings_or_fail() -> Settings:
         return get_settings()
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
+
+
+def _module_exists(name: str) -> bool:
+    """True if module `name` can be found, without running any of the application's code: a worker
+    imports it later, and an import in the supervisor would run the application's module-level code."""
+    if not name or any(not part.isidentifier() for part in name.split(".")):
+        return False
+    top, *rest = name.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    found = top
+    for part in rest:
+        if spec is None or spec.submodule_search_locations is None:
+            return False
+        found = f"{found}.{part}"
+        spec = importlib.machinery.PathFinder.find_spec(found, list(spec.submodule_search_locations))
+    return spec is not None
 
 
 def _first_line(error: BaseException) -> str:

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     MAX_REQUESTS_JITTER: int = Field(default=0, ge=0)
     MAX_IN_FLIGHT: int = Field(default=100, ge=0, description="requests in flight per worker; 0 = no cap")
     MAX_CONNECTIONS: int = Field(default=2048, ge=1, description="open connections per worker")
+    MAX_BODY_BYTES: int = Field(default=10 * 1024 * 1024, ge=0, description="largest request body; 0 = any")
     HEALTH_CHECK_TIMEOUT: float = Field(default=2.0, gt=0)
 
     SECRET_KEY: SecretStr | None = None

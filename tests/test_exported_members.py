@@ -14,6 +14,7 @@ def test_public_surface_is_curated() -> None:
         "app",
         "db",
         "errors",
+        "files",
         "health",
         "http",
         "lifecycle",

@@ -13,6 +13,8 @@ from sqlalchemy import Connection
 import lastro
 from examples.orders import repository as repo
 from examples.orders.auth import TokenCodec, hash_password
+from examples.orders.images import purge_periodically
+from examples.orders.images import router as images_router
 from examples.orders.routes import router
 from examples.orders.settings import OrdersSettings
 from lastro.db import migrations
@@ -28,12 +30,20 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         state: lastro.ServiceState = app.state.lastro
         await _check_schema(state, settings)
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
+        app.state.images = lastro.FileStore(settings.IMAGES_DIR)
+        await app.state.images.open()
+        assert state.transactions is not None
+        transactions = state.transactions
+        state.tasks.start(
+            "orders-purge", lambda: purge_periodically(transactions, app.state.images, settings)
+        )
         if not settings.is_production:
             await _bootstrap_admin(state)
         yield
 
     app = lastro.create_app(settings, lifespan=lifespan)
     app.include_router(router)
+    app.include_router(images_router)
     _add_error_handlers(app)
     return app
 

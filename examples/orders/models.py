@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstr
 
 __all__ = [
     "TRANSITIONS",
+    "ImageBase64In",
+    "ImageOut",
     "Item",
     "Order",
     "OrderIn",
@@ -117,3 +119,15 @@ class UserOut(BaseModel):
     username: str
     tenant_id: int
     is_admin: bool
+
+
+class ImageOut(BaseModel):
+    id: int
+    content_type: str
+    size: int
+    url: str
+
+
+class ImageBase64In(BaseModel):
+    filename: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    content_base64: str

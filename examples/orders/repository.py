@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from examples.orders.models import TRANSITIONS, Item, OrderIn, OrderPatch, Status
-from examples.orders.schema import idempotency_keys, orders, tenants, users
+from examples.orders.schema import idempotency_keys, order_images, orders, tenants, users
 
 __all__ = [
     "Conflict",
@@ -59,7 +59,8 @@ def insert_ignoring_duplicates(connection: Connection, table: Any, values: dict[
     """INSERT, doing nothing when the key exists (waiting for a concurrent insert of it to finish)."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return connection.execute(statement).rowcount == 1
+    # RETURNING, not rowcount: PostgreSQL reports -1 as the row count of an INSERT that returns rows.
+    return connection.execute(statement.returning(*table.primary_key.columns)).first() is not None
 
 
 # --- orders ---------------------------------------------------------------------------------------------
@@ -342,3 +343,91 @@ def create_user(
 def ensure_tenant(connection: Connection, name: str) -> int:
     insert_ignoring_duplicates(connection, tenants, {"name": name, "created_at": now()})
     return int(connection.execute(select(tenants.c.id).where(tenants.c.name == name)).scalar_one())
+
+
+# --- images ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    id: int
+    order_id: int
+    content_type: str
+    size: int
+    storage_name: str
+
+
+_IMAGE_COLUMNS = (
+    order_images.c.id,
+    order_images.c.order_id,
+    order_images.c.content_type,
+    order_images.c.size,
+    order_images.c.storage_name,
+)
+
+
+def add_image(
+    connection: Connection, tenant_id: int, order_id: int, content_type: str, size: int, storage_name: str
+) -> StoredImage:
+    """Record an image whose file is already stored; the order must be the tenant's and not deleted."""
+    get_order(connection, tenant_id, order_id, for_update=True)
+    values = {"order_id": order_id, "tenant_id": tenant_id, "content_type": content_type, "size": size}
+    image_id = connection.execute(
+        insert(order_images).values(**values, storage_name=storage_name, created_at=now())
+    ).inserted_primary_key
+    assert image_id is not None
+    return StoredImage(image_id[0], order_id, content_type, size, storage_name)
+
+
+def _image_of(tenant_id: int, order_id: int) -> Any:
+    return (
+        select(*_IMAGE_COLUMNS)
+        .join(orders, orders.c.id == order_images.c.order_id)
+        .where(_live(tenant_id, order_id))
+    )
+
+
+def list_images(connection: Connection, tenant_id: int, order_id: int) -> list[StoredImage]:
+    get_order(connection, tenant_id, order_id)
+    rows = connection.execute(_image_of(tenant_id, order_id).order_by(order_images.c.id))
+    return [StoredImage(*row) for row in rows]
+
+
+def get_image(connection: Connection, tenant_id: int, order_id: int, image_id: int) -> StoredImage:
+    row = connection.execute(_image_of(tenant_id, order_id).where(order_images.c.id == image_id)).first()
+    if row is None:
+        raise NotFound(f"image {image_id} of order {order_id} not found")
+    return StoredImage(*row)
+
+
+def delete_image(connection: Connection, tenant_id: int, order_id: int, image_id: int) -> str:
+    """Remove an image's row and return its storage name, for the caller to remove the file afterwards."""
+    image = get_image(connection, tenant_id, order_id, image_id)
+    connection.execute(delete(order_images).where(order_images.c.id == image.id))
+    return image.storage_name
+
+
+def purge_orders(connection: Connection, deleted_before: datetime, limit: int = 500) -> tuple[int, list[str]]:
+    """Remove up to `limit` orders soft-deleted before the given time, with their images' rows.
+
+    Returns how many orders went and the storage names of their images, whose files the caller removes
+    once this transaction has committed.
+    """
+    doomed = select(orders.c.id).where(orders.c.deleted_at < deleted_before).limit(limit)
+    order_ids = list(connection.execute(doomed).scalars())
+    if not order_ids:
+        return 0, []
+    names = connection.execute(
+        delete(order_images)
+        .where(order_images.c.order_id.in_(order_ids))
+        .returning(order_images.c.storage_name)
+    ).scalars()
+    storage_names = list(names)
+    purged = connection.execute(delete(orders).where(orders.c.id.in_(order_ids))).rowcount
+    return purged, storage_names
+
+
+def purge_idempotency_keys(connection: Connection, created_before: datetime) -> int:
+    """Forget Idempotency-Keys older than the window in which a client may still retry."""
+    statement = delete(idempotency_keys).where(idempotency_keys.c.created_at < created_before)
+    return connection.execute(statement).rowcount

@@ -108,7 +108,10 @@ class Database:
                 self.url, module=sqlite.driver(), connect_args={"check_same_thread": False}, **pool_options
             )
         else:
-            engine = create_engine("sqlite://", creator=self._sqlite_file_connector(), **pool_options)
+            # `module` too: SQLAlchemy wraps errors and reads the SQLite version from the dialect's module.
+            engine = create_engine(
+                "sqlite://", module=sqlite.driver(), creator=self._sqlite_file_connector(), **pool_options
+            )
         sqlite.configure_engine(engine, self.options.sqlite_pragmas)
         return engine
 
@@ -132,7 +135,11 @@ class Database:
         size, overflow = self.options.postgres_pool()
         connect_args: dict[str, object] = {"connect_timeout": max(1, round(self.options.connect_timeout))}
         if self.options.statement_timeout:
-            connect_args["options"] = f"-c statement_timeout={round(self.options.statement_timeout * 1000)}"
+            # Keep the URL's own `options` (e.g. `-csearch_path=...`): connect_args would replace them.
+            given = self.url.query.get("options")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            timeout = f"-c statement_timeout={round(self.options.statement_timeout * 1000)}"
+            connect_args["options"] = f"{given} {timeout}" if given else timeout
         return create_engine(
             self.url,
             pool_size=size,

@@ -10,6 +10,7 @@ worker finish its in-flight requests within the graceful timeout and run its shu
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from dataclasses import dataclass
 
@@ -55,9 +56,10 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         log_config=logging_config(settings.LOG_LEVEL, settings.log_format),
         access_log=False,  # lastro's own access line carries the route and request id
         server_header=False,
-        timeout_keep_alive=int(settings.KEEPALIVE),
-        timeout_graceful_shutdown=int(settings.GRACEFUL_TIMEOUT),
-        timeout_worker_healthcheck=int(settings.TIMEOUT),
+        # uvicorn takes whole seconds: round up, so that TIMEOUT=0.5 is 1 s, not 0 s (every worker killed).
+        timeout_keep_alive=math.ceil(settings.KEEPALIVE),
+        timeout_graceful_shutdown=math.ceil(settings.GRACEFUL_TIMEOUT),
+        timeout_worker_healthcheck=math.ceil(settings.TIMEOUT),
         limit_concurrency=settings.MAX_CONNECTIONS,
         limit_max_requests=settings.MAX_REQUESTS or None,
         limit_max_requests_jitter=settings.MAX_REQUESTS_JITTER,

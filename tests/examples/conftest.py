@@ -1,0 +1,169 @@
+"""End-to-end fixtures for the orders example: real `lastro serve` processes on SQLite and PostgreSQL.
+
+Every suite that asks for `backend` runs twice, once per database. A PostgreSQL run gets a database of
+its own (`CREATE DATABASE lastro_e2e_<hex>`), dropped with its connections at teardown.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.conftest import POSTGRES_URL
+from tests.support.servers import ServeProcess, serve
+
+SECRET_KEY = secrets.token_urlsafe(48)  # the services sign with it, so tests can forge tokens with it
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+JSON_ORDER = {
+    "customer": "ACME",
+    "items": [{"sku": "A-1", "name": "Anvil", "quantity": 2, "unit_price": 9.5}],
+}
+
+
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A DATABASE_URL nobody else uses: a file under `directory`, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'orders.db'}"
+        return
+    name = f"lastro_e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def orders_service(backend: str, directory: Path, **settings: str) -> Iterator[ServeProcess]:
+    """The orders app under `lastro serve`, migrated, on a fresh database of `backend`."""
+    with fresh_database(backend, directory) as url:
+        options = {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, **settings}
+        with serve(directory, **options) as server:
+            yield server
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def orders_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One 2-worker orders service per backend, shared by the suites whose tests do not conflict."""
+    with orders_service(backend, tmp_path_factory.mktemp(f"orders-{backend}")) as server:
+        yield server
+
+
+class Api:
+    """A synchronous client of one service, logged in as one user."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=20)
+        self.token = token
+
+    @classmethod
+    def login(cls, base_url: str, username: str, password: str) -> Api:
+        response = httpx.post(
+            f"{base_url}/api/auth/token", data={"username": username, "password": password}, timeout=20
+        )
+        assert response.status_code == 200, response.text
+        return cls(base_url, response.json()["access_token"])
+
+    def close(self) -> None:
+        self.client.close()
+
+    def request(self, method: str, url: str, **options: Any) -> httpx.Response:
+        return self.client.request(method, url, **options)
+
+    def get(self, url: str, **options: Any) -> httpx.Response:
+        return self.client.get(url, **options)
+
+    def post(self, url: str, **options: Any) -> httpx.Response:
+        return self.client.post(url, **options)
+
+    def patch(self, url: str, **options: Any) -> httpx.Response:
+        return self.client.patch(url, **options)
+
+    def delete(self, url: str, **options: Any) -> httpx.Response:
+        return self.client.delete(url, **options)
+
+    def create(self, **fields: Any) -> httpx.Response:
+        response = self.post("/api/orders", json={**JSON_ORDER, **fields})
+        assert response.status_code == 201, response.text
+        return response
+
+    def new_tenant(self, prefix: str = "tenant") -> Api:
+        """As an administrator: a new tenant with one ordinary user; that user's logged-in client."""
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        tenant = self.post("/api/admin/tenants", json={"name": name})
+        assert tenant.status_code == 201, tenant.text
+        password = secrets.token_urlsafe(12)
+        user = self.post(
+            "/api/admin/users",
+            json={"username": name, "password": password, "tenant_id": tenant.json()["id"]},
+        )
+        assert user.status_code == 201, user.text
+        return Api.login(str(self.client.base_url), name, password)
+
+    def walk(self, page_size: int = 200, **filters: Any) -> list[dict[str, Any]]:
+        """Every order a cursor walk returns, page after page."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": page_size, **filters, **({"cursor": cursor} if cursor else {})}
+            response = self.get("/api/orders", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            found += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+
+@pytest.fixture(scope="session")
+def admin(orders_server: ServeProcess) -> Iterator[Api]:
+    """The development administrator (tenant `default`, admin/admin) of the shared service."""
+    api = Api.login(orders_server.url, "admin", "admin")
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def tenant(admin: Api) -> Iterator[Api]:
+    """A user of a tenant of its own: a test that lists orders sees only its own."""
+    api = admin.new_tenant()
+    yield api
+    api.close()
+
+
+def is_problem(response: httpx.Response, status: int) -> bool:
+    """The response is an RFC 9457 problem document with this status."""
+    return (
+        response.status_code == status
+        and response.headers["content-type"].startswith("application/problem+json")
+        and response.json()["status"] == status
+    )
+
+
+def locked_lines(server: ServeProcess) -> list[dict[str, Any]]:
+    return [line for line in server.logs() if "database is locked" in str(line)]
+
+
+Check = Callable[[httpx.Response], bool]
