@@ -51,8 +51,10 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(ServerErrorMiddleware)
     if settings.MAX_BODY_BYTES:
         app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
-    if settings.MAX_IN_FLIGHT:
-        app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.MAX_IN_FLIGHT)
+    if settings.MAX_IN_FLIGHT or settings.MAX_LOOP_LAG:
+        app.add_middleware(
+            InFlightLimitMiddleware, max_in_flight=settings.MAX_IN_FLIGHT, max_loop_lag=settings.MAX_LOOP_LAG
+        )
     if settings.CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     MAX_REQUESTS: int = Field(default=0, ge=0, description="recycle a worker after this many; 0 = never")
     MAX_REQUESTS_JITTER: int = Field(default=0, ge=0)
     MAX_IN_FLIGHT: int = Field(default=100, ge=0, description="requests in flight per worker; 0 = no cap")
+    MAX_LOOP_LAG: float = Field(
+        default=0.5, ge=0, description="seconds the event loop may lag before requests are shed; 0 = never"
+    )
     MAX_CONNECTIONS: int = Field(default=2048, ge=1, description="open connections per worker")
     MAX_BODY_BYTES: int = Field(default=10 * 1024 * 1024, ge=0, description="largest request body; 0 = any")
     HEALTH_CHECK_TIMEOUT: float = Field(default=2.0, gt=0)

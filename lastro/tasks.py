@@ -69,7 +69,8 @@ class BackgroundTasks:
                 status.failures += 1
                 status.last_error = f"{type(exc).__name__}: {exc}"
                 status.state = "restarting"
-                delay = min(2.0 ** (status.failures - 1), self.max_backoff)
+                # The exponent is capped: 2.0 ** 1024 overflows, which would end the supervision for good.
+                delay = min(2.0 ** min(status.failures - 1, 64), self.max_backoff)
                 logger.exception("background task failed", task=status.name, retry_in_s=delay)
                 await self._sleep(delay)
                 status.state = "running"

@@ -1,17 +1,26 @@
-"""Back-pressure: cap the requests a worker serves at once and refuse the excess with a fast 503.
+"""Back-pressure: refuse what a worker cannot serve in time with a fast 503, instead of queueing it.
 
 An event loop that accepts everything queues it all; at 200 connections that was measured as a 6 s p99.
-A request over the cap gets `503` problem+json with `Retry-After` at once, so a client or load balancer
-can go elsewhere or come back, while the requests already admitted keep their latency.
+Two limits, each answered with `503` problem+json and `Retry-After`, so a client or load balancer can go
+elsewhere or come back while the requests already admitted keep their latency:
+
+- `MAX_IN_FLIGHT`: requests in progress in this worker. This catches handlers that wait (on the database,
+  on another service) while more requests keep arriving.
+- `MAX_LOOP_LAG`: how late the event loop runs (`lastro.http.loop_lag`). This catches handlers that hold
+  the loop: CPU-bound code keeps the requests behind it unread in their sockets, where no count sees them.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lastro.http.loop_lag import LoopLag
 from lastro.http.problem import send_problem
 
-__all__ = ["InFlightLimitMiddleware"]
+__all__ = ["EXEMPT_PREFIXES", "InFlightLimitMiddleware"]
+
+EXEMPT_PREFIXES = ("/health",)  # probes must answer even when the worker is saturated
+RETRY_AFTER = {"Retry-After": "1"}
 
 
 class InFlightLimitMiddleware:
@@ -19,30 +28,37 @@ class InFlightLimitMiddleware:
         self,
         app: ASGIApp,
         *,
-        max_in_flight: int,
-        retry_after: int = 1,
-        exempt_prefixes: tuple[str, ...] = ("/health",),
+        max_in_flight: int = 0,
+        max_loop_lag: float = 0.0,
+        exempt_prefixes: tuple[str, ...] = EXEMPT_PREFIXES,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
-        self.retry_after = str(retry_after)
+        self.max_loop_lag = max_loop_lag
         self.exempt_prefixes = exempt_prefixes
+        self.loop_lag = loop_lag or LoopLag()
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
-            await send_problem(
-                send,
-                503,
-                f"this worker is serving its maximum of {self.max_in_flight} requests; retry shortly",
-                headers={"Retry-After": self.retry_after},
-            )
+        refusal = self._refusal()
+        if refusal is not None:
+            await send_problem(send, 503, refusal, headers=RETRY_AFTER)
             return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    def _refusal(self) -> str | None:
+        if self.max_in_flight and self.in_flight >= self.max_in_flight:
+            return f"this worker is serving its maximum of {self.max_in_flight} requests (MAX_IN_FLIGHT)"
+        if self.max_loop_lag:
+            lag = self.loop_lag.current()
+            if lag > self.max_loop_lag:
+                return f"this worker is {lag * 1000:.0f} ms behind (MAX_LOOP_LAG is {self.max_loop_lag:g} s)"
+        return None

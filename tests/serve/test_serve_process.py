@@ -6,12 +6,17 @@ import os
 import shutil
 import signal
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
+from psycopg import sql
 
-from tests.support.servers import serve, wait_for
+from tests.conftest import POSTGRES_URL
+from tests.support.servers import TcpProxy, serve, wait_for
 
 CLOSE = {"Connection": "close"}  # a fresh connection per request: what a recycled worker must not drop
 
@@ -183,3 +188,61 @@ def test_back_pressure_answers_503_problem_with_retry_after(tmp_path: Path) -> N
     assert refused.json()["status"] == 503
     assert health.status_code == 200
     assert admitted == [200, 200]
+
+
+def test_back_pressure_sheds_requests_delayed_by_a_blocked_event_loop(tmp_path: Path) -> None:
+    """Requests that wait for a loop held by a handler past MAX_LOOP_LAG are shed with 503 at once."""
+    app = ("tests.support.apps:blocking_app", "--factory")
+    with serve(tmp_path, *app, WORKERS="1", MAX_LOOP_LAG="0.3") as server, ThreadPoolExecutor(6) as pool:
+        first = pool.submit(httpx.get, f"{server.url}/block?seconds=1", timeout=30)
+        wait_for(lambda: len(server.events("block ran")) == 1)
+        queued = [pool.submit(httpx.get, f"{server.url}/block?seconds=0.2", timeout=30) for _ in range(5)]
+        responses = [first.result(), *(future.result() for future in queued)]
+        ran = len(server.events("block ran"))
+    statuses = [response.status_code for response in responses]
+    refused = [response for response in responses if response.status_code == 503]
+    assert statuses[0] == 200
+    assert set(statuses) == {200, 503}
+    assert ran == statuses.count(200)
+    assert all(response.headers["content-type"] == "application/problem+json" for response in refused)
+    assert all(
+        response.headers["retry-after"] == "1" and "x-request-id" in response.headers for response in refused
+    )
+
+
+@pytest.mark.postgres
+def test_postgres_outage_turns_ready_503_and_heals_without_a_restart(tmp_path: Path) -> None:
+    """PostgreSQL behind a proxy: down → ready 503 and live 200 at once; back → ready 200, same workers."""
+    name = f"lastro_serve_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    proxy.start()
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}"
+        with serve(tmp_path, DATABASE_URL=url) as server:
+            wait_for(lambda: len(server.worker_pids()) == 2)
+            workers = server.worker_pids()
+            before = httpx.get(f"{server.url}/health/ready", timeout=10)
+            proxy.stop()
+            down = wait_for(lambda: _status_if(server.url, 503), timeout=10)
+            live = httpx.get(f"{server.url}/health/live", timeout=10)
+            proxy.start()
+            healed = wait_for(lambda: _status_if(server.url, 200), timeout=15)
+            after = server.worker_pids()
+    finally:
+        proxy.stop()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    assert before.status_code == 200
+    assert down.json() == {"status": "not ready", "failing": ["database"]}
+    assert live.status_code == 200
+    assert live.elapsed.total_seconds() < 1
+    assert healed.json() == {"status": "ready", "failing": []}
+    assert after == workers
+
+
+def _status_if(base_url: str, status: int) -> httpx.Response | None:
+    """The /health/ready response if it has `status`, else None (for wait_for)."""
+    response = httpx.get(f"{base_url}/health/ready", timeout=10)
+    return response if response.status_code == status else None

@@ -1,0 +1,44 @@
+"""How late the event loop runs: the wait a ready request has before the worker gets to it.
+
+When handlers hold the loop (CPU-bound `async def` code), requests do not pile up where middleware can
+count them: they wait unread in the sockets while the loop works through the ready ones, one at a time.
+The loop's lag is what measures that wait. A timer is due every `interval`; the lag is how late it ran,
+or, while it is overdue, how overdue it is already, so a long block is seen the moment the loop resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+__all__ = ["LoopLag"]
+
+
+class LoopLag:
+    def __init__(self, interval: float = 0.05, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = 0.0
+        self._last = 0.0
+
+    def current(self) -> float:
+        """Seconds the loop is running late now (0.0 before the first call from a running loop)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._start(loop)
+        return max(self._last, self.clock() - self._due)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._last = 0.0
+        self._due = self.clock() + self.interval
+        loop.call_later(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self._last = max(0.0, now - self._due)
+        self._due = now + self.interval
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_later(self.interval, self._tick)

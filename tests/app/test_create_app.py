@@ -1,0 +1,238 @@
+"""create_app(settings) end to end in-process: lifespan on a SQLite file, health, problem+json errors.
+
+The ASGI lifespan is driven by hand (starlette's TestClient warns with plain httpx, and warnings are errors),
+and requests go through httpx's ASGI transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.types import Message
+
+from lastro import ServiceState, ServiceUnavailable, StartupError, UnsafeProductionSettings, create_app
+from lastro.http.problem import PROBLEM_CONTENT_TYPE
+from lastro.settings import Settings, get_settings
+from lastro.units import ReadUnit
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """create_app configures lastro's logging: put the root handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+class Item(BaseModel):
+    name: str
+    quantity: int
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    return get_settings(DATABASE_URL=sqlite_url, SERVICE_VERSION="2.0.1", LOG_FORMAT="json", WORKERS=2)
+
+
+def make_app(settings: Settings) -> FastAPI:
+    app = create_app(settings)
+
+    @app.post("/items", status_code=201)
+    async def create_item(item: Item) -> Item:
+        return item
+
+    @app.get("/answer")
+    async def answer(unit: ReadUnit) -> dict[str, int]:
+        value = await unit.run(lambda connection: connection.execute(text("SELECT 42")).scalar_one())
+        return {"answer": value}
+
+    @app.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/busy")
+    async def busy() -> None:
+        raise ServiceUnavailable("the payment provider is down", retry_after=9)
+
+    return app
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """Run `app`'s ASGI lifespan around the block: start-up before, shutdown after."""
+    to_app: asyncio.Queue[Message] = asyncio.Queue()
+    from_app: asyncio.Queue[Message] = asyncio.Queue()
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, to_app.get, from_app.put)
+    )
+    await to_app.put({"type": "lifespan.startup"})
+    started = await from_app.get()
+    if started["type"] == "lifespan.startup.failed":
+        await task  # raises the start-up error itself
+    assert started["type"] == "lifespan.startup.complete", started
+    try:
+        yield
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        stopped = await from_app.get()
+        await task
+        assert stopped["type"] == "lifespan.shutdown.complete", stopped
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = make_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with running(app), httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def test_health_reports_the_database_pool_and_tasks(client: httpx.AsyncClient) -> None:
+    """/health is 200 with the SQLite database, its connection pool and the background jobs."""
+    response = await client.get("/health")
+    document = response.json()
+    assert response.status_code == 200
+    assert document["status"] == "healthy"
+    assert document["version"] == "2.0.1"
+    checks = document["checks"]
+    assert set(checks) == {"database", "connection_pool", "background_jobs"}
+    assert all(check["status"] == "ok" for check in checks.values())
+
+
+async def test_health_database_check_names_sqlite_and_its_version(client: httpx.AsyncClient) -> None:
+    """The database check reports the sqlite backend and the SQLite library version."""
+    database = (await client.get("/health")).json()["checks"]["database"]
+    assert database["backend"] == "sqlite"
+    assert database["version"].count(".") == 2
+
+
+async def test_health_connection_pool_has_its_figures(client: httpx.AsyncClient) -> None:
+    """The connection_pool check reports size, checked in/out and overflow."""
+    pool = (await client.get("/health")).json()["checks"]["connection_pool"]
+    assert {"size", "checked_in", "checked_out", "overflow", "max_overflow"} <= set(pool)
+
+
+async def test_health_background_jobs_lists_the_watchdog(client: httpx.AsyncClient) -> None:
+    """The background_jobs check lists the database watchdog, running."""
+    tasks = (await client.get("/health")).json()["checks"]["background_jobs"]["tasks"]
+    assert tasks["database-watchdog"]["state"] == "running"
+
+
+async def test_live_and_ready_answer_200(client: httpx.AsyncClient) -> None:
+    """On a healthy service both probes answer 200."""
+    assert (await client.get("/health/live")).status_code == 200
+    assert (await client.get("/health/ready")).json() == {"status": "ready", "failing": []}
+
+
+async def test_a_unit_of_work_reads_the_database(client: httpx.AsyncClient) -> None:
+    """A route with a ReadUnit runs its query on the opened database."""
+    assert (await client.get("/answer")).json() == {"answer": 42}
+
+
+async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    """Every response carries the X-Request-ID it was given."""
+    response = await client.get("/health/live", headers={"X-Request-ID": "trace-0123456789"})
+    assert response.headers["x-request-id"] == "trace-0123456789"
+
+
+async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    """A path no route matches answers 404 application/problem+json with the request id."""
+    response = await client.get("/nowhere", headers={"X-Request-ID": "trace-0123456789"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert (body["type"], body["title"], body["status"]) == ("about:blank", "Not Found", 404)
+    assert body["request_id"] == "trace-0123456789"
+
+
+async def test_wrong_method_is_a_405_problem_with_allow(client: httpx.AsyncClient) -> None:
+    """A method the route does not accept answers 405 problem+json and keeps the Allow header."""
+    response = await client.delete("/items")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert response.headers["allow"] == "POST"
+
+
+async def test_invalid_body_is_a_422_problem_with_errors(client: httpx.AsyncClient) -> None:
+    """A body that fails validation answers 422 problem+json listing each error's loc, msg and type."""
+    response = await client.post("/items", json={"name": "bolt", "quantity": "many"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert body["status"] == 422
+    assert body["detail"] == "the request is not valid"
+    (error,) = body["errors"]
+    assert error["loc"] == ["body", "quantity"]
+    assert set(error) == {"loc", "msg", "type"}
+
+
+async def test_valid_body_is_accepted(client: httpx.AsyncClient) -> None:
+    """A valid body reaches the route."""
+    response = await client.post("/items", json={"name": "bolt", "quantity": 3})
+    assert response.status_code == 201
+    assert response.json() == {"name": "bolt", "quantity": 3}
+
+
+async def test_unhandled_error_is_a_500_problem(client: httpx.AsyncClient) -> None:
+    """A route that raises answers 500 problem+json without the exception text."""
+    response = await client.get("/crash")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert "boom" not in response.text
+
+
+async def test_service_unavailable_is_a_503_problem_with_retry_after(client: httpx.AsyncClient) -> None:
+    """ServiceUnavailable answers 503 problem+json with its detail and Retry-After."""
+    response = await client.get("/busy")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "9"
+    assert response.json()["detail"] == "the payment provider is down"
+
+
+async def test_application_lifespan_runs_with_the_database_open(settings: Settings) -> None:
+    """The application's own lifespan runs inside lastro's: the database is open at its start-up."""
+    seen: list[bool] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state: ServiceState = app.state.lastro
+        seen.append(state.database is not None)
+        yield
+        seen.append(state.database is not None)
+
+    async with running(create_app(settings, lifespan=lifespan)):
+        pass
+    assert seen == [True, True]
+
+
+def test_fastapi_options_and_service_name_reach_the_app(settings: Settings) -> None:
+    """The title defaults to SERVICE_NAME and the version to SERVICE_VERSION; options override."""
+    app = create_app(settings, title="Orders API")
+    assert (app.title, app.version) == ("Orders API", "2.0.1")
+
+
+async def test_unreachable_database_fails_start_up() -> None:
+    """A database that does not answer stops the start-up with StartupError naming DATABASE_URL."""
+    settings = get_settings(DATABASE_URL="postgresql://postgres@127.0.0.1:1/test", DB_CONNECT_TIMEOUT=1)
+    with pytest.raises(StartupError, match="DATABASE_URL"):
+        async with running(create_app(settings)):
+            pass
+
+
+def test_unsafe_production_settings_are_refused() -> None:
+    """create_app refuses settings that are unsafe in production."""
+    settings = Settings(ENVIRONMENT="production", DEBUG=True, SECRET_KEY="k" * 48)
+    with pytest.raises(UnsafeProductionSettings, match="DEBUG"):
+        create_app(settings)

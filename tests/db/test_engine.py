@@ -1,0 +1,281 @@
+"""Database and DatabaseOptions: settings → pool and timeouts, a real PostgreSQL engine, pool, ping."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from lastro import get_settings
+from lastro.db import sqlite
+from lastro.db.engine import (
+    POSTGRES_CONNECTION_BUDGET,
+    Database,
+    DatabaseOptions,
+    normalize_url,
+    safe_url,
+)
+from lastro.db.failures import Failure, classify
+from tests.conftest import POSTGRES_URL
+
+pg = pytest.mark.postgres
+POOL_KEYS = {"size", "checked_in", "checked_out", "overflow", "max_overflow"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def postgres() -> Iterator[Database]:
+    database = Database(POSTGRES_URL, DatabaseOptions(statement_timeout=1.5, pool_size=3, max_overflow=2))
+    yield database
+    database.dispose()
+
+
+# --- URLs -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_bare_postgres_url_means_psycopg3(scheme: str) -> None:
+    """postgres:// and postgresql:// select the psycopg 3 driver lastro installs."""
+    assert normalize_url(f"{scheme}://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_explicit_driver_is_kept() -> None:
+    """A URL that names its driver keeps it."""
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_safe_url_hides_the_password() -> None:
+    """The password never reaches logs or error messages."""
+    shown = safe_url("postgresql://app:s3cret@db.internal:5432/orders")
+    assert "s3cret" not in shown
+    assert "app:***@db.internal" in shown
+
+
+# --- options from settings ------------------------------------------------------------------------------
+
+
+def test_options_from_settings_read_every_pool_and_timeout_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_POOL_* and the timeouts, set in the environment, land in DatabaseOptions."""
+    for name, value in {
+        "DB_POOL_SIZE": "7",
+        "DB_MAX_OVERFLOW": "3",
+        "DB_POOL_TIMEOUT": "2.5",
+        "DB_POOL_RECYCLE": "600",
+        "DB_POOL_PRE_PING": "false",
+        "DB_STATEMENT_TIMEOUT": "1.25",
+        "DB_CONNECT_TIMEOUT": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    options = DatabaseOptions.from_settings(get_settings(), workers=4)
+    assert (options.workers, options.pool_size, options.max_overflow) == (4, 7, 3)
+    assert (options.pool_timeout, options.pool_recycle, options.pool_pre_ping) == (2.5, 600.0, False)
+    assert (options.statement_timeout, options.connect_timeout) == (1.25, 2.0)
+    assert options.postgres_pool() == (7, 3)
+
+
+def test_options_from_default_settings_leave_pool_sizes_to_the_worker_count() -> None:
+    """Without DB_POOL_SIZE / DB_MAX_OVERFLOW the sizes are derived, the other defaults are lastro's."""
+    options = DatabaseOptions.from_settings(get_settings(), workers=2)
+    assert (options.pool_size, options.max_overflow) == (None, None)
+    assert (options.pool_timeout, options.pool_recycle, options.pool_pre_ping) == (5.0, 1800.0, True)
+    assert (options.statement_timeout, options.connect_timeout) == (15.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("workers", "expected"),
+    [(1, (10, 10)), (4, (10, 10)), (5, (10, 6)), (8, (6, 4)), (16, (3, 2)), (40, (1, 1))],
+)
+def test_default_pool_follows_the_worker_count(workers: int, expected: tuple[int, int]) -> None:
+    """Each worker gets a share of the connection budget: at most 10 + 10, fewer as workers grow."""
+    assert DatabaseOptions(workers=workers).postgres_pool() == expected
+
+
+@pytest.mark.parametrize("workers", range(1, 41))
+def test_default_pools_of_all_workers_fit_the_connection_budget(workers: int) -> None:
+    """workers x (pool_size + max_overflow) never exceeds the 80-connection budget (up to 40 workers)."""
+    size, overflow = DatabaseOptions(workers=workers).postgres_pool()
+    assert size >= 1
+    assert workers * (size + overflow) <= POSTGRES_CONNECTION_BUDGET
+
+
+def test_explicit_pool_sizes_win_over_the_derived_ones() -> None:
+    """DB_POOL_SIZE and DB_MAX_OVERFLOW are used as given, whatever the worker count."""
+    assert DatabaseOptions(workers=32, pool_size=12, max_overflow=0).postgres_pool() == (12, 0)
+
+
+# --- a real PostgreSQL engine ---------------------------------------------------------------------------
+
+
+@pg
+def test_postgres_engine_applies_the_statement_timeout(postgres: Database) -> None:
+    """DB_STATEMENT_TIMEOUT reaches the server as the session's statement_timeout."""
+    with postgres.engine.connect() as connection:
+        assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "1500ms"
+
+
+@pg
+def test_postgres_statement_timeout_cancels_a_long_query() -> None:
+    """A statement running past the timeout is cancelled by the server."""
+    database = Database(POSTGRES_URL, DatabaseOptions(statement_timeout=0.05))
+    started = time.monotonic()
+    try:
+        with (
+            pytest.raises(sa_exc.OperationalError, match="statement timeout"),
+            database.engine.connect() as c,
+        ):
+            c.execute(text("SELECT pg_sleep(5)"))
+    finally:
+        database.dispose()
+    assert time.monotonic() - started < 2
+
+
+@pg
+def test_postgres_zero_statement_timeout_means_none() -> None:
+    """DB_STATEMENT_TIMEOUT=0 leaves the server without a statement timeout."""
+    database = Database(POSTGRES_URL, DatabaseOptions(statement_timeout=0))
+    try:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "0"
+    finally:
+        database.dispose()
+
+
+@pg
+def test_postgres_url_options_are_kept_alongside_the_statement_timeout() -> None:
+    """`?options=-csearch_path=...` in DATABASE_URL still applies when lastro adds statement_timeout."""
+    database = Database(f"{POSTGRES_URL}?options=-csearch_path%3Dlastro_nowhere", DatabaseOptions())
+    try:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SHOW search_path")).scalar_one() == "lastro_nowhere"
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "15s"
+    finally:
+        database.dispose()
+
+
+@pg
+def test_postgres_pool_is_sized_from_the_options(postgres: Database) -> None:
+    """pool_size and max_overflow given in the options are the engine pool's."""
+    status = postgres.pool_status()
+    assert (status["size"], status["max_overflow"]) == (3, 2)
+
+
+@pg
+def test_pool_status_reports_checked_out_connections(postgres: Database) -> None:
+    """pool_status() has the five figures, and counts a connection in use as checked out."""
+    with postgres.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        status = postgres.pool_status()
+    assert set(status) == POOL_KEYS
+    assert status["checked_out"] == 1
+    assert postgres.pool_status()["checked_out"] == 0
+    assert postgres.pool_status()["checked_in"] == 1
+
+
+@pg
+def test_postgres_server_version_is_what_the_server_reports(postgres: Database) -> None:
+    """server_version() is the server's own server_version."""
+    with postgres.engine.connect() as connection:
+        expected = connection.execute(text("SELECT current_setting('server_version')")).scalar_one()
+    assert postgres.server_version() == expected
+    assert postgres.server_version()[0].isdigit()
+
+
+@pg
+def test_postgres_ping_succeeds_on_a_live_server(postgres: Database) -> None:
+    """ping() returns quietly when the server answers."""
+    postgres.ping()
+
+
+def test_ping_fails_fast_on_an_unreachable_port() -> None:
+    """With nothing listening, ping() raises an unreachable error well within a second."""
+    database = Database(
+        f"postgresql://postgres@127.0.0.1:{_closed_port()}/test", DatabaseOptions(connect_timeout=1)
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(sa_exc.OperationalError) as raised:
+            database.ping()
+    finally:
+        database.dispose()
+    assert time.monotonic() - started < 1
+    assert classify(raised.value) is Failure.UNREACHABLE
+
+
+def test_postgres_version_is_unknown_before_connecting() -> None:
+    """Building the engine does not connect: the version is filled in at start-up."""
+    database = Database(f"postgresql://postgres@127.0.0.1:{_closed_port()}/test")
+    try:
+        assert database.version == "unknown"
+        assert database.backend == "postgresql"
+        assert not database.is_sqlite
+    finally:
+        database.dispose()
+
+
+# --- SQLite ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'engine.db'}")
+    yield database
+    database.dispose()
+
+
+def test_sqlite_pool_is_two_connections_plus_overflow(sqlite_db: Database) -> None:
+    """A SQLite engine keeps 2 connections (reader and writer) and 8 of overflow."""
+    status = sqlite_db.pool_status()
+    assert set(status) == POOL_KEYS
+    assert (status["size"], status["max_overflow"]) == (2, 8)
+
+
+def test_sqlite_server_version_is_the_driver_library(sqlite_db: Database) -> None:
+    """For SQLite, server_version() and version are the driver's SQLite library version."""
+    assert sqlite_db.server_version() == sqlite_db.version == sqlite.driver().sqlite_version
+
+
+def test_sqlite_ping_fails_once_the_file_moved_even_with_pooled_connections(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A pooled connection still reads the moved file; ping() opens the path afresh and fails."""
+    assert sqlite_db.sqlite_path is not None
+    with sqlite_db.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    sqlite_db.ping()
+    shutil.move(sqlite_db.sqlite_path, tmp_path / "moved.db")
+    with sqlite_db.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))  # the pooled connection does not notice
+    with pytest.raises(sqlite.driver().OperationalError, match="unable to open database file") as raised:
+        sqlite_db.ping()
+    assert classify(raised.value) is Failure.UNREACHABLE
+
+
+def test_sqlite_display_url_is_the_url() -> None:
+    """display_url shows the SQLite URL as given."""
+    database = Database("sqlite:///relative/app.db")
+    try:
+        assert database.display_url == "sqlite:///relative/app.db"
+        assert database.sqlite_path == Path("relative/app.db")
+    finally:
+        database.dispose()  # created under the test's own working directory
+
+
+def test_in_memory_sqlite_has_no_file() -> None:
+    """sqlite:// (in memory) has no path, and works."""
+    database = Database("sqlite://")
+    try:
+        assert database.sqlite_path is None
+        database.ping()
+    finally:
+        database.dispose()

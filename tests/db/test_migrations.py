@@ -1,0 +1,105 @@
+"""Migrations: the orders example's Alembic scripts applied to SQLite and PostgreSQL, idempotently."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+from sqlalchemy import inspect
+
+from lastro import ConfigurationError
+from lastro.db.engine import Database
+from lastro.db.migrations import current_revision, head_revision, upgrade
+from tests.conftest import POSTGRES_URL
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "migrations"
+TABLES = {"tenants", "users", "orders", "order_images", "idempotency_keys", "alembic_version"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """An empty database: a new SQLite file, or a new PostgreSQL schema reached through search_path."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'migrate.db'}")
+        yield database
+        database.dispose()
+        return
+    schema = f"lastro_mig_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    database = Database(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _tables(database: Database) -> set[str]:
+    with database.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def test_head_revision_is_the_latest_script() -> None:
+    """head_revision() reads the scripts directory without a database."""
+    assert head_revision(MIGRATIONS) == "0001"
+
+
+def test_fresh_database_has_no_revision(database: Database) -> None:
+    """Before any upgrade there is no current revision."""
+    assert current_revision(database) is None
+
+
+def test_upgrade_applies_the_migrations(database: Database) -> None:
+    """upgrade() goes from nothing to head and creates the tables."""
+    assert upgrade(database, MIGRATIONS) == (None, "0001")
+    assert _tables(database) == TABLES
+
+
+def test_current_revision_is_head_after_upgrade(database: Database) -> None:
+    """After upgrade the database is at the head revision."""
+    upgrade(database, MIGRATIONS)
+    assert current_revision(database) == head_revision(MIGRATIONS)
+
+
+def test_second_upgrade_is_a_no_op(database: Database) -> None:
+    """Running upgrade again changes nothing and reports head before and after."""
+    upgrade(database, MIGRATIONS)
+    assert upgrade(database, MIGRATIONS) == ("0001", "0001")
+    assert _tables(database) == TABLES
+    assert current_revision(database) == "0001"
+
+
+def test_upgrade_creates_the_orders_indexes(database: Database) -> None:
+    """The list-query indexes exist after the upgrade."""
+    upgrade(database, MIGRATIONS)
+    with database.engine.connect() as connection:
+        names = {index["name"] for index in inspect(connection).get_indexes("orders")}
+    assert {
+        "ix_orders_tenant_id",
+        "ix_orders_tenant_status",
+        "ix_orders_tenant_customer",
+        "ix_orders_tenant_created",
+    } <= names
+
+
+def test_directory_without_env_py_is_refused(tmp_path: Path) -> None:
+    """A MIGRATIONS_DIR that is not an Alembic scripts directory raises ConfigurationError naming it."""
+    with pytest.raises(ConfigurationError, match="MIGRATIONS_DIR"):
+        head_revision(tmp_path)
+
+
+def test_alembic_command_without_lastro_is_refused(tmp_path: Path) -> None:
+    """The env.py refuses to run without the connection lastro hands over (plain `alembic upgrade`)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'plain.db'}")
+    with pytest.raises(ConfigurationError, match="lastro db upgrade"):
+        command.upgrade(config, "head")

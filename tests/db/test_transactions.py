@@ -1,0 +1,307 @@
+"""Transactions: units of work on SQLite and PostgreSQL, with retry of the whole unit and the breaker.
+
+Transient failures are real: a SQLite write lock held by another connection, a PostgreSQL error raised by
+the server with SQLSTATE 40001. Sleep and clock are injected, so no test waits for a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Connection, text
+from sqlalchemy import exc as sa_exc
+
+from lastro import ServiceUnavailable
+from lastro.db import sqlite
+from lastro.db.breaker import BreakerState, CircuitBreaker
+from lastro.db.engine import Database
+from lastro.db.retry import RetryPolicy, StopAfterAttempt
+from lastro.db.transactions import Transactions
+from tests.conftest import POSTGRES_URL
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Backend:
+    name: str
+    database: Database
+    table: str
+    transient_failure: Callable[[Connection], Exception]
+
+    def names(self) -> list[str]:
+        with self.database.engine.connect() as connection:
+            return list(connection.execute(text(f"SELECT name FROM {self.table} ORDER BY name")).scalars())
+
+
+def _sqlite_lock_error(path: Path) -> Callable[[Connection], Exception]:
+    """Inside a write unit (which holds the write lock), a second writer gets a real "database is locked"."""
+
+    def failure(_: Connection) -> Exception:
+        other = sqlite.driver().connect(str(path), isolation_level=None, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite.driver().OperationalError as error:
+            return error
+        finally:
+            other.close()
+        raise AssertionError("the write unit did not hold the write lock")
+
+    return failure
+
+
+def _postgres_serialization_error(connection: Connection) -> Exception:
+    """The server raises SQLSTATE 40001 (serialization_failure) in this unit's transaction."""
+    try:
+        connection.exec_driver_sql(
+            "DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$"
+        )
+    except sa_exc.OperationalError as error:
+        return error
+    raise AssertionError("the server did not raise")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A database with a table `(name TEXT PRIMARY KEY)` of its own; on PostgreSQL, dropped afterwards."""
+    if request.param == "sqlite":
+        path = tmp_path / "units.db"
+        database = Database(f"sqlite:///{path}")
+        table, failure = "names", _sqlite_lock_error(path)
+    else:
+        database = Database(POSTGRES_URL)
+        table, failure = f"lastro_test_units_{uuid.uuid4().hex[:12]}", _postgres_serialization_error
+    with database.engine.begin() as connection:
+        connection.execute(text(f"CREATE TABLE {table} (name TEXT PRIMARY KEY)"))
+    yield Backend(request.param, database, table, failure)
+    database.dispose()
+    if request.param == "postgres":
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def transactions(backend: Backend, fake_time: FakeTime) -> Iterator[Transactions]:
+    policy = RetryPolicy(stop=StopAfterAttempt(3), sleep=fake_time.sleep, clock=fake_time.clock)
+    transactions = Transactions(backend.database, retry=policy)
+    yield transactions
+    transactions.close()
+
+
+def _insert(backend: Backend, name: str) -> Callable[[Connection], None]:
+    def unit(connection: Connection) -> None:
+        connection.execute(text(f"INSERT INTO {backend.table} (name) VALUES (:name)"), {"name": name})
+
+    return unit
+
+
+async def test_write_commits(backend: Backend, transactions: Transactions) -> None:
+    """What a write unit did is committed when it returns."""
+    await transactions.write(_insert(backend, "ada"))
+    assert backend.names() == ["ada"]
+
+
+async def test_unit_result_is_returned(backend: Backend, transactions: Transactions) -> None:
+    """The unit's return value is the result of read() and write()."""
+    await transactions.write(_insert(backend, "ada"))
+    count = await transactions.read(
+        lambda connection: connection.execute(text(f"SELECT count(*) FROM {backend.table}")).scalar_one()
+    )
+    assert count == 1
+
+
+async def test_exception_rolls_back_and_propagates(backend: Backend, transactions: Transactions) -> None:
+    """An application error in the unit rolls everything back and reaches the caller unchanged, once."""
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> None:
+        calls.append(1)
+        _insert(backend, "ada")(connection)
+        raise LookupError("order 7 not found")
+
+    with pytest.raises(LookupError, match="order 7 not found"):
+        await transactions.write(unit)
+    assert calls == [1]
+    assert backend.names() == []
+
+
+async def test_permanent_database_error_is_not_retried(backend: Backend, transactions: Transactions) -> None:
+    """A duplicate key is raised as is, without retry, and does not count against the database."""
+    await transactions.write(_insert(backend, "ada"))
+    with pytest.raises(sa_exc.IntegrityError):
+        await transactions.write(_insert(backend, "ada"))
+    assert transactions.retries == {}
+    assert transactions.breaker.state is BreakerState.CLOSED
+
+
+async def test_transient_failure_reruns_the_whole_unit(
+    backend: Backend, transactions: Transactions, fake_time: FakeTime
+) -> None:
+    """After a transient failure the unit runs again from its start; the first attempt's write is gone."""
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> str:
+        calls.append(len(calls) + 1)
+        _insert(backend, f"attempt-{len(calls)}")(connection)
+        if len(calls) == 1:
+            raise backend.transient_failure(connection)
+        return "done"
+
+    assert await transactions.write(unit) == "done"
+    assert calls == [1, 2]
+    assert backend.names() == ["attempt-2"]
+    assert len(fake_time.sleeps) == 1
+    assert transactions.retries == {"contention": 1}
+
+
+async def test_gives_up_after_the_policy_with_service_unavailable(
+    backend: Backend, transactions: Transactions
+) -> None:
+    """A unit that keeps failing transiently ends in ServiceUnavailable (503) after the last attempt."""
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> None:
+        calls.append(1)
+        raise backend.transient_failure(connection)
+
+    with pytest.raises(ServiceUnavailable, match="did not complete the request") as raised:
+        await transactions.write(unit)
+    assert raised.value.retry_after >= 1
+    assert len(calls) == 3
+    assert transactions.gave_up == 1
+    assert transactions.stats()["gave_up"] == 1
+
+
+async def test_contention_does_not_open_the_breaker(backend: Backend, transactions: Transactions) -> None:
+    """Lock contention means the database answered: the breaker stays closed."""
+
+    def unit(connection: Connection) -> None:
+        raise backend.transient_failure(connection)
+
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailable):
+            await transactions.write(unit)
+    assert transactions.breaker.state is BreakerState.CLOSED
+
+
+# --- the breaker on an unreachable SQLite file ----------------------------------------------------------
+
+
+@pytest.fixture
+def vanishing(tmp_path: Path, fake_time: FakeTime) -> Iterator[tuple[Transactions, Path]]:
+    """Transactions (breaker threshold 3, reset after 2 s) on a SQLite file that the test may move away."""
+    path = tmp_path / "vanishing.db"
+    database = Database(f"sqlite:///{path}")
+    policy = RetryPolicy(stop=StopAfterAttempt(5), sleep=fake_time.sleep, clock=fake_time.clock)
+    breaker = CircuitBreaker(threshold=3, reset_after=2.0, clock=fake_time.clock)
+    transactions = Transactions(database, retry=policy, breaker=breaker)
+    yield transactions, path
+    transactions.close()
+    database.dispose()
+
+
+def _select_one(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT 1")).scalar_one())
+
+
+async def test_breaker_opens_when_the_sqlite_file_is_gone(
+    vanishing: tuple[Transactions, Path], tmp_path: Path
+) -> None:
+    """Failing to open a moved-away file counts as unreachable; the threshold-th failure opens the breaker."""
+    transactions, path = vanishing
+    shutil.move(path, tmp_path / "elsewhere.db")
+    with pytest.raises(ServiceUnavailable):
+        await transactions.write(_select_one)
+    assert transactions.breaker.state is BreakerState.OPEN
+    assert transactions.retries == {"unreachable": 3}  # the fourth attempt met the open breaker
+
+
+async def test_open_breaker_fails_requests_at_once(
+    vanishing: tuple[Transactions, Path], tmp_path: Path, fake_time: FakeTime
+) -> None:
+    """Once open, a request raises ServiceUnavailable without waiting or touching the database."""
+    transactions, path = vanishing
+    shutil.move(path, tmp_path / "elsewhere.db")
+    with pytest.raises(ServiceUnavailable):
+        await transactions.write(_select_one)
+    sleeps_before = list(fake_time.sleeps)
+    failures_before = transactions.breaker.snapshot()["consecutive_failures"]
+    calls: list[int] = []
+    with pytest.raises(ServiceUnavailable, match="database is unavailable") as raised:
+        await transactions.read(lambda connection: calls.append(1))
+    assert raised.value.retry_after >= 1
+    assert calls == []
+    assert fake_time.sleeps == sleeps_before
+    assert transactions.breaker.snapshot()["consecutive_failures"] == failures_before
+
+
+async def test_service_recovers_once_the_file_is_back(
+    vanishing: tuple[Transactions, Path], tmp_path: Path, fake_time: FakeTime
+) -> None:
+    """With the file back and reset_after elapsed, the trial call succeeds and closes the breaker."""
+    transactions, path = vanishing
+    shutil.move(path, tmp_path / "elsewhere.db")
+    with pytest.raises(ServiceUnavailable):
+        await transactions.write(_select_one)
+    shutil.move(tmp_path / "elsewhere.db", path)
+    fake_time.now += 2.0
+    assert await transactions.write(_select_one) == 1
+    assert transactions.breaker.state is BreakerState.CLOSED
+
+
+# --- many concurrent writers on SQLite ------------------------------------------------------------------
+
+
+async def test_concurrent_writes_on_sqlite_never_meet_a_lock_error(tmp_path: Path) -> None:
+    """Hundreds of read-modify-write units from two engines (two workers' worth) all commit, no retries."""
+    path = tmp_path / "busy.db"
+    databases = [Database(f"sqlite:///{path}"), Database(f"sqlite:///{path}")]
+    with databases[0].engine.begin() as connection:
+        connection.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
+        connection.execute(text("INSERT INTO counter VALUES (1, 0)"))
+    workers = [Transactions(database) for database in databases]
+
+    def increment(connection: Connection) -> None:
+        n = connection.execute(text("SELECT n FROM counter WHERE id = 1")).scalar_one()
+        connection.execute(text("UPDATE counter SET n = :n WHERE id = 1"), {"n": n + 1})
+
+    def read(connection: Connection) -> int:
+        return int(connection.execute(text("SELECT n FROM counter WHERE id = 1")).scalar_one())
+
+    try:
+        writes = [workers[i % 2].write(increment) for i in range(300)]
+        reads = [workers[i % 2].read(read) for i in range(100)]
+        await asyncio.gather(*writes, *reads)
+        assert await workers[0].read(read) == 300  # no lost update: each write held the lock throughout
+        assert [worker.stats()["retries"] for worker in workers] == [{}, {}]
+    finally:
+        for worker in workers:
+            worker.close()
+        for database in databases:
+            database.dispose()

@@ -1,0 +1,142 @@
+"""AccessLogMiddleware: one line per request: method, path, route, status, duration, client, request id."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, HTTPException
+from starlette.types import Receive, Scope, Send
+
+from lastro.http.access_log import AccessLogMiddleware
+from lastro.http.request_id import RequestIdMiddleware
+from lastro.observability.logging import configure_logging
+
+pytestmark = pytest.mark.anyio
+
+ReadLogs = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Tests configure lastro's logging onto the captured stdout: put the root handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def read_logs(capsys: pytest.CaptureFixture[str]) -> ReadLogs:
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    return read
+
+
+def access_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("logger") == "lastro.access"]
+
+
+def make_app() -> RequestIdMiddleware:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.post("/items", status_code=201)
+    async def create() -> dict[str, bool]:
+        return {"created": True}
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(418, "short and stout")
+
+    return RequestIdMiddleware(AccessLogMiddleware(app))
+
+
+async def request(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    configure_logging("INFO", "json")  # here, in the test body, where capsys is capturing
+    transport = httpx.ASGITransport(app=make_app(), client=("203.0.113.7", 51234))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.request(method, path, **kwargs)
+
+
+async def test_one_line_per_request(read_logs: ReadLogs) -> None:
+    """A request writes exactly one access line, at info level, from logger lastro.access."""
+    await request("GET", "/items/42")
+    lines = access_lines(read_logs())
+    assert len(lines) == 1
+    assert lines[0]["event"] == "request"
+    assert lines[0]["level"] == "info"
+
+
+async def test_line_has_method_path_route_and_status(read_logs: ReadLogs) -> None:
+    """The line carries the method, the concrete path, the route template and the status."""
+    await request("GET", "/items/42?verbose=1")
+    (line,) = access_lines(read_logs())
+    assert line["method"] == "GET"
+    assert line["path"] == "/items/42"
+    assert line["route"] == "/items/{item_id}"
+    assert line["status"] == 200
+
+
+async def test_line_has_duration_client_and_request_id(read_logs: ReadLogs) -> None:
+    """The line carries the duration in ms, the client address and the request id echoed to the client."""
+    response = await request("POST", "/items", headers={"X-Request-ID": "trace-0123456789"})
+    (line,) = access_lines(read_logs())
+    assert isinstance(line["duration_ms"], float)
+    assert 0 <= line["duration_ms"] < 10_000
+    assert line["client"] == "203.0.113.7:51234"
+    assert line["request_id"] == response.headers["x-request-id"] == "trace-0123456789"
+    assert line["status"] == 201
+
+
+async def test_error_status_is_logged(read_logs: ReadLogs) -> None:
+    """The status of an error response is what the line records."""
+    await request("GET", "/teapot")
+    (line,) = access_lines(read_logs())
+    assert line["status"] == 418
+
+
+async def test_unmatched_path_has_no_route(read_logs: ReadLogs) -> None:
+    """A path no route matches is logged with its 404 and a null route."""
+    await request("GET", "/nowhere")
+    (line,) = access_lines(read_logs())
+    assert line["status"] == 404
+    assert line["path"] == "/nowhere"
+    assert line["route"] is None
+
+
+async def test_application_raising_before_answering_is_logged_as_500(read_logs: ReadLogs) -> None:
+    """An application that raises before sending a status is logged as 500, and the error propagates."""
+
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("boom")
+
+    configure_logging("INFO", "json")
+    scope = {"type": "http", "method": "GET", "path": "/broken", "headers": [], "client": None}
+    with pytest.raises(RuntimeError, match="boom"):
+        await AccessLogMiddleware(broken)(scope, None, None)  # type: ignore[arg-type]
+    (line,) = access_lines(read_logs())
+    assert line["status"] == 500
+    assert line["client"] is None
+
+
+async def test_non_http_scopes_write_no_line(read_logs: ReadLogs) -> None:
+    """A lifespan scope passes through without an access line."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["type"])
+
+    configure_logging("INFO", "json")
+    await AccessLogMiddleware(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
+    assert access_lines(read_logs()) == []

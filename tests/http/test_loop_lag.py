@@ -1,0 +1,94 @@
+"""LoopLag and the MAX_LOOP_LAG refusal: a late event loop sheds new requests with 503."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lastro.http.in_flight import InFlightLimitMiddleware
+from lastro.http.loop_lag import LoopLag
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_fresh_loop_has_no_lag() -> None:
+    """Right after the first call, nothing is overdue."""
+    clock = Clock()
+    assert LoopLag(interval=0.05, clock=clock).current() == 0.0
+
+
+async def test_an_overdue_timer_counts_as_lag_at_once() -> None:
+    """While the timer is overdue, the lag is how overdue it is, before it ever runs."""
+    clock = Clock()
+    lag = LoopLag(interval=0.05, clock=clock)
+    lag.current()
+    clock.now += 1.05
+    assert lag.current() == pytest.approx(1.0)
+
+
+def app_with(lag: LoopLag, max_loop_lag: float) -> InFlightLimitMiddleware:
+    app = FastAPI()
+
+    @app.get("/work")
+    async def work() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/health/live")
+    async def live() -> dict[str, bool]:
+        return {"ok": True}
+
+    return InFlightLimitMiddleware(app, max_loop_lag=max_loop_lag, loop_lag=lag)
+
+
+async def get(app: InFlightLimitMiddleware, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        return await client.get(path)
+
+
+async def test_requests_are_served_while_the_loop_keeps_up() -> None:
+    """Under MAX_LOOP_LAG, requests go through."""
+    clock = Clock()
+    app = app_with(LoopLag(clock=clock), max_loop_lag=0.5)
+    assert (await get(app, "/work")).status_code == 200
+
+
+async def test_requests_are_shed_with_503_when_the_loop_runs_late() -> None:
+    """Over MAX_LOOP_LAG, a request gets 503 problem+json with Retry-After naming the setting."""
+    clock = Clock()
+    lag = LoopLag(interval=0.05, clock=clock)
+    app = app_with(lag, max_loop_lag=0.5)
+    await get(app, "/work")
+    clock.now += 2.0
+    refused = await get(app, "/work")
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert "MAX_LOOP_LAG" in refused.json()["detail"]
+
+
+async def test_health_probes_are_not_shed_for_lag() -> None:
+    """A late loop still answers its health probes."""
+    clock = Clock()
+    lag = LoopLag(interval=0.05, clock=clock)
+    app = app_with(lag, max_loop_lag=0.5)
+    await get(app, "/work")
+    clock.now += 2.0
+    assert (await get(app, "/health/live")).status_code == 200
+
+
+async def test_a_zero_max_loop_lag_never_sheds() -> None:
+    """MAX_LOOP_LAG=0 turns the lag check off."""
+    clock = Clock()
+    lag = LoopLag(interval=0.05, clock=clock)
+    app = app_with(lag, max_loop_lag=0.0)
+    await get(app, "/work")
+    clock.now += 60.0
+    assert (await get(app, "/work")).status_code == 200

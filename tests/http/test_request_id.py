@@ -1,0 +1,114 @@
+"""RequestIdMiddleware: keep a well-formed X-Request-ID, replace a malformed one, echo it, bind it in logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lastro.http.request_id import RequestIdMiddleware, current_request_id
+from lastro.observability.logging import configure_logging, get_logger
+
+pytestmark = pytest.mark.anyio
+
+GENERATED = re.compile(r"[0-9a-f]{32}")
+logger = get_logger("tests.request_id")
+
+ReadLogs = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Tests configure lastro's logging onto the captured stdout: put the root handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def capture_json_logs(capsys: pytest.CaptureFixture[str]) -> ReadLogs:
+    """lastro's JSON logging onto the captured stdout (call it in the test body, where capsys is active)."""
+    configure_logging("INFO", "json")
+    return lambda: [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def make_app() -> RequestIdMiddleware:
+    app = FastAPI()
+
+    @app.get("/id")
+    async def seen_id() -> dict[str, str | None]:
+        logger.info("handler ran")
+        return {"request_id": current_request_id()}
+
+    return RequestIdMiddleware(app)
+
+
+async def get(headers: dict[str, str] | None = None) -> httpx.Response:
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get("/id", headers=headers)
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    ["trace-0123456789", "0f8fad5b-d9cb-469f-a165-70867728950e", "a1b2c3d4", "span.id:1_2-3", "x" * 128],
+)
+async def test_well_formed_id_is_accepted_and_echoed(incoming: str) -> None:
+    """A well-formed X-Request-ID is kept, echoed in the response and seen by the handler."""
+    response = await get({"X-Request-ID": incoming})
+    assert response.headers["x-request-id"] == incoming
+    assert response.json()["request_id"] == incoming
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    ["bad id with spaces", "short", "-starts-with-dash", "x" * 129, "quote\"inside'id", "semi;colon;id"],
+)
+async def test_malformed_id_is_replaced_by_a_generated_one(incoming: str) -> None:
+    """An X-Request-ID with unsafe characters or a wrong length is replaced, never echoed."""
+    response = await get({"X-Request-ID": incoming})
+    echoed = response.headers["x-request-id"]
+    assert echoed != incoming
+    assert GENERATED.fullmatch(echoed)
+    assert response.json()["request_id"] == echoed
+
+
+async def test_missing_id_is_generated() -> None:
+    """Without X-Request-ID a 32-hex-digit id is generated and echoed."""
+    response = await get()
+    assert GENERATED.fullmatch(response.headers["x-request-id"])
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_each_request_gets_its_own_generated_id() -> None:
+    """Two requests without an id get two different ids."""
+    first, second = await get(), await get()
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+async def test_the_id_is_bound_in_log_lines_written_while_serving(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A log line written by the handler carries the request id."""
+    read_logs = capture_json_logs(capsys)
+    await get({"X-Request-ID": "trace-0123456789"})
+    line = next(line for line in read_logs() if line["event"] == "handler ran")
+    assert line["request_id"] == "trace-0123456789"
+
+
+async def test_non_http_scopes_pass_through_untouched() -> None:
+    """A lifespan scope reaches the application without an id."""
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    await RequestIdMiddleware(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]

@@ -1,0 +1,147 @@
+"""The worker count, and the uvicorn configuration `lastro serve` derives from the settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from lastro.serve.protocol import protocol_path
+from lastro.serve.runner import ServeConfig, event_loop_name, uvicorn_config
+from lastro.serve.workers import MIN_WORKERS, SQLITE_MAX_WORKERS, resolve_workers
+from lastro.settings import Settings, get_settings
+
+SQLITE = "sqlite:///./var/lastro.db"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Building a uvicorn.Config applies lastro's logging config: put the root handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def config_for(workers: int = 2, factory: bool = False, **settings: object) -> uvicorn.Config:
+    return uvicorn_config(
+        ServeConfig(target="app:app", settings=get_settings(**settings), workers=workers, factory=factory)
+    )
+
+
+def test_explicit_worker_count_is_used_as_is() -> None:
+    """WORKERS=<n> is the count, whatever the cores or the database."""
+    assert resolve_workers(7, SQLITE, cpu_count=1) == 7
+    assert resolve_workers(1, POSTGRES, cpu_count=64) == 1
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 2), (2, 2), (3, 3), (16, 16), (32, 32), (64, 32)])
+def test_auto_on_postgres_is_one_per_core_between_2_and_32(cores: int, expected: int) -> None:
+    """auto on a server database: one worker per core, at least 2, at most 32."""
+    assert resolve_workers("auto", POSTGRES, cpu_count=cores) == expected
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 2), (3, 3), (4, 4), (8, 4), (64, 4)])
+def test_auto_on_sqlite_is_capped_at_4(cores: int, expected: int) -> None:
+    """auto on SQLite: one worker per core, at least 2, at most 4."""
+    assert resolve_workers("auto", SQLITE, cpu_count=cores) == expected
+    assert SQLITE_MAX_WORKERS == 4
+
+
+def test_auto_without_a_core_count_uses_the_machine() -> None:
+    """auto with no explicit core count follows os.cpu_count()."""
+    cores = os.cpu_count() or 1
+    assert resolve_workers("auto", POSTGRES) == max(MIN_WORKERS, min(cores, 32))
+
+
+def test_worker_count_and_target_reach_uvicorn() -> None:
+    """The target, factory flag and worker count are handed to uvicorn."""
+    config = config_for(workers=3, factory=True)
+    assert (config.app, config.factory, config.workers) == ("app:app", True, 3)
+
+
+def test_bind_becomes_host_and_port() -> None:
+    """BIND is split into uvicorn's host and port."""
+    config = config_for(BIND="0.0.0.0:9123")
+    assert (config.host, config.port) == ("0.0.0.0", 9123)
+
+
+def test_max_requests_and_jitter_reach_uvicorn() -> None:
+    """MAX_REQUESTS and MAX_REQUESTS_JITTER become uvicorn's recycling limits."""
+    config = config_for(MAX_REQUESTS=500, MAX_REQUESTS_JITTER=50)
+    assert config.limit_max_requests == 500
+    assert config.limit_max_requests_jitter == 50
+
+
+def test_max_requests_zero_means_never_recycle() -> None:
+    """MAX_REQUESTS=0 gives uvicorn no request limit at all."""
+    assert config_for(MAX_REQUESTS=0).limit_max_requests is None
+
+
+def test_timeouts_reach_uvicorn() -> None:
+    """KEEPALIVE, GRACEFUL_TIMEOUT and TIMEOUT become uvicorn's keep-alive, shutdown and healthcheck."""
+    config = config_for(KEEPALIVE=7, GRACEFUL_TIMEOUT=12, TIMEOUT=40)
+    assert config.timeout_keep_alive == 7
+    assert config.timeout_graceful_shutdown == 12
+    assert config.timeout_worker_healthcheck == 40
+
+
+def test_fractional_timeouts_round_up_never_to_zero() -> None:
+    """uvicorn takes whole seconds: 0.5 s becomes 1 s, so a sub-second TIMEOUT cannot kill every worker."""
+    config = config_for(KEEPALIVE=0.5, GRACEFUL_TIMEOUT=2.2, TIMEOUT=0.5)
+    assert config.timeout_keep_alive == 1
+    assert config.timeout_graceful_shutdown == 3
+    assert config.timeout_worker_healthcheck == 1
+
+
+def test_max_connections_is_uvicorns_concurrency_limit() -> None:
+    """MAX_CONNECTIONS caps the open connections per worker."""
+    assert config_for(MAX_CONNECTIONS=64).limit_concurrency == 64
+
+
+def test_uvicorn_keeps_its_listen_backlog() -> None:
+    """lastro leaves the listen backlog at uvicorn's default."""
+    assert config_for().backlog == 2048
+
+
+def test_uvicorn_access_log_and_server_header_are_off() -> None:
+    """lastro writes its own access line, and no Server header advertises the stack."""
+    config = config_for()
+    assert config.access_log is False
+    assert config.server_header is False
+
+
+def test_http_protocol_is_the_draining_one() -> None:
+    """Workers use lastro's protocol that drains fresh connections at shutdown."""
+    path = config_for().http
+    assert path == protocol_path()
+    assert path.startswith("lastro.serve.protocol:Draining")
+
+
+def test_log_config_carries_the_level_and_format() -> None:
+    """uvicorn gets lastro's logging config with LOG_LEVEL and LOG_FORMAT."""
+    log_config = config_for(LOG_LEVEL="WARNING", LOG_FORMAT="console").log_config
+    assert isinstance(log_config, dict)
+    assert log_config["root"]["level"] == "WARNING"
+    assert log_config["formatters"]["lastro"]["fmt"] == "console"
+
+
+def test_log_format_follows_the_environment_when_unset() -> None:
+    """Without LOG_FORMAT, production logs JSON to uvicorn too."""
+    settings = Settings(ENVIRONMENT="production", SECRET_KEY="k" * 48)
+    config = uvicorn_config(ServeConfig(target="app:app", settings=settings, workers=2))
+    assert isinstance(config.log_config, dict)
+    assert config.log_config["formatters"]["lastro"]["fmt"] == "json"
+
+
+def test_event_loop_name_is_uvloop_when_installed() -> None:
+    """The banner names uvloop where it is installed (not on Windows), else asyncio."""
+    has_uvloop = importlib.util.find_spec("uvloop") is not None and sys.platform != "win32"
+    assert event_loop_name() == ("uvloop" if has_uvloop else "asyncio")
