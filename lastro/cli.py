@@ -7,7 +7,6 @@ so that the workers, which read their settings on start, see the same values. A 
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
 import os
 import secrets
@@ -174,22 +173,14 @@ def _settings_or_fail() -> Settings:
 
 
 def _module_exists(name: str) -> bool:
-    """True if module `name` can be found, without running any of the application's code: a worker
-    imports it later, and an import in the supervisor would run the application's module-level code."""
+    """True if module `name` can be found. Only its parent packages are imported, never the module itself:
+    the workers import it, and an import here would run the application's module-level code twice."""
     if not name or any(not part.isidentifier() for part in name.split(".")):
         return False
-    top, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package is missing, or is a module
         return False
-    found = top
-    for part in rest:
-        if spec is None or spec.submodule_search_locations is None:
-            return False
-        found = f"{found}.{part}"
-        spec = importlib.machinery.PathFinder.find_spec(found, list(spec.submodule_search_locations))
-    return spec is not None
 
 
 def _first_line(error: BaseException) -> str:

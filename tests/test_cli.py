@@ -88,6 +88,14 @@ def test_unknown_submodule_of_a_package_is_one_error_line() -> None:
     assert_one_error_line(result, "examples.orders.nosuchmodule")
 
 
+def test_unknown_module_in_a_namespace_package_is_one_error_line(tmp_path: Path) -> None:
+    """A package without __init__.py is searched too, and a missing module in it is one error line."""
+    (tmp_path / "plainpkg" / "sub").mkdir(parents=True)
+    (tmp_path / "plainpkg" / "sub" / "present.py").write_text("app = None\n")
+    result = invoke("serve", "plainpkg.sub.absent:app", "--app-dir", str(tmp_path))
+    assert_one_error_line(result, "plainpkg.sub.absent")
+
+
 def test_malformed_option_value_is_one_error_line() -> None:
     """A malformed setting given as an option is one line naming the setting."""
     result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--workers", "many")

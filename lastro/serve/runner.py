@@ -9,6 +9,7 @@ worker finish its in-flight requests within the graceful timeout and run its shu
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import math
 import sys
@@ -43,9 +44,20 @@ def event_loop_name() -> str:
     return "asyncio"
 
 
+class WorkerConfig(uvicorn.Config):
+    """uvicorn's configuration; loading the application in a worker also freezes what the import made."""
+
+    def load(self) -> None:
+        super().load()
+        # The modules, routes and settings just imported live as long as the worker. Out of the collector's
+        # reach, they are no longer walked by every full collection: that walk showed as p99 spikes.
+        gc.collect()
+        gc.freeze()
+
+
 def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
     settings = config.settings
-    return uvicorn.Config(
+    return WorkerConfig(
         config.target,
         factory=config.factory,
         host=settings.host,
