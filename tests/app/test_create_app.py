@@ -7,8 +7,7 @@ and requests go through httpx's ASGI transport.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -24,16 +23,6 @@ from lastro.settings import Settings, get_settings
 from lastro.units import ReadUnit
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """create_app configures lastro's logging: put the root handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 class Item(BaseModel):

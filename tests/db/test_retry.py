@@ -29,23 +29,9 @@ from lastro.db.retry import (
 from lastro.db.transactions import Transactions
 from lastro.errors import ServiceUnavailable
 from lastro.observability.logging import configure_logging
+from tests.support.clock import FakeTime
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeTime:
-    """A clock that only moves when told to, and a sleep that records its delay and moves the clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -26,21 +26,9 @@ from lastro.db.engine import Database
 from lastro.db.retry import RetryPolicy, StopAfterAttempt
 from lastro.db.transactions import Transactions
 from tests.conftest import POSTGRES_URL
+from tests.support.clock import FakeTime
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @dataclass

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,16 +20,6 @@ GENERATED = re.compile(r"[0-9a-f]{32}")
 logger = get_logger("tests.request_id")
 
 ReadLogs = Callable[[], list[dict[str, Any]]]
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Tests configure lastro's logging onto the captured stdout: put the root handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def capture_json_logs(capsys: pytest.CaptureFixture[str]) -> ReadLogs:

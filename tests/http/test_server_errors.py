@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,16 +18,6 @@ from lastro.observability.logging import configure_logging
 pytestmark = pytest.mark.anyio
 
 SECRET = "password=hunter2"  # what an exception message may hold: never for the client
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Tests configure lastro's logging onto the captured stdout: put the root handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def make_app() -> RequestIdMiddleware:

@@ -18,13 +18,9 @@ Capture = pytest.CaptureFixture[str]
 
 
 @pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Tests configure lastro's logging onto the captured stdout: put the root handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+def clear_context() -> Iterator[None]:
+    """Context bound by a test does not leak into the next."""
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
     structlog.contextvars.clear_contextvars()
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import sys
-from collections.abc import Iterator
 
 import pytest
 import uvicorn
@@ -18,16 +16,6 @@ from lastro.settings import Settings, get_settings
 
 SQLITE = "sqlite:///./var/lastro.db"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Building a uvicorn.Config applies lastro's logging config: put the root handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def config_for(workers: int = 2, factory: bool = False, **settings: object) -> uvicorn.Config:
