@@ -4,7 +4,8 @@
   serialization_failure and `40P01` deadlock_detected.
 - *Unreachable* (retry, and count towards opening the circuit breaker): the connection could not be made
   or was dropped, the SQLite file cannot be opened, PostgreSQL is shutting down (`57P0x`, `08xxx`).
-- Anything else (a constraint violation, a bug in a query) is not retried: retrying cannot fix it.
+- Anything else (a constraint violation, a bug in a query, a table a missing migration should have made) is
+  not retried: retrying cannot fix it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ CONTENTION_SQLSTATES = frozenset({"40001", "40P01"})
 UNREACHABLE_SQLSTATE_PREFIXES = ("08", "57P")
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN = 5, 6, 10, 14
 SQLITE_CONTENTION_WORDS = ("database is locked", "database table is locked", "database is busy")
-SQLITE_UNREACHABLE_WORDS = ("unable to open database", "disk i/o error", "no such table")
+SQLITE_UNREACHABLE_WORDS = ("unable to open database", "disk i/o error")
 
 
 class Failure(enum.Enum):

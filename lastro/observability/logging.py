@@ -87,6 +87,8 @@ def logging_config(level: str = "INFO", fmt: LogFormat = "json") -> dict[str, An
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # lastro writes the access line itself, with the route template and request id.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # Alembic announces its plugins and context at INFO each time a worker reads the migrations.
+            "alembic": {"handlers": [], "level": "DEBUG" if level.upper() == "DEBUG" else "WARNING"},
         },
     }
 

@@ -97,14 +97,14 @@ def test_sqlite_missing_file_is_unreachable(tmp_path: Path) -> None:
     assert classify(error) is Failure.UNREACHABLE
 
 
-def test_sqlite_missing_table_is_unreachable(tmp_path: Path) -> None:
-    """A query on a file that lost its tables (replaced by an empty one) is unreachable, not a bug."""
+def test_sqlite_missing_table_is_permanent(tmp_path: Path) -> None:
+    """A missing table is a missing migration: retrying cannot create it, so it is not an outage."""
     connection = sqlite.driver().connect(str(tmp_path / "empty.db"))
     try:
         error = _caught(lambda: connection.execute("SELECT * FROM orders"))
     finally:
         connection.close()
-    assert classify(error) is Failure.UNREACHABLE
+    assert classify(error) is Failure.PERMANENT
 
 
 def test_sqlite_syntax_error_is_permanent(tmp_path: Path) -> None:
