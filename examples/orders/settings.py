@@ -13,6 +13,7 @@ __all__ = ["OrdersSettings"]
 
 class OrdersSettings(lastro.Settings):
     SERVICE_NAME: str = "orders"
+    SERVICE_VERSION: str = lastro.__version__  # the example ships with lastro
     MIGRATIONS_DIR: Path = Path(__file__).parent / "migrations"
     TOKEN_TTL: float = Field(default=3600.0, gt=0, description="seconds an access token is valid")
     IMAGES_DIR: Path = Field(default=Path("var/images"), description="where order images are stored")
