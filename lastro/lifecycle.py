@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
 
 from lastro.db import sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
@@ -119,6 +120,10 @@ async def _probe(transactions: Transactions) -> Exception | None:
     breaker = transactions.breaker
     try:
         await anyio.to_thread.run_sync(transactions.database.ping, abandon_on_cancel=True)
+    except sa_exc.TimeoutError:
+        # No pooled connection came free in DB_POOL_TIMEOUT: they are all busy serving requests, so the
+        # database answers. Opening the breaker for it would turn a busy worker into 503s for everyone.
+        return None
     except Exception as error:
         if breaker.state is BreakerState.CLOSED:
             logger.error(

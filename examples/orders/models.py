@@ -7,9 +7,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 __all__ = [
+    "MAX_TOTAL",
+    "NO_NUL",
     "TRANSITIONS",
     "ImageBase64In",
     "ImageOut",
@@ -26,7 +28,9 @@ __all__ = [
     "UserOut",
 ]
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# PostgreSQL text cannot hold a NUL character: refuse it with a 422 instead of failing in the database (500).
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
 # Exact in storage (integer cents) and arithmetic; a JSON number on the wire, as clients expect.
 Money = Annotated[
     Decimal, Field(ge=0, max_digits=12, decimal_places=2), PlainSerializer(float, when_used="json")
@@ -60,20 +64,34 @@ class Item(BaseModel):
     unit_price: Money
 
 
+# total_cents is an INTEGER column, 32-bit on PostgreSQL: a larger total cannot be stored (it was a 500).
+MAX_TOTAL = Decimal(2**31 - 1) / 100
+
+
+def _total_fits(items: list[Item]) -> list[Item]:
+    total = sum((item.quantity * item.unit_price for item in items), Decimal(0))
+    if total > MAX_TOTAL:
+        raise ValueError(f"the order total {total} is over the largest an order may have, {MAX_TOTAL}")
+    return items
+
+
+Items = Annotated[list[Item], Field(min_length=1, max_length=500), AfterValidator(_total_fits)]
+
+
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer: Text
-    items: list[Item] = Field(min_length=1, max_length=500)
-    notes: str | None = Field(default=None, max_length=2000)
+    items: Items
+    notes: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
 
 class OrderPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Status | None = None
-    notes: str | None = Field(default=None, max_length=2000)
-    items: list[Item] | None = Field(default=None, min_length=1, max_length=500)
+    notes: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    items: Items | None = None
 
 
 class Order(BaseModel):
@@ -99,7 +117,9 @@ class Token(BaseModel):
 
 
 class TenantIn(BaseModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
+    ]
 
 
 class TenantOut(BaseModel):
@@ -108,7 +128,9 @@ class TenantOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    username: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
+    ]
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)]
     tenant_id: int
     is_admin: bool = False

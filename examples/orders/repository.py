@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 MAX_PAGE = 200
+# Ids are INTEGER columns, 32-bit on PostgreSQL. A larger id names nothing, and the drivers refuse to bind it
+# (PostgreSQL past 32 bits, SQLite past 64), which would answer 500 instead of 404.
+MAX_ID = 2**31 - 1
 
 
 class NotFound(Exception):
@@ -131,6 +134,8 @@ def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> dict
 
 
 def _live(tenant_id: int, order_id: int) -> Any:
+    if not 0 < order_id <= MAX_ID:
+        raise NotFound(f"order {order_id} not found")
     return and_(orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None))
 
 
@@ -203,7 +208,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "o" or not value.isdigit():
+        if prefix != "o" or not value.isdigit() or int(value) > MAX_ID:
             raise ValueError(cursor)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -322,6 +327,8 @@ def create_tenant(connection: Connection, name: str) -> int:
 
 
 def tenant_exists(connection: Connection, tenant_id: int) -> bool:
+    if not 0 < tenant_id <= MAX_ID:
+        return False
     return connection.execute(select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None
 
 
@@ -394,6 +401,8 @@ def list_images(connection: Connection, tenant_id: int, order_id: int) -> list[S
 
 
 def get_image(connection: Connection, tenant_id: int, order_id: int, image_id: int) -> StoredImage:
+    if not 0 < image_id <= MAX_ID:
+        raise NotFound(f"image {image_id} of order {order_id} not found")
     row = connection.execute(_image_of(tenant_id, order_id).where(order_images.c.id == image_id)).first()
     if row is None:
         raise NotFound(f"image {image_id} of order {order_id} not found")

@@ -13,6 +13,7 @@ import lastro
 from examples.orders import repository as repo
 from examples.orders.auth import Admin, Caller, Principal, TokenCodec, hash_password, verify_password
 from examples.orders.models import (
+    NO_NUL,
     Order,
     OrderIn,
     OrderPage,
@@ -49,7 +50,7 @@ async def ping(delay: float = Query(default=0.0, ge=0.0, le=30.0)) -> dict[str, 
 async def issue_token(
     request: Request,
     unit: lastro.ReadUnit,
-    username: Annotated[str, Form(max_length=100)],
+    username: Annotated[str, Form(max_length=100, pattern=NO_NUL)],
     password: Annotated[str, Form(max_length=200)],
 ) -> Token:
     """OAuth2 password flow: a bearer token for a valid username and password."""
@@ -132,7 +133,7 @@ async def list_orders(
     caller: Caller,
     unit: lastro.ReadUnit,
     status: Status | None = None,
-    customer: Annotated[str | None, Query(max_length=200)] = None,
+    customer: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     limit: Annotated[int, Query(ge=1, description=f"capped at {repo.MAX_PAGE}")] = 50,

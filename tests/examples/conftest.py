@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,16 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import POSTGRES_URL
-from tests.support.servers import ServeProcess, serve
+from tests.support.servers import ORDERS, ServeProcess, migrate, serve_env
 
+# Workers start slowly when other suites load this 2-core machine: 20 s was seen not to be enough.
+READY_TIMEOUT = 60.0
 SECRET_KEY = secrets.token_urlsafe(48)  # the services sign with it, so tests can forge tokens with it
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
-JSON_ORDER = {
+JSON_ORDER: dict[str, Any] = {
     "customer": "ACME",
     "items": [{"sku": "A-1", "name": "Anvil", "quantity": 2, "unit_price": 9.5}],
 }
@@ -49,11 +51,28 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
 
 
 @contextmanager
+def serve_orders(directory: Path, **settings: str) -> Iterator[ServeProcess]:
+    """`tests.support.servers.serve` of the migrated orders app, with a longer start-up timeout."""
+    env = serve_env(directory, **settings)
+    migrate(env)
+    server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)
+    try:
+        server.wait_ready(READY_TIMEOUT)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
 def orders_service(backend: str, directory: Path, **settings: str) -> Iterator[ServeProcess]:
     """The orders app under `lastro serve`, migrated, on a fresh database of `backend`."""
     with fresh_database(backend, directory) as url:
-        options = {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, **settings}
-        with serve(directory, **options) as server:
+        options = {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY}
+        if backend == "postgres":
+            # Other suites share the server (max_connections=100): stay well inside it, whatever WORKERS is.
+            options |= {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
+        options |= settings
+        with serve_orders(directory, **options) as server:
             yield server
 
 
@@ -88,6 +107,12 @@ class Api:
 
     def close(self) -> None:
         self.client.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def request(self, method: str, url: str, **options: Any) -> httpx.Response:
         return self.client.request(method, url, **options)
@@ -164,6 +189,3 @@ def is_problem(response: httpx.Response, status: int) -> bool:
 
 def locked_lines(server: ServeProcess) -> list[dict[str, Any]]:
     return [line for line in server.logs() if "database is locked" in str(line)]
-
-
-Check = Callable[[httpx.Response], bool]
