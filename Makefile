@@ -39,5 +39,12 @@ pytest: $(VENV)/.installed-dev
 
 test: lint typecheck pytest
 
+# The orders benchmark (benchmarks/run.py): about 10 minutes; needs wrk (apt-get install -y wrk), the shared
+# baseline beside this repository and PostgreSQL on 127.0.0.1:5432.
+.PHONY: bench
+bench: $(VENV)/.installed-dev
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m benchmarks.run --json benchmarks/orders.json --chart benchmarks/orders.png
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
