@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from examples.orders.models import TRANSITIONS, Item, OrderIn, OrderPatch, Status
@@ -112,38 +112,51 @@ _COLUMNS = (
 )
 
 
+# The hot statements are built once: building one per call costs more than SQLite takes to run it.
+_INSERT_ORDER = insert(orders).returning(*_COLUMNS)
+
+
 def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> dict[str, Any]:
     items, total = _items_json(order.items)
     stamp = now()
-    row = connection.execute(
-        insert(orders)
-        .values(
-            tenant_id=tenant_id,
-            customer=order.customer,
-            items=items,
-            total_cents=total,
-            status=Status.RECEIVED.value,
-            notes=order.notes,
-            version=1,
-            created_at=stamp,
-            updated_at=stamp,
-        )
-        .returning(*_COLUMNS)
-    ).one()
-    return order_document(row)
+    values = {
+        "tenant_id": tenant_id,
+        "customer": order.customer,
+        "items": items,
+        "total_cents": total,
+        "status": Status.RECEIVED.value,
+        "notes": order.notes,
+        "version": 1,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    return order_document(connection.execute(_INSERT_ORDER, values).one())
+
+
+def _known_id(order_id: int) -> None:
+    if not 0 < order_id <= MAX_ID:
+        raise NotFound(f"order {order_id} not found")
 
 
 def _live(tenant_id: int, order_id: int) -> Any:
-    if not 0 < order_id <= MAX_ID:
-        raise NotFound(f"order {order_id} not found")
+    _known_id(order_id)
     return and_(orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None))
 
 
+_GET_ORDER = select(*_COLUMNS).where(
+    orders.c.id == bindparam("order_id"),
+    orders.c.tenant_id == bindparam("tenant_id"),
+    orders.c.deleted_at.is_(None),
+)
+_GET_ORDER_FOR_UPDATE = _GET_ORDER.with_for_update()
+
+
 def get_order(connection: Connection, tenant_id: int, order_id: int, *, for_update: bool = False) -> Any:
-    query = select(*_COLUMNS).where(_live(tenant_id, order_id))
-    if for_update and connection.dialect.name == "postgresql":
-        query = query.with_for_update()  # SQLite's write units already hold the database's write lock
-    row = connection.execute(query).first()
+    _known_id(order_id)
+    # SQLite's write units already hold the database's write lock; PostgreSQL locks the row.
+    locking = for_update and connection.dialect.name == "postgresql"
+    query = _GET_ORDER_FOR_UPDATE if locking else _GET_ORDER
+    row = connection.execute(query, {"order_id": order_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise NotFound(f"order {order_id} not found")
     return row
