@@ -57,10 +57,13 @@ class Principal:
 class TokenCodec:
     """Issues and checks access tokens signed with `SECRET_KEY`."""
 
-    def __init__(self, secret: str, ttl: float, clock: Any = time.time) -> None:
+    def __init__(
+        self, secret: str, ttl: float, clock: Any = time.time, cache_size: int = VERIFIED_TOKENS
+    ) -> None:
         self._secret = secret
         self._ttl = ttl
         self._clock = clock
+        self._cache_size = cache_size
         # token -> (principal, exp). Checking an HS256 signature costs more than the rest of a GET by id;
         # the same bytes always check the same way, so only the expiry is looked at again.
         self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
@@ -85,7 +88,7 @@ class TokenCodec:
         self._verified.pop(token, None)
         principal, expires = self._decode(token)
         self._verified[token] = (principal, expires)
-        if len(self._verified) > VERIFIED_TOKENS:
+        if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
         return principal
 
@@ -95,9 +98,12 @@ class TokenCodec:
                 token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub"]}
             )
             principal = Principal(int(claims["sub"]), int(claims["tid"]), bool(claims.get("adm", False)))
-            return principal, int(claims["exp"])
+            expires = int(claims["exp"])
         except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
             raise _unauthorized("the access token is invalid or expired") from None
+        if expires <= self._clock():  # the codec's clock rules, as it does for the tokens it remembers
+            raise _unauthorized("the access token is invalid or expired")
+        return principal, expires
 
 
 def _unauthorized(detail: str) -> HTTPException:
