@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     GRACEFUL_TIMEOUT: float = Field(default=30.0, ge=0, description="seconds to finish in-flight requests")
     MAX_REQUESTS: int = Field(default=0, ge=0, description="recycle a worker after this many; 0 = never")
     MAX_REQUESTS_JITTER: int = Field(default=0, ge=0)
-    MAX_IN_FLIGHT: int = Field(default=100, ge=0, description="requests in flight per worker; 0 = no cap")
+    MAX_IN_FLIGHT: int = Field(default=256, ge=0, description="requests in flight per worker; 0 = no cap")
     MAX_LOOP_LAG: float = Field(
         default=0.5, ge=0, description="seconds the event loop may lag before requests are shed; 0 = never"
     )

@@ -64,7 +64,7 @@ def test_serve_help_shows_each_setting_and_its_default() -> None:
     help_text = " ".join(result.stdout.split())  # click wraps long lines
     assert "$WORKERS or auto" in help_text
     assert "$BIND or 127.0.0.1:8000" in help_text
-    assert "$MAX_IN_FLIGHT or 100" in help_text
+    assert "$MAX_IN_FLIGHT or 256" in help_text
 
 
 def test_target_without_colon_is_one_error_line() -> None:

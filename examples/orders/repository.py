@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
@@ -78,6 +78,12 @@ def _items_json(items: list[Item]) -> tuple[list[dict[str, Any]], int]:
 
 
 def order_document(row: Row[Any]) -> dict[str, Any]:
+    """The order as the API shows it (`models.Order`), already in JSON types.
+
+    Built by hand rather than validated into the model and dumped again: the row is ours and already
+    valid, and that round trip cost more than the query. Money in cents divides to the same float as the
+    model's Decimal would give; times are UTC, written with a `Z` like pydantic writes them.
+    """
     return {
         "id": row.id,
         "customer": row.customer,
@@ -86,17 +92,25 @@ def order_document(row: Row[Any]) -> dict[str, Any]:
                 "sku": item["sku"],
                 "name": item["name"],
                 "quantity": item["quantity"],
-                "unit_price": Decimal(item["unit_price_cents"]) / 100,
+                "unit_price": item["unit_price_cents"] / 100,
             }
             for item in row.items
         ],
-        "total": Decimal(row.total_cents) / 100,
+        "total": row.total_cents / 100,
         "status": row.status,
         "notes": row.notes,
         "version": row.version,
-        "created_at": row.created_at.replace(tzinfo=UTC),
-        "updated_at": row.updated_at.replace(tzinfo=UTC),
+        "created_at": _utc_text(row.created_at),
+        "updated_at": _utc_text(row.updated_at),
     }
+
+
+def _utc_text(moment: datetime) -> str:
+    return f"{moment.isoformat()}Z"  # stored as naive UTC
+
+
+def to_json(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 _COLUMNS = (

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Response
-from pydantic import TypeAdapter
 
 import lastro
 from examples.orders import repository as repo
@@ -29,8 +29,6 @@ from examples.orders.models import (
 router = APIRouter(prefix="/api")
 logger = lastro.get_logger("orders")
 
-ORDER = TypeAdapter(Order)
-PAGE = TypeAdapter(OrderPage)
 JSON = "application/json"
 
 
@@ -84,7 +82,7 @@ async def create_user(body: UserIn, _: Admin, unit: lastro.WriteUnit) -> UserOut
 
 
 def _order_response(document: dict[str, Any] | bytes, status_code: int = 200) -> Response:
-    body = document if isinstance(document, bytes) else ORDER.dump_json(ORDER.validate_python(document))
+    body = document if isinstance(document, bytes) else repo.to_json(document)
     order_id, version = _identity(document)
     headers = {"ETag": f'"{version}"'}
     if status_code == 201:
@@ -93,10 +91,8 @@ def _order_response(document: dict[str, Any] | bytes, status_code: int = 200) ->
 
 
 def _identity(document: dict[str, Any] | bytes) -> tuple[int, int]:
-    if isinstance(document, bytes):
-        parsed = ORDER.validate_json(document)
-        return parsed.id, parsed.version
-    return int(document["id"]), int(document["version"])
+    parsed = json.loads(document) if isinstance(document, bytes) else document
+    return int(parsed["id"]), int(parsed["version"])
 
 
 @router.post("/orders", status_code=201, response_model=Order, tags=["orders"])
@@ -114,7 +110,7 @@ async def create_order(
             stored = repo.claim_key(connection, caller.tenant_id, idempotency_key, digest)
             if stored is not None:
                 return stored.body
-        body = ORDER.dump_json(ORDER.validate_python(repo.create_order(connection, caller.tenant_id, order)))
+        body = repo.to_json(repo.create_order(connection, caller.tenant_id, order))
         if idempotency_key is not None:
             repo.store_response(connection, caller.tenant_id, idempotency_key, 201, body.decode())
         return body
@@ -145,7 +141,7 @@ async def list_orders(
     page = await unit.run(
         lambda connection: repo.list_orders(connection, caller.tenant_id, where, capped, cursor)
     )
-    return Response(PAGE.dump_json(PAGE.validate_python(page)), media_type=JSON)
+    return Response(repo.to_json(page), media_type=JSON)
 
 
 def _expected_version(if_match: str | None, *, required: bool) -> int | None:

@@ -1,0 +1,41 @@
+"""The hand-built order JSON is byte for byte what the `Order` model would produce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+from pydantic import TypeAdapter
+
+from examples.orders.models import Order
+from examples.orders.repository import order_document, to_json
+
+ORDER = TypeAdapter(Order)
+
+
+@pytest.mark.parametrize(
+    ("cents", "quantity", "notes", "moment"),
+    [
+        (75, 30, None, datetime(2026, 11, 25, 21, 6, 10, 867979)),
+        (1005, 3, "entregar às 7h", datetime(2026, 11, 25, 21, 6, 10)),
+        (0, 1, "", datetime(2026, 1, 1)),
+        (99_999_999, 2, "x" * 50, datetime(2026, 12, 31, 23, 59, 59, 1)),
+        (333, 7, None, datetime(2026, 6, 15, 12, 0, 0, 500000)),
+    ],
+)
+def test_order_json_matches_the_model(cents: int, quantity: int, notes: str | None, moment: datetime) -> None:
+    """Money, UTC times, non-ASCII text and nulls come out exactly as pydantic writes them."""
+    row = SimpleNamespace(
+        id=42,
+        customer="Padaria São João",
+        items=[{"sku": "PAO-01", "name": "Pão francês", "quantity": quantity, "unit_price_cents": cents}],
+        total_cents=cents * quantity,
+        status="received",
+        notes=notes,
+        version=3,
+        created_at=moment,
+        updated_at=moment,
+    )
+    document = order_document(row)  # type: ignore[arg-type]
+    assert to_json(document) == ORDER.dump_json(ORDER.validate_python(document))
