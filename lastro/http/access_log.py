@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,6 +12,7 @@ from lastro.observability.logging import get_logger
 __all__ = ["AccessLogMiddleware"]
 
 logger = get_logger("lastro.access")
+_stdlib_logger = logging.getLogger("lastro.access")
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -29,7 +31,8 @@ class AccessLogMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # At LOG_LEVEL=warning and above there is no access line: skip the bookkeeping too.
+        if scope["type"] != "http" or not _stdlib_logger.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -5,8 +5,8 @@ The id is bound in a context variable, so every log line written while serving t
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 import structlog
@@ -43,7 +43,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or os.urandom(16).hex()  # a UUID4's worth of randomness
         _request_id.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
