@@ -61,6 +61,9 @@ from benchmarks.servers import (
     START_TIMEOUT,
     Load,
     Server,
+    _ms,
+    _n,
+    _table,
     free_port,
     lastro_env,
     load_average,
@@ -845,20 +848,6 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         name = f"start -> ready, {start['workers']} workers (lastro SQLite)"
         add(name, "<= 2 s", text, start["first_ready_s"] <= 2)
     return rows
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    return lines
-
-
-def _n(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def _ms(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def _errors(found: dict[str, Any]) -> str:
