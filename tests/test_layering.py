@@ -1,0 +1,59 @@
+"""The package's one-way structure: each layer imports only the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import lastro
+
+PACKAGE = Path(lastro.__file__).parent
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py")) if folder else sorted(PACKAGE.rglob("*.py"))
+
+
+def names(paths: list[Path]) -> list[str]:
+    return [str(path.relative_to(PACKAGE)) for path in paths]
+
+
+def reaching(path: Path, prefixes: tuple[str, ...]) -> set[str]:
+    return {name for name in imports_of(path) if name == prefixes or name.startswith(prefixes)}
+
+
+@pytest.mark.parametrize("path", modules(""), ids=names(modules("")))
+def test_the_library_never_imports_the_examples(path: Path) -> None:
+    """lastro knows no orders: nothing under lastro/ imports examples/."""
+    assert not reaching(path, ("examples",))
+
+
+@pytest.mark.parametrize("path", modules("db"), ids=names(modules("db")))
+def test_the_data_layer_knows_nothing_of_http(path: Path) -> None:
+    """lastro.db imports neither FastAPI, Starlette nor lastro's HTTP and app modules."""
+    assert not reaching(path, ("fastapi", "starlette", "lastro.http", "lastro.app", "lastro.units"))
+
+
+@pytest.mark.parametrize("path", modules("http"), ids=names(modules("http")))
+def test_middleware_never_reaches_routes_or_the_database(path: Path) -> None:
+    """lastro.http imports no database module and nothing above it."""
+    assert not reaching(path, ("lastro.db", "lastro.app", "lastro.units", "lastro.lifecycle", "sqlalchemy"))
+
+
+@pytest.mark.parametrize("name", ["settings.py", "errors.py"])
+def test_settings_and_errors_stand_at_the_bottom(name: str) -> None:
+    """errors imports nothing of lastro; settings only errors."""
+    allowed = {"lastro.errors"} if name == "settings.py" else set()
+    assert reaching(PACKAGE / name, ("lastro",)) <= allowed
