@@ -79,7 +79,17 @@ from lastro.db.engine import Database
 logger = logging.getLogger("benchmarks.run")
 
 LUA = ROOT / "benchmarks" / "lua"
-BASELINE_DIR = Path(os.environ.get("BENCH_BASELINE_DIR", ROOT.parent / "shared" / "baseline"))
+
+
+def _find_baseline() -> Path:
+    """BENCH_BASELINE_DIR, else `shared/baseline` beside this checkout or beside one of its parents."""
+    if given := os.environ.get("BENCH_BASELINE_DIR"):
+        return Path(given)
+    candidates = [parent / "shared" / "baseline" for parent in ROOT.parents]
+    return next((path for path in candidates if (path / "seed_app.py").exists()), candidates[0])
+
+
+BASELINE_DIR = _find_baseline()
 BASELINE_VENV = Path(
     os.environ.get("BENCH_BASELINE_VENV", Path.home() / ".cache" / "lastro-bench" / "baseline-venv")
 )
