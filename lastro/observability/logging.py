@@ -94,7 +94,16 @@ def logging_config(level: str = "INFO", fmt: LogFormat = "json") -> dict[str, An
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "json") -> None:
-    """Route stdlib logging and structlog through one formatter. Safe to call again."""
+    """Route stdlib logging and structlog through one formatter. Safe to call again.
+
+    The lines carry no caller, thread or process name (the pid is added by a processor), so logging is
+    told not to collect them, as its documentation's "Optimization" section describes: a fifth of the cost
+    of an access line went to walking the stack for a caller nobody prints.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.config.dictConfig(logging_config(level, fmt))
     structlog.configure(
         processors=[
