@@ -26,7 +26,7 @@ from lastro.db.transactions import Transactions
 from lastro.errors import StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
-from lastro.serve.workers import resolve_workers
+from lastro.serve.workers import is_supervised_worker, resolve_workers
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -93,7 +93,8 @@ async def _open_database(settings: Settings) -> Database:
     try:
         if settings.DATABASE_URL.startswith("sqlite"):
             sqlite.check_version(workers, allow_unsafe=settings.SQLITE_ALLOW_UNSAFE_VERSION)
-        database = Database(settings.DATABASE_URL, DatabaseOptions.from_settings(settings, workers))
+        options = DatabaseOptions.from_settings(settings, workers, create=not is_supervised_worker())
+        database = Database(settings.DATABASE_URL, options)
     except Exception as exc:
         logger.error("startup failed", reason=str(exc))
         raise StartupError(str(exc)) from None

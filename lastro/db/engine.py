@@ -54,10 +54,14 @@ class DatabaseOptions:
     statement_timeout: float = 15.0
     connect_timeout: float = 5.0
     sqlite_pragmas: dict[str, str | int] = field(default_factory=dict)
+    # Whether a missing SQLite file may be created. Workers of `lastro serve` never do: the supervisor
+    # created it before starting them, so a file missing later is an outage, not a new database.
+    create_sqlite_file: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings, workers: int) -> DatabaseOptions:
+    def from_settings(cls, settings: Settings, workers: int, *, create: bool = True) -> DatabaseOptions:
         return cls(
+            create_sqlite_file=create,
             workers=workers,
             pool_size=settings.DB_POOL_SIZE,
             max_overflow=settings.DB_MAX_OVERFLOW,
@@ -121,7 +125,7 @@ class Database:
         assert self.sqlite_path is not None
         path = self.sqlite_path.resolve()
         dbapi = sqlite.driver()
-        if not path.exists():
+        if self.options.create_sqlite_file and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             dbapi.connect(str(path)).close()
         uri = f"file:{quote(str(path))}?mode=rw"

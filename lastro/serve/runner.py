@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import math
+import os
 import sys
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from uvicorn.config import STARTUP_FAILURE
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.protocol import protocol_path
 from lastro.serve.supervisor import Supervisor
+from lastro.serve.workers import SUPERVISED_ENV
 from lastro.settings import Settings
 
 __all__ = ["ServeConfig", "event_loop_name", "run"]
@@ -96,6 +98,7 @@ def run(config: ServeConfig) -> int:
         event_loop=event_loop_name(),
         environment=settings.ENVIRONMENT,
     )
+    os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor spawns
     supervisor = Supervisor(server_config, sockets=[socket])
     try:
         supervisor.run()

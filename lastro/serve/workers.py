@@ -10,11 +10,17 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-__all__ = ["MIN_WORKERS", "SQLITE_MAX_WORKERS", "resolve_workers"]
+__all__ = ["MIN_WORKERS", "SQLITE_MAX_WORKERS", "SUPERVISED_ENV", "is_supervised_worker", "resolve_workers"]
 
 MIN_WORKERS = 2
 SQLITE_MAX_WORKERS = 4
 SERVER_MAX_WORKERS = 32
+# Set by `lastro serve` for its workers: what the supervisor prepared (the SQLite file) a worker only uses.
+SUPERVISED_ENV = "LASTRO_SERVE_WORKER"
+
+
+def is_supervised_worker() -> bool:
+    return os.environ.get(SUPERVISED_ENV) == "1"
 
 
 def resolve_workers(workers: int | Literal["auto"], database_url: str, cpu_count: int | None = None) -> int:

@@ -279,3 +279,26 @@ def test_in_memory_sqlite_has_no_file() -> None:
         database.ping()
     finally:
         database.dispose()
+
+
+def test_a_worker_database_never_creates_a_missing_sqlite_file(tmp_path: Path) -> None:
+    """With create_sqlite_file off (workers of `lastro serve`) a missing file is an error, not a new one."""
+    path = tmp_path / "gone.db"
+    database = Database(f"sqlite:///{path}", DatabaseOptions(create_sqlite_file=False))
+    try:
+        with pytest.raises(Exception, match="unable to open database file"):
+            database.ping()
+    finally:
+        database.dispose()
+    assert not path.exists()
+
+
+def test_a_standalone_database_creates_its_sqlite_file(tmp_path: Path) -> None:
+    """By default (a single process, the supervisor, the CLI) the SQLite file and its folder are created."""
+    path = tmp_path / "new" / "fresh.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.ping()
+    finally:
+        database.dispose()
+    assert path.exists()

@@ -60,6 +60,7 @@ def test_health_endpoints_answer_with_their_codes(tmp_path: Path) -> None:
 def test_ready_turns_503_when_the_database_file_goes_and_recovers(tmp_path: Path) -> None:
     """Moving the SQLite file away makes ready and /health 503 while live stays 200; moving it back heals."""
     with serve(tmp_path) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2)  # both started: the move hits running workers
         database = tmp_path / "service.db"
         moved = tmp_path / "elsewhere.db"
         shutil.move(database, moved)
