@@ -2,8 +2,10 @@
 
 When handlers hold the loop (CPU-bound `async def` code), requests do not pile up where middleware can
 count them: they wait unread in the sockets while the loop works through the ready ones, one at a time.
-The loop's lag is what measures that wait. A timer is due every `interval`; the lag is how late it ran,
-or, while it is overdue, how overdue it is already, so a long block is seen the moment the loop resumes.
+The loop's lag is what measures that wait. A timer is due every `interval`; the lag is how late it ran
+last or, once the loop has turned while the timer was overdue, how overdue it is already: a long block is
+seen by the first requests after it, before the timer gets its turn. Requests served in-process back to
+back without the loop ever turning (an ASGI test client) never count as lag: nothing waits behind them.
 """
 
 from __future__ import annotations
@@ -22,13 +24,27 @@ class LoopLag:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due = 0.0
         self._last = 0.0
+        self._turn_pending = False
+        self._turned_while_due: float | None = None
 
     def current(self) -> float:
-        """Seconds the loop is running late now (0.0 before the first call from a running loop)."""
+        """Seconds the loop is running late, as far as the requests it serves can tell."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._start(loop)
-        return max(self._last, self.clock() - self._due)
+        overdue = self.clock() - self._due
+        if overdue <= self._last:
+            return self._last
+        if self._turned_while_due == self._due:
+            return overdue
+        if not self._turn_pending:
+            self._turn_pending = True
+            loop.call_soon(self._turned, self._due)
+        return self._last
+
+    def _turned(self, due: float) -> None:
+        self._turn_pending = False
+        self._turned_while_due = due
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -26,13 +28,40 @@ async def test_a_fresh_loop_has_no_lag() -> None:
     assert LoopLag(interval=0.05, clock=clock).current() == 0.0
 
 
-async def test_an_overdue_timer_counts_as_lag_at_once() -> None:
-    """While the timer is overdue, the lag is how overdue it is, before it ever runs."""
+async def late_loop(clock: Clock, seconds: float) -> None:
+    """The loop turns once while `seconds` pass: its timer (interval 0) runs that late."""
+    clock.now += seconds
+    for _ in range(2):  # the timer runs after the step that yields first: give the loop two turns
+        await asyncio.sleep(0)
+
+
+async def test_the_lag_is_how_late_the_timer_ran() -> None:
+    """Once the loop gets to its timer, the lag is how long after its due time that was."""
     clock = Clock()
-    lag = LoopLag(interval=0.05, clock=clock)
+    lag = LoopLag(interval=0.0, clock=clock)
     lag.current()
-    clock.now += 1.05
+    await late_loop(clock, 1.0)
     assert lag.current() == pytest.approx(1.0)
+
+
+async def test_an_overdue_timer_counts_once_the_loop_has_turned() -> None:
+    """Requests after a long block see it before the timer runs, as soon as the loop has turned once."""
+    clock = Clock()
+    lag = LoopLag(interval=3600.0, clock=clock)  # the real timer never comes due during the test
+    lag.current()
+    clock.now += 3602.0
+    assert lag.current() == 0.0  # no turn yet: this could be one long run of in-process calls
+    await asyncio.sleep(0)
+    assert lag.current() == pytest.approx(2.0)
+
+
+async def test_a_loop_that_never_turns_shows_no_lag() -> None:
+    """Work done without the loop turning (requests in-process, back to back) is not lag."""
+    clock = Clock()
+    lag = LoopLag(interval=0.0, clock=clock)
+    lag.current()
+    clock.now += 5.0
+    assert lag.current() == 0.0
 
 
 def app_with(lag: LoopLag, max_loop_lag: float) -> InFlightLimitMiddleware:
@@ -64,10 +93,10 @@ async def test_requests_are_served_while_the_loop_keeps_up() -> None:
 async def test_requests_are_shed_with_503_when_the_loop_runs_late() -> None:
     """Over MAX_LOOP_LAG, a request gets 503 problem+json with Retry-After naming the setting."""
     clock = Clock()
-    lag = LoopLag(interval=0.05, clock=clock)
+    lag = LoopLag(interval=0.0, clock=clock)
     app = app_with(lag, max_loop_lag=0.5)
     await get(app, "/work")
-    clock.now += 2.0
+    await late_loop(clock, 2.0)
     refused = await get(app, "/work")
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
@@ -77,18 +106,18 @@ async def test_requests_are_shed_with_503_when_the_loop_runs_late() -> None:
 async def test_health_probes_are_not_shed_for_lag() -> None:
     """A late loop still answers its health probes."""
     clock = Clock()
-    lag = LoopLag(interval=0.05, clock=clock)
+    lag = LoopLag(interval=0.0, clock=clock)
     app = app_with(lag, max_loop_lag=0.5)
     await get(app, "/work")
-    clock.now += 2.0
+    await late_loop(clock, 2.0)
     assert (await get(app, "/health/live")).status_code == 200
 
 
 async def test_a_zero_max_loop_lag_never_sheds() -> None:
     """MAX_LOOP_LAG=0 turns the lag check off."""
     clock = Clock()
-    lag = LoopLag(interval=0.05, clock=clock)
+    lag = LoopLag(interval=0.0, clock=clock)
     app = app_with(lag, max_loop_lag=0.0)
     await get(app, "/work")
-    clock.now += 60.0
+    await late_loop(clock, 60.0)
     assert (await get(app, "/work")).status_code == 200
