@@ -8,7 +8,6 @@ run the application's own shutdown, close the pool.
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -26,7 +25,7 @@ from lastro.db.transactions import Transactions
 from lastro.errors import StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
-from lastro.serve.workers import is_supervised_worker, resolve_workers
+from lastro.serve.workers import freeze_long_lived_objects, is_supervised_worker, resolve_workers
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -46,19 +45,12 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
         await startup(state)
         try:
             async with inner(app) as inner_state:
-                _freeze_startup_objects()
+                freeze_long_lived_objects()
                 yield inner_state
         finally:
             await shutdown(state)
 
     app.router.lifespan_context = lifespan
-
-
-def _freeze_startup_objects() -> None:
-    # Modules, routes and settings live as long as the worker: moved out of the collector's reach, they
-    # stop being walked by every full collection, which showed as p99 spikes under load (benchmarks/).
-    gc.collect()
-    gc.freeze()
 
 
 async def startup(state: ServiceState) -> None:

@@ -12,7 +12,6 @@ from lastro.observability.logging import get_logger
 __all__ = ["AccessLogMiddleware"]
 
 logger = get_logger("lastro.access")
-_stdlib_logger = logging.getLogger("lastro.access")
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -32,7 +31,7 @@ class AccessLogMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # At LOG_LEVEL=warning and above there is no access line: skip the bookkeeping too.
-        if scope["type"] != "http" or not _stdlib_logger.isEnabledFor(logging.INFO):
+        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

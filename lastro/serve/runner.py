@@ -9,7 +9,6 @@ worker finish its in-flight requests within the graceful timeout and run its shu
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import math
 import os
@@ -22,7 +21,7 @@ from uvicorn.config import STARTUP_FAILURE
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.protocol import protocol_path
 from lastro.serve.supervisor import Supervisor
-from lastro.serve.workers import SUPERVISED_ENV
+from lastro.serve.workers import SUPERVISED_ENV, freeze_long_lived_objects
 from lastro.settings import Settings
 
 __all__ = ["ServeConfig", "event_loop_name", "run"]
@@ -51,10 +50,7 @@ class WorkerConfig(uvicorn.Config):
 
     def load(self) -> None:
         super().load()
-        # The modules, routes and settings just imported live as long as the worker. Out of the collector's
-        # reach, they are no longer walked by every full collection: that walk showed as p99 spikes.
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived_objects()  # any application; a lastro one freezes again after its start-up
 
 
 def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
