@@ -30,13 +30,11 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         state: lastro.ServiceState = app.state.lastro
         await _check_schema(state, settings)
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
-        app.state.images = lastro.FileStore(settings.IMAGES_DIR)
-        await app.state.images.open()
+        app.state.images = images = lastro.FileStore(settings.IMAGES_DIR)
+        await images.open()
         assert state.transactions is not None
         transactions = state.transactions
-        state.tasks.start(
-            "orders-purge", lambda: purge_periodically(transactions, app.state.images, settings)
-        )
+        state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
         if not settings.is_production:
             await _bootstrap_admin(state)
         yield

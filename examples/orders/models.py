@@ -31,6 +31,7 @@ __all__ = [
 # PostgreSQL text cannot hold a NUL character: refuse it with a 422 instead of failing in the database (500).
 NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
 # Exact in storage (integer cents) and arithmetic; a JSON number on the wire, as clients expect.
 Money = Annotated[
     Decimal, Field(ge=0, max_digits=12, decimal_places=2), PlainSerializer(float, when_used="json")
@@ -117,9 +118,7 @@ class Token(BaseModel):
 
 
 class TenantIn(BaseModel):
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
-    ]
+    name: Name
 
 
 class TenantOut(BaseModel):
@@ -128,9 +127,7 @@ class TenantOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    username: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)
-    ]
+    username: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)]
     tenant_id: int
     is_admin: bool = False

@@ -38,6 +38,11 @@ MAX_PAGE = 200
 MAX_ID = 2**31 - 1
 
 
+def _storable_id(value: int) -> bool:
+    """Whether a row could have this id at all."""
+    return 0 < value <= MAX_ID
+
+
 class NotFound(Exception):
     pass
 
@@ -148,7 +153,7 @@ def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> dict
 
 
 def _known_id(order_id: int) -> None:
-    if not 0 < order_id <= MAX_ID:
+    if not _storable_id(order_id):
         raise NotFound(f"order {order_id} not found")
 
 
@@ -235,7 +240,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "o" or not value.isdigit() or int(value) > MAX_ID:
+        if prefix != "o" or not value.isdigit() or not _storable_id(int(value)):
             raise ValueError(cursor)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -354,7 +359,7 @@ def create_tenant(connection: Connection, name: str) -> int:
 
 
 def tenant_exists(connection: Connection, tenant_id: int) -> bool:
-    if not 0 < tenant_id <= MAX_ID:
+    if not _storable_id(tenant_id):
         return False
     return connection.execute(select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None
 
@@ -428,7 +433,7 @@ def list_images(connection: Connection, tenant_id: int, order_id: int) -> list[S
 
 
 def get_image(connection: Connection, tenant_id: int, order_id: int, image_id: int) -> StoredImage:
-    if not 0 < image_id <= MAX_ID:
+    if not _storable_id(image_id):
         raise NotFound(f"image {image_id} of order {order_id} not found")
     row = connection.execute(_image_of(tenant_id, order_id).where(order_images.c.id == image_id)).first()
     if row is None:

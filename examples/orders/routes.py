@@ -81,18 +81,15 @@ async def create_user(body: UserIn, _: Admin, unit: lastro.WriteUnit) -> UserOut
 # --- orders ---------------------------------------------------------------------------------------------
 
 
-def _order_response(document: dict[str, Any] | bytes, status_code: int = 200) -> Response:
-    body = document if isinstance(document, bytes) else repo.to_json(document)
-    order_id, version = _identity(document)
+def _order_response(body: bytes, order_id: int, version: int, status_code: int = 200) -> Response:
     headers = {"ETag": f'"{version}"'}
     if status_code == 201:
         headers["Location"] = f"/api/orders/{order_id}"
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
-def _identity(document: dict[str, Any] | bytes) -> tuple[int, int]:
-    parsed = json.loads(document) if isinstance(document, bytes) else document
-    return int(parsed["id"]), int(parsed["version"])
+def _document_response(document: dict[str, Any]) -> Response:
+    return _order_response(repo.to_json(document), document["id"], document["version"])
 
 
 @router.post("/orders", status_code=201, response_model=Order, tags=["orders"])
@@ -105,23 +102,25 @@ async def create_order(
     """Create an order; with an `Idempotency-Key`, a retry returns the first response, never a second row."""
     digest = repo.request_hash(order.model_dump_json().encode())
 
-    def work(connection: Any) -> bytes:
+    def work(connection: Any) -> tuple[bytes, int, int]:
         if idempotency_key is not None:
             stored = repo.claim_key(connection, caller.tenant_id, idempotency_key, digest)
             if stored is not None:
-                return stored.body
-        body = repo.to_json(repo.create_order(connection, caller.tenant_id, order))
+                replayed = json.loads(stored.body)
+                return stored.body, replayed["id"], replayed["version"]
+        document = repo.create_order(connection, caller.tenant_id, order)
+        body = repo.to_json(document)
         if idempotency_key is not None:
             repo.store_response(connection, caller.tenant_id, idempotency_key, 201, body.decode())
-        return body
+        return body, document["id"], document["version"]
 
-    return _order_response(await unit.run(work), 201)
+    return _order_response(*await unit.run(work), status_code=201)
 
 
 @router.get("/orders/{order_id}", response_model=Order, tags=["orders"])
 async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> Response:
     row = await unit.run(lambda connection: repo.get_order(connection, caller.tenant_id, order_id))
-    return _order_response(repo.order_document(row))
+    return _document_response(repo.order_document(row))
 
 
 @router.get("/orders", response_model=OrderPage, tags=["orders"])
@@ -174,7 +173,7 @@ async def update_order(
             version = repo.get_order(connection, caller.tenant_id, order_id).version
         return repo.update_order(connection, caller.tenant_id, order_id, version, patch)
 
-    return _order_response(await unit.run(work))
+    return _document_response(await unit.run(work))
 
 
 @router.delete("/orders/{order_id}", status_code=204, tags=["orders"])
