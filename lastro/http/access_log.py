@@ -7,11 +7,13 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lastro.observability.json_lines import JSON_LINES
 from lastro.observability.logging import get_logger
 
 __all__ = ["AccessLogMiddleware"]
 
 logger = get_logger("lastro.access")
+_stdlib_logger = logging.getLogger("lastro.access")
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -31,7 +33,7 @@ class AccessLogMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # At LOG_LEVEL=warning and above there is no access line: skip the bookkeeping too.
-        if scope["type"] != "http" or not logger.isEnabledFor(logging.INFO):
+        if scope["type"] != "http" or not _stdlib_logger.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -46,12 +48,13 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture_status)
         finally:
-            logger.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                route=_route_template(scope),
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                client=_client(scope),
-            )
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": _route_template(scope),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": _client(scope),
+            }
+            if not JSON_LINES.write(_stdlib_logger, "request", fields):
+                logger.info("request", **fields)

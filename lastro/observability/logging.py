@@ -16,6 +16,8 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from lastro.observability.json_lines import JSON_LINES, dumps
+
 __all__ = ["configure_logging", "get_logger", "logging_config"]
 
 LogFormat = Literal["json", "console"]
@@ -54,7 +56,7 @@ def make_formatter(fmt: LogFormat = "json") -> structlog.stdlib.ProcessorFormatt
     """The formatter of every handler; `logging_config` names it so that child processes build their own."""
     renderer: Processor
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=dumps)
         # A traceback as one string field: greppable, and no frame locals (they may hold secrets).
         exc_processors: list[Processor] = [structlog.processors.format_exc_info]
     else:
@@ -105,6 +107,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "json") -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging.config.dictConfig(logging_config(level, fmt))
+    JSON_LINES.attach(logging.root.handlers[0] if fmt == "json" else None)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
