@@ -7,9 +7,10 @@ Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access
 
 - SQLite, read: on the event loop. A WAL reader never waits for a lock, and a read by primary key costs
   tens of microseconds, less than the hop to a thread would.
-- SQLite, write: on one writer thread per worker, in `BEGIN IMMEDIATE`. Writes of one worker queue there
-  instead of competing for the lock, so the busy timeout only arbitrates between workers, and the wait for
-  the lock never blocks the event loop.
+- SQLite, write: on one writer thread per worker (`lastro.db.writer`), in `BEGIN IMMEDIATE`, several
+  queued units to a transaction. Writes of one worker queue there instead of competing for the lock, the
+  workers take turns through a file lock (`lastro.db.write_lock`) instead of the busy handler's sleeps,
+  and the wait for the lock never blocks the event loop.
 - PostgreSQL: on a thread pool as large as the connection pool, one hop per unit of work (not one per
   statement).
 """
@@ -29,6 +30,7 @@ from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
 from lastro.db.retry import Attempt, RetryPolicy
 from lastro.db.sqlite import BEGIN_OPTION
+from lastro.db.writer import SQLiteWriter
 from lastro.errors import ServiceUnavailable
 from lastro.observability.logging import get_logger
 
@@ -56,11 +58,13 @@ class Transactions:
         self.inline_reads = database.is_sqlite if inline_reads is None else inline_reads
         self.retries: Counter[str] = Counter()
         self.gave_up = 0
+        self._sqlite_writer = SQLiteWriter(database) if database.is_sqlite else None
         if database.is_sqlite:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="lastro-db-write")
-            self._readers = ThreadPoolExecutor(4, thread_name_prefix="lastro-db-read")  # threads start lazily
+            self._executor = ThreadPoolExecutor(
+                4, thread_name_prefix="lastro-db-read"
+            )  # threads start lazily
         else:
-            self._writer = self._readers = ThreadPoolExecutor(
+            self._executor = ThreadPoolExecutor(
                 sum(database.options.postgres_pool()), thread_name_prefix="lastro-db"
             )
 
@@ -99,9 +103,10 @@ class Transactions:
     async def _execute(self, work: Work[T], mode: Mode) -> T:
         if mode == "read" and self.inline_reads:
             return self._transaction(work, mode)
+        if mode == "write" and self._sqlite_writer is not None:
+            return await self._sqlite_writer.submit(work)
         loop = asyncio.get_running_loop()
-        executor = self._writer if mode == "write" else self._readers
-        return await loop.run_in_executor(executor, self._transaction, work, mode)
+        return await loop.run_in_executor(self._executor, self._transaction, work, mode)
 
     def _transaction(self, work: Work[T], mode: Mode) -> T:
         with self.database.engine.connect() as connection:
@@ -128,11 +133,18 @@ class Transactions:
         )
 
     def stats(self) -> dict[str, Any]:
-        return {"retries": dict(self.retries), "gave_up": self.gave_up, "breaker": self.breaker.snapshot()}
+        stats = {"retries": dict(self.retries), "gave_up": self.gave_up, "breaker": self.breaker.snapshot()}
+        if self._sqlite_writer is not None:
+            stats["writes"] = {
+                "units": self._sqlite_writer.units,
+                "transactions": self._sqlite_writer.transactions,
+            }
+        return stats
 
     def close(self) -> None:
-        for executor in {self._writer, self._readers}:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _retryable(error: BaseException) -> bool:

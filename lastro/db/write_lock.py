@@ -1,0 +1,73 @@
+"""`WriteLock`: the workers of one SQLite file take turns to write, in order, without polling.
+
+SQLite arbitrates writers of different processes with its busy handler: a writer that finds the lock taken
+sleeps 1, 2, 5, 10... up to 100 ms and tries again. Under steady load the worker holding the lock takes it
+again before the sleeper wakes, so the sleeper's waits grow until its busy timeout: measured as a 1.1 s p99
+on write-only load with 2 workers, and the "database is locked" the seeds retried by hand.
+
+Before `BEGIN IMMEDIATE`, each worker's writer thread takes an exclusive `flock` on `<database>-lastro-lock`.
+A waiting process sleeps in the kernel and is woken the moment the holder lets go. SQLite's own locking is
+untouched: the lock file only orders lastro's writers, it never decides what is safe. A writer that cannot
+open the lock file (a read-only directory, say) writes without it, as does every other program. On Windows
+the lock is not taken: `msvcrt.locking` retries once a second, worse than SQLite's own handler.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import IO
+
+from lastro.observability.logging import get_logger
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["WriteLock", "lock_path"]
+
+logger = get_logger("lastro.db")
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + "-lastro-lock")
+
+
+class WriteLock:
+    def __init__(self, database: Path | None) -> None:
+        self.path = lock_path(database) if database is not None and sys.platform != "win32" else None
+        self._file: IO[bytes] | None = None
+        self._warned = False
+
+    def acquire(self) -> bool:
+        """Block until this process is the only lastro writer of the file; False when it writes unordered."""
+        file = self._open()
+        if file is None:
+            return False
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _open(self) -> IO[bytes] | None:
+        if self._file is None and self.path is not None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:  # tried again next time: the directory may be back by then
+                if not self._warned:
+                    self._warned = True
+                    logger.warning(
+                        "SQLite write lock unavailable; this worker writes with the busy timeout alone",
+                        path=str(self.path),
+                        error=str(error),
+                    )
+                return None
+            self._file = os.fdopen(fd, "r+b", buffering=0)
+        return self._file

@@ -1,0 +1,151 @@
+"""`SQLiteWriter`: one thread per worker runs the write units, several to a transaction when they queue up.
+
+SQLite has one writer at a time, so the units of a worker queue anyway; what costs is each transaction:
+taking the lock across processes, `BEGIN IMMEDIATE`, writing the pages to the WAL at `COMMIT`. When units
+are waiting, the thread takes up to `max_batch` of them and runs them in one transaction, each inside its
+own savepoint: a unit that raises rolls back only its own changes and gets its own exception. Results are
+handed out only after `COMMIT`, so no caller ever sees a write that was not stored.
+
+If the shared transaction itself fails (the lock, `COMMIT`, a savepoint that cannot roll back), each unit
+of the batch runs again alone, so no unit ever fails because of another one. A unit alone runs exactly as
+it would without batching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+
+from lastro.db.engine import Database
+from lastro.db.sqlite import BEGIN_OPTION
+from lastro.db.write_lock import WriteLock
+
+__all__ = ["SQLiteWriter"]
+
+T = TypeVar("T")
+Unit = tuple[Callable[[Connection], Any], "Future[Any]"]
+Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
+
+_SAVEPOINT = "lastro_unit"
+
+
+class SQLiteWriter:
+    def __init__(self, database: Database, *, max_batch: int = 32) -> None:
+        self.database = database
+        self.max_batch = max_batch
+        self.lock = WriteLock(database.sqlite_path)
+        self.transactions = 0
+        self.units = 0
+        self._queue: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    async def submit(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in a write transaction on the writer thread; its result once committed."""
+        if self._closed:
+            raise RuntimeError("the SQLite writer is closed")
+        future: Future[T] = Future()
+        self._queue.put((work, future))
+        self._ensure_thread()
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        """Finish the units already queued, then stop the thread."""
+        self._closed = True
+        with self._start_lock:
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+        self.lock.close()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._serve, name="lastro-db-write", daemon=True)
+                    self._thread.start()
+
+    def _serve(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    unit = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if unit is None:
+                    stop = True
+                    break
+                batch.append(unit)
+            self._run([unit for unit in batch if unit[1].set_running_or_notify_cancel()])
+            if stop:
+                return
+
+    def _run(self, batch: list[Unit]) -> None:
+        if len(batch) == 1:
+            self._alone(batch[0])
+            return
+        if not batch:
+            return
+        try:
+            outcomes = self._transaction(lambda connection: [_in_savepoint(connection, w) for w, _ in batch])
+        except Exception:
+            for unit in batch:
+                self._alone(unit)
+            return
+        self.units += len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _alone(self, unit: Unit) -> None:
+        work, future = unit
+        try:
+            result = self._transaction(work)
+        except Exception as error:
+            future.set_exception(error)
+        else:
+            self.units += 1
+            future.set_result(result)
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        with self.database.engine.connect() as connection:
+            connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            with self._locked(), connection.begin():
+                result = work(connection)
+        self.transactions += 1
+        return result
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        locked = self.lock.acquire()
+        try:
+            yield
+        finally:
+            if locked:
+                self.lock.release()
+
+
+def _in_savepoint(connection: Connection, work: Callable[[Connection], Any]) -> Outcome:
+    connection.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        result = work(connection)
+    except Exception as error:
+        # If the rollback itself fails, the shared transaction is lost: the batch runs again unit by unit.
+        connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        connection.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return False, error
+    connection.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    return True, result
