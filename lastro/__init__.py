@@ -2,6 +2,7 @@
 
 from lastro._version import __version__
 from lastro.app import create_app, install
+from lastro.encoding import dumps_json
 from lastro.errors import (
     ConfigurationError,
     LastroError,
@@ -37,6 +38,7 @@ __all__ = [
     "__version__",
     "create_app",
     "current_request_id",
+    "dumps_json",
     "get_logger",
     "get_settings",
     "install",

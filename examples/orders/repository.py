@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Integer, Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+import lastro
 from examples.orders.models import TRANSITIONS, Item, OrderIn, OrderPatch, Status
 from examples.orders.schema import idempotency_keys, order_images, orders, tenants, users
 
@@ -89,9 +90,10 @@ def order_document(row: Row[Any]) -> dict[str, Any]:
     valid, and that round trip cost more than the query. Money in cents divides to the same float as the
     model's Decimal would give; times are UTC, written with a `Z` like pydantic writes them.
     """
+    order_id, customer, items, total_cents, status, notes, version, created_at, updated_at = row
     return {
-        "id": row.id,
-        "customer": row.customer,
+        "id": order_id,
+        "customer": customer,
         "items": [
             {
                 "sku": item["sku"],
@@ -99,26 +101,22 @@ def order_document(row: Row[Any]) -> dict[str, Any]:
                 "quantity": item["quantity"],
                 "unit_price": item["unit_price_cents"] / 100,
             }
-            for item in row.items
+            for item in items
         ],
-        "total": row.total_cents / 100,
-        "status": row.status,
-        "notes": row.notes,
-        "version": row.version,
-        "created_at": _utc_text(row.created_at),
-        "updated_at": _utc_text(row.updated_at),
+        "total": total_cents / 100,
+        "status": status,
+        "notes": notes,
+        "version": version,
+        "created_at": f"{created_at.isoformat()}Z",  # stored as naive UTC
+        "updated_at": f"{updated_at.isoformat()}Z",
     }
 
 
-def _utc_text(moment: datetime) -> str:
-    return f"{moment.isoformat()}Z"  # stored as naive UTC
-
-
 def to_json(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return lastro.dumps_json(document)
 
 
-_COLUMNS = (
+_COLUMNS = (  # `order_document` unpacks a row in this order
     orders.c.id,
     orders.c.customer,
     orders.c["items"],  # `.c.items` is the collection's items() method
@@ -259,27 +257,50 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def list_query(tenant_id: int, where: OrderFilter, limit: int, after: int | None) -> Any:
-    """Newest first, keyset-paginated on the id: a concurrent insert never shifts a page."""
-    conditions = [orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None)]
+def list_query(
+    tenant_id: int, where: OrderFilter, limit: int, after: int | None
+) -> tuple[Any, dict[str, Any]]:
+    """Newest first, keyset-paginated on the id: a concurrent insert never shifts a page.
+
+    The statement and its parameters: one statement per combination of filters, built once, since
+    building and hashing a SELECT anew cost a sixth of the request.
+    """
+    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit + 1}
     if where.status is not None:
-        conditions.append(orders.c.status == where.status.value)
+        params["status"] = where.status.value
     if where.customer is not None:
-        conditions.append(orders.c.customer == where.customer)
+        params["customer"] = where.customer
     if where.created_from is not None:
-        conditions.append(orders.c.created_at >= _naive_utc(where.created_from))
+        params["created_from"] = _naive_utc(where.created_from)
     if where.created_to is not None:
-        conditions.append(orders.c.created_at < _naive_utc(where.created_to))
+        params["created_to"] = _naive_utc(where.created_to)
     if after is not None:
-        conditions.append(orders.c.id < after)
-    return select(*_COLUMNS).where(*conditions).order_by(orders.c.id.desc()).limit(limit + 1)
+        params["after"] = after
+    return _list_statement(frozenset(params)), params
+
+
+@functools.cache
+def _list_statement(names: frozenset[str]) -> Any:
+    conditions = [orders.c.tenant_id == bindparam("tenant_id"), orders.c.deleted_at.is_(None)]
+    if "status" in names:
+        conditions.append(orders.c.status == bindparam("status"))
+    if "customer" in names:
+        conditions.append(orders.c.customer == bindparam("customer"))
+    if "created_from" in names:
+        conditions.append(orders.c.created_at >= bindparam("created_from", type_=orders.c.created_at.type))
+    if "created_to" in names:
+        conditions.append(orders.c.created_at < bindparam("created_to", type_=orders.c.created_at.type))
+    if "after" in names:
+        conditions.append(orders.c.id < bindparam("after"))
+    newest_first = select(*_COLUMNS).where(*conditions).order_by(orders.c.id.desc())
+    return newest_first.limit(bindparam("limit", type_=Integer()))
 
 
 def list_orders(
     connection: Connection, tenant_id: int, where: OrderFilter, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     after = decode_cursor(cursor) if cursor else None
-    rows = connection.execute(list_query(tenant_id, where, limit, after)).all()
+    rows = connection.execute(*list_query(tenant_id, where, limit, after)).all()
     page = rows[:limit]
     more = len(rows) > limit
     return {
@@ -396,7 +417,7 @@ class StoredImage:
     storage_name: str
 
 
-_IMAGE_COLUMNS = (
+_IMAGE_COLUMNS = (  # `order_document` unpacks a row in this order
     order_images.c.id,
     order_images.c.order_id,
     order_images.c.content_type,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 
 from lastro.db import sqlite
+from lastro.encoding import dumps_json_text, loads_json
 from lastro.settings import Settings
 
 __all__ = ["Database", "DatabaseOptions", "PoolStatus", "normalize_url", "safe_url"]
@@ -26,6 +27,8 @@ PoolStatus = dict[str, int]
 # Connections all workers together may hold on a PostgreSQL server with the default max_connections=100,
 # leaving room for migrations, backups and an operator's psql.
 POSTGRES_CONNECTION_BUDGET = 80
+# JSON columns, both ways, with orjson: decoding them was a sixth of the cost of a page of 50 orders.
+_JSON_COLUMNS: dict[str, Any] = {"json_serializer": dumps_json_text, "json_deserializer": loads_json}
 
 
 def safe_url(url: str | URL) -> str:
@@ -109,12 +112,20 @@ class Database:
         }
         if self.sqlite_path is None:
             engine = create_engine(
-                self.url, module=sqlite.driver(), connect_args={"check_same_thread": False}, **pool_options
+                self.url,
+                module=sqlite.driver(),
+                connect_args={"check_same_thread": False},
+                **pool_options,
+                **_JSON_COLUMNS,
             )
         else:
             # `module` too: SQLAlchemy wraps errors and reads the SQLite version from the dialect's module.
             engine = create_engine(
-                "sqlite://", module=sqlite.driver(), creator=self._sqlite_file_connector(), **pool_options
+                "sqlite://",
+                module=sqlite.driver(),
+                creator=self._sqlite_file_connector(),
+                **pool_options,
+                **_JSON_COLUMNS,
             )
         sqlite.configure_engine(engine, self.options.sqlite_pragmas)
         return engine
@@ -152,6 +163,7 @@ class Database:
             pool_recycle=self.options.pool_recycle,
             pool_pre_ping=self.options.pool_pre_ping,
             connect_args=connect_args,
+            **_JSON_COLUMNS,
         )
 
     @property

@@ -17,8 +17,9 @@ import logging
 import os
 from typing import Any
 
-import orjson
 import structlog
+
+from lastro.encoding import dumps_json
 
 __all__ = ["JSON_LINES", "JsonLines", "dumps"]
 
@@ -33,11 +34,8 @@ def _fallback(obj: Any) -> Any:
 
 def dumps_bytes(event: dict[str, Any]) -> bytes:
     """One compact JSON document in ASCII, so a line survives any console encoding (NSSM's is not UTF-8)."""
-    try:
-        line = orjson.dumps(event, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # an integer past 64 bits, say: the stdlib encoder takes anything
-        line = b""
-    if line and line.isascii():
+    line = dumps_json(event, default=_fallback)
+    if line.isascii():
         return line
     return json.dumps(event, default=_fallback, separators=(",", ":")).encode("ascii")
 

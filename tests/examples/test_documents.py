@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from types import SimpleNamespace
+from typing import NamedTuple
 
 import pytest
 from pydantic import TypeAdapter
@@ -12,6 +12,20 @@ from examples.orders.models import Order
 from examples.orders.repository import order_document, to_json
 
 ORDER = TypeAdapter(Order)
+
+
+class OrderRow(NamedTuple):
+    """A row as the repository selects it: the columns in their order, each also by name."""
+
+    id: int
+    customer: str
+    items: list[dict[str, object]]
+    total_cents: int
+    status: str
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
 
 
 @pytest.mark.parametrize(
@@ -26,7 +40,7 @@ ORDER = TypeAdapter(Order)
 )
 def test_order_json_matches_the_model(cents: int, quantity: int, notes: str | None, moment: datetime) -> None:
     """Money, UTC times, non-ASCII text and nulls come out exactly as pydantic writes them."""
-    row = SimpleNamespace(
+    row = OrderRow(
         id=42,
         customer="Padaria São João",
         items=[{"sku": "PAO-01", "name": "Pão francês", "quantity": quantity, "unit_price_cents": cents}],

@@ -51,8 +51,11 @@ CURSORS = [pytest.param(None, id="first-page"), pytest.param(1234, id="next-page
 
 def _sql(database: Database, case: str, after: int | None) -> str:
     where, _ = CASES[case]
-    query = list_query(TENANT, where, PAGE, after)
-    return str(query.compile(dialect=database.engine.dialect, compile_kwargs={"literal_binds": True}))
+    statement, params = list_query(TENANT, where, PAGE, after)
+    compiled = statement.params(**params).compile(
+        dialect=database.engine.dialect, compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
 
 
 # --- SQLite ---------------------------------------------------------------------------------------------
