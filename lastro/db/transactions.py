@@ -7,10 +7,10 @@ Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access
 
 - SQLite, read: on the event loop. A WAL reader never waits for a lock, and a read by primary key costs
   tens of microseconds, less than the hop to a thread would.
-- SQLite, write: on one writer thread per worker (`lastro.db.writer`), in `BEGIN IMMEDIATE`, several
-  queued units to a transaction. Writes of one worker queue there instead of competing for the lock, the
-  workers take turns through a file lock (`lastro.db.write_lock`) instead of the busy handler's sleeps,
-  and the wait for the lock never blocks the event loop.
+- SQLite, write: in `BEGIN IMMEDIATE`, on the event loop when no other writer holds the lock, else on one
+  writer thread per worker (`lastro.db.writer`), several queued units to a transaction. The workers take
+  turns through a file lock (`lastro.db.write_lock`) instead of the busy handler's sleeps, and the wait
+  for the lock never blocks the event loop.
 - PostgreSQL: on a thread pool as large as the connection pool, one hop per unit of work (not one per
   statement).
 """
@@ -137,6 +137,7 @@ class Transactions:
         if self._sqlite_writer is not None:
             stats["writes"] = {
                 "units": self._sqlite_writer.units,
+                "inline": self._sqlite_writer.inline,
                 "transactions": self._sqlite_writer.transactions,
             }
         return stats

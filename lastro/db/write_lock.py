@@ -47,6 +47,17 @@ class WriteLock:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX)
         return True
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free now; False when another writer holds it or there is no lock."""
+        file = self._open()
+        if file is None:
+            return False
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)

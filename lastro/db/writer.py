@@ -1,10 +1,18 @@
-"""`SQLiteWriter`: one thread per worker runs the write units, several to a transaction when they queue up.
+"""`SQLiteWriter`: the write units of a worker, inline when nobody else writes, else queued and batched.
 
 SQLite has one writer at a time, so the units of a worker queue anyway; what costs is each transaction:
-taking the lock across processes, `BEGIN IMMEDIATE`, writing the pages to the WAL at `COMMIT`. When units
-are waiting, the thread takes up to `max_batch` of them and runs them in one transaction, each inside its
-own savepoint: a unit that raises rolls back only its own changes and gets its own exception. Results are
-handed out only after `COMMIT`, so no caller ever sees a write that was not stored.
+taking the lock across processes, `BEGIN IMMEDIATE`, writing the pages to the WAL at `COMMIT`.
+
+- **Uncontended**: nothing is queued and the write lock is free at this instant (a non-blocking try), so
+  the unit runs at once on the event loop, like a read, with the busy timeout at zero: it cannot wait. A
+  hop to a thread buys nothing here (the GIL) and costs a turn of the event loop, which under load is the
+  whole queue of ready requests: measured as a 90 ms median for the POSTs of a mixed load at 200
+  connections, against 0.5 ms for its GETs.
+- **Contended**: the unit goes to the writer thread, which waits for the lock off the loop. When units
+  are waiting, it takes up to `max_batch` of them and runs them in one transaction, each inside its own
+  savepoint: a unit that raises rolls back only its own changes and gets its own exception.
+
+Results are handed out only after `COMMIT`, so no caller ever sees a write that was not stored.
 
 If the shared transaction itself fails (the lock, `COMMIT`, a savepoint that cannot roll back), each unit
 of the batch runs again alone, so no unit ever fails because of another one. A unit alone runs exactly as
@@ -21,9 +29,10 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RootTransaction
 
 from lastro.db.engine import Database
+from lastro.db.failures import Failure, classify
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.db.write_lock import WriteLock
 
@@ -34,6 +43,7 @@ Unit = tuple[Callable[[Connection], Any], "Future[Any]"]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 _SAVEPOINT = "lastro_unit"
+_BUSY = object()  # an inline attempt that found the database locked by a program outside lastro
 
 
 class SQLiteWriter:
@@ -43,6 +53,10 @@ class SQLiteWriter:
         self.lock = WriteLock(database.sqlite_path)
         self.transactions = 0
         self.units = 0
+        self.inline = 0
+        self._busy_timeout = int(database.options.sqlite_pragmas.get("busy_timeout", 5000))
+        # Writers of this process take turns here; the file lock orders the processes.
+        self._turn = threading.Lock()
         self._queue: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -52,6 +66,13 @@ class SQLiteWriter:
         """Run `work` in a write transaction on the writer thread; its result once committed."""
         if self._closed:
             raise RuntimeError("the SQLite writer is closed")
+        if self._queue.empty() and self._turn.acquire(blocking=False):
+            try:
+                result = self._inline(work) if self.lock.try_acquire() else _BUSY
+            finally:
+                self._turn.release()
+            if result is not _BUSY:
+                return result  # type: ignore[return-value]
         future: Future[T] = Future()
         self._queue.put((work, future))
         self._ensure_thread()
@@ -120,6 +141,37 @@ class SQLiteWriter:
             self.units += 1
             future.set_result(result)
 
+    def _inline(self, work: Callable[[Connection], T]) -> T | object:
+        """Run `work` now, on the caller's thread, holding the file lock; `_BUSY` if SQLite is locked."""
+        try:
+            with self.database.engine.connect() as connection:
+                connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+                transaction = self._begin_without_waiting(connection)
+                if transaction is None:
+                    return _BUSY
+                with transaction:
+                    result = work(connection)
+        finally:
+            self.lock.release()
+        self.transactions += 1
+        self.units += 1
+        self.inline += 1
+        return result
+
+    def _begin_without_waiting(self, connection: Connection) -> RootTransaction | None:
+        # On the driver's connection: through SQLAlchemy, a statement outside a transaction would begin one.
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            return connection.begin()
+        except Exception as error:
+            if classify(error) is Failure.CONTENTION:
+                return None
+            raise
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={self._busy_timeout}")
+
     def _transaction(self, work: Callable[[Connection], T]) -> T:
         with self.database.engine.connect() as connection:
             connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
@@ -130,12 +182,13 @@ class SQLiteWriter:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        locked = self.lock.acquire()
-        try:
-            yield
-        finally:
-            if locked:
-                self.lock.release()
+        with self._turn:
+            locked = self.lock.acquire()
+            try:
+                yield
+            finally:
+                if locked:
+                    self.lock.release()
 
 
 def _in_savepoint(connection: Connection, work: Callable[[Connection], Any]) -> Outcome:

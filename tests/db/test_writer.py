@@ -1,4 +1,5 @@
-"""SQLiteWriter: queued write units share a transaction, each in its own savepoint, results after COMMIT."""
+"""SQLiteWriter: a unit runs inline when nobody else writes; queued units share a transaction (a savepoint
+each); results come after COMMIT. "Another worker" is a second WriteLock on the same file, holding it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, text
 
+from lastro.db import sqlite
 from lastro.db.engine import Database
+from lastro.db.write_lock import WriteLock
 from lastro.db.writer import SQLiteWriter
 
 pytestmark = pytest.mark.anyio
@@ -56,21 +59,66 @@ def end_the_transaction(connection: Connection) -> None:
     raise LookupError("rolled back everything")
 
 
-async def queued_together(writer: SQLiteWriter, units: list[Callable[[Connection], Any]]) -> list[Any]:
-    """Hold the writer thread until every unit is queued, so the units form one batch."""
-    release = threading.Event()
-    hold = asyncio.ensure_future(writer.submit(lambda _: release.wait(5)))
+async def queued_together(
+    database: Database,
+    writer: SQLiteWriter,
+    units: list[Callable[[Connection], Any]],
+    *,
+    cancel: int | None = None,
+) -> list[Any]:
+    """Queue `units` while the writer thread is busy with a unit of its own: they form the next batch.
+
+    The thread gets that first unit because another worker holds the lock when it is submitted. `cancel`:
+    the index of a unit whose caller gives up while it waits in the queue.
+    """
+    started, finish = threading.Event(), threading.Event()
+
+    def busy(_: Connection) -> None:
+        started.set()
+        finish.wait(5)
+
+    other_worker = WriteLock(database.sqlite_path)
+    other_worker.acquire()
+    first = asyncio.ensure_future(writer.submit(busy))
     await asyncio.sleep(0)
+    other_worker.release()
+    other_worker.close()
+    await asyncio.to_thread(started.wait, 5)
     tasks = [asyncio.ensure_future(writer.submit(unit)) for unit in units]
     await asyncio.sleep(0)
-    release.set()
-    await hold
+    if cancel is not None:
+        tasks[cancel].cancel()
+    finish.set()
+    await first
     return await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def test_an_uncontended_unit_runs_inline(database: Database, writer: SQLiteWriter) -> None:
+    """With nothing queued and the lock free, the unit runs at once, in a transaction of its own."""
+    assert await writer.submit(insert("ada")) == "ada"
+    assert names(database) == ["ada"]
+    assert (writer.inline, writer.transactions) == (1, 1)
+
+
+async def test_a_database_locked_outside_lastro_sends_the_unit_to_the_thread(
+    database: Database, writer: SQLiteWriter
+) -> None:
+    """A program that is not lastro holds SQLite's lock: the inline try does not wait, the thread does."""
+    assert database.sqlite_path is not None
+    outsider = sqlite.driver().connect(str(database.sqlite_path), isolation_level=None)
+    outsider.execute("BEGIN IMMEDIATE")
+    task = asyncio.ensure_future(writer.submit(insert("ada")))
+    await asyncio.sleep(0)
+    outsider.execute("COMMIT")
+    outsider.close()
+    assert await task == "ada"
+    assert writer.inline == 0
+    assert names(database) == ["ada"]
+
+
 async def test_queued_units_share_one_transaction(database: Database, writer: SQLiteWriter) -> None:
-    """Ten units queued behind a busy writer are committed in one transaction, each with its result."""
-    results = await queued_together(writer, [insert(f"n{i}") for i in range(10)])
+    """Ten units queued behind a busy writer commit in one transaction, each with its result."""
+    results = await queued_together(database, writer, [insert(f"n{i}") for i in range(10)])
     assert results == [f"n{i}" for i in range(10)]
     assert names(database) == sorted(f"n{i}" for i in range(10))
     assert (writer.units, writer.transactions) == (11, 2)
@@ -78,7 +126,7 @@ async def test_queued_units_share_one_transaction(database: Database, writer: SQ
 
 async def test_a_failing_unit_rolls_back_only_itself(database: Database, writer: SQLiteWriter) -> None:
     """A unit that raises gets its exception and leaves nothing behind; its neighbours commit."""
-    results = await queued_together(writer, [insert("ada"), fail, insert("bob")])
+    results = await queued_together(database, writer, [insert("ada"), fail, insert("bob")])
     assert [results[0], results[2]] == ["ada", "bob"]
     assert isinstance(results[1], LookupError)
     assert names(database) == ["ada", "bob"]
@@ -88,7 +136,7 @@ async def test_a_lost_shared_transaction_reruns_each_unit_alone(
     database: Database, writer: SQLiteWriter
 ) -> None:
     """A unit that ends the shared transaction fails alone; the others are run again and commit."""
-    results = await queued_together(writer, [insert("ada"), end_the_transaction, insert("bob")])
+    results = await queued_together(database, writer, [insert("ada"), end_the_transaction, insert("bob")])
     assert [results[0], results[2]] == ["ada", "bob"]
     assert isinstance(results[1], LookupError)
     assert names(database) == ["ada", "bob"]
@@ -96,24 +144,22 @@ async def test_a_lost_shared_transaction_reruns_each_unit_alone(
 
 async def test_a_cancelled_unit_is_not_run(database: Database, writer: SQLiteWriter) -> None:
     """A caller that gave up before its turn (a client gone) never writes."""
-    release = threading.Event()
-    hold = asyncio.ensure_future(writer.submit(lambda _: release.wait(5)))
-    await asyncio.sleep(0)
-    gone = asyncio.ensure_future(writer.submit(insert("gone")))
-    await asyncio.sleep(0)
-    gone.cancel()
-    release.set()
-    await hold
-    assert await writer.submit(insert("kept")) == "kept"
+    results = await queued_together(database, writer, [insert("gone"), insert("kept")], cancel=0)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1] == "kept"
     assert names(database) == ["kept"]
 
 
 async def test_close_finishes_queued_units_then_refuses(database: Database) -> None:
     """Units queued before close() commit; a unit submitted after is refused."""
     writer = SQLiteWriter(database)
+    other_worker = WriteLock(database.sqlite_path)
+    other_worker.acquire()
     pending: Coroutine[Any, Any, str] = writer.submit(insert("ada"))
     task = asyncio.ensure_future(pending)
     await asyncio.sleep(0)
+    other_worker.release()
+    other_worker.close()
     await asyncio.to_thread(writer.close)
     assert await task == "ada"
     with pytest.raises(RuntimeError, match="closed"):
