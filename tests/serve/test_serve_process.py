@@ -147,6 +147,25 @@ def test_workers_are_recycled_after_max_requests_without_a_failed_request(tmp_pa
     assert all(25 <= limit <= 30 for limit in limits)
 
 
+def _spawned(pid: int) -> bool:
+    """A spawned worker runs a fresh interpreter (multiprocessing's spawn_main); a forked one does not."""
+    return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_workers_are_forked_then_spawned_after_a_rolling_restart(tmp_path: Path) -> None:
+    """At start the workers are forked from the supervisor; after SIGHUP (a deploy) they load from disk."""
+    with serve(tmp_path) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        forked = [_spawned(pid) for pid in server.worker_pids()]
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: len(server.events("Finished server process")) == 2, timeout=30)
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        spawned = [_spawned(pid) for pid in server.worker_pids()]
+    assert forked == [False, False]
+    assert spawned == [True, True]
+
+
 def test_sighup_replaces_every_worker_without_failing_requests(tmp_path: Path) -> None:
     """SIGHUP restarts the workers one by one while traffic flows; no request fails."""
     with serve(tmp_path) as server:
