@@ -107,7 +107,7 @@ def test_check_version_allows_several_workers_on_the_installed_driver() -> None:
         ("foreign_keys", 1),
         ("busy_timeout", 5000),
         ("temp_store", 2),  # MEMORY
-        ("cache_size", -16000),
+        ("cache_size", -2000),
     ],
 )
 def test_default_pragma_is_applied_on_a_real_connection(
