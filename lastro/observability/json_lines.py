@@ -15,6 +15,7 @@ import datetime
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import structlog
@@ -45,9 +46,25 @@ def dumps(event: dict[str, Any], **_: Any) -> str:
     return dumps_bytes(event).decode("ascii")
 
 
-def _utc_timestamp() -> str:
-    # The same text as structlog's TimeStamper(fmt="iso", utc=True).
-    return datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z")
+class _UtcTimestamp:
+    """The text of structlog's `TimeStamper(fmt="iso", utc=True)`; the seconds are formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            moment = datetime.datetime.fromtimestamp(second, tz=_UTC)
+            self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        micros = int((now - second) * 1_000_000)
+        # isoformat() leaves the fraction out when it is zero; so does this.
+        return f"{self._prefix}.{micros:06d}Z" if micros else f"{self._prefix}Z"
+
+
+_utc_timestamp = _UtcTimestamp()
 
 
 class JsonLines:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -38,6 +39,9 @@ def test_direct_line_matches_the_logged_line(capsys: Capture) -> None:
     assert list(direct) == list(logged)
     assert {**direct, "timestamp": None} == {**logged, "timestamp": None}
     assert direct["request_id"] == "r-1"
+    gap = datetime.fromisoformat(logged["timestamp"]) - datetime.fromisoformat(direct["timestamp"])
+    assert direct["timestamp"].endswith("Z")
+    assert abs(gap.total_seconds()) < 5
 
 
 def test_another_root_handler_turns_the_direct_path_off(capsys: Capture) -> None:
