@@ -8,6 +8,7 @@ PY := $(BIN)/python
 export BIND ?= 127.0.0.1:8000
 export WORKERS ?= 2
 export DATABASE_URL ?= sqlite:///./var/orders.db
+export MIGRATIONS_DIR ?= examples/orders/migrations
 
 .PHONY: run test lint typecheck pytest clean
 
@@ -24,7 +25,7 @@ $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/lastro db upgrade --migrations examples/orders/migrations
+	$(BIN)/lastro db upgrade
 	$(BIN)/lastro serve examples.orders.app:create_app --factory
 
 lint: $(VENV)/.installed-dev

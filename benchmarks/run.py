@@ -554,6 +554,8 @@ def orders_env(workdir: Path, port: int, url: str, workers: int) -> dict[str, st
         "LOG_LEVEL": "info",
         "LOG_FORMAT": "json",
         "IMAGES_DIR": str(workdir / "images"),
+        # The supervisor checks the schema once; the workers then never load Alembic.
+        "MIGRATIONS_DIR": str(ROOT / "examples" / "orders" / "migrations"),
     }
     if not url.startswith("sqlite"):
         extra |= POSTGRES_POOL

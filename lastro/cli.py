@@ -76,7 +76,7 @@ def main() -> None:
 def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> None:
     """Serve TARGET (MODULE:APP) with N worker processes."""
     from lastro.serve import ServeConfig, resolve_workers, run
-    from lastro.serve.preflight import check_database
+    from lastro.serve.preflight import check_database, check_schema
 
     if ":" not in target:
         fail(f"TARGET must be MODULE:APP, e.g. examples.orders.app:create_app (got {target!r})", EXIT_CONFIG)
@@ -98,7 +98,7 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
         # Development only (production refuses a missing key): one random key shared by every worker,
         # so that what one worker signs the others accept.
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
-    problem = check_database(settings)
+    problem = check_database(settings) or check_schema(settings)
     if problem is not None:
         fail(problem, EXIT_STARTUP)
     workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)

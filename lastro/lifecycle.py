@@ -1,8 +1,9 @@
 """Start-up and shutdown of a service, wrapped around the application's own lifespan.
 
-Start-up: open the database and fail fast with a clear message if it does not answer; register the
-health checks; record the start time. Shutdown, each step logged: cancel background tasks (newest first),
-run the application's own shutdown, close the pool.
+Start-up: open the database and fail fast with a clear message if it does not answer or its schema is
+behind the migrations in `MIGRATIONS_DIR`; register the health checks; record the start time. Shutdown,
+each step logged: cancel background tasks (newest first), run the application's own shutdown, close the
+pool.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from lastro.db.transactions import Transactions
 from lastro.errors import StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
-from lastro.serve.workers import freeze_long_lived_objects, is_supervised_worker, resolve_workers
+from lastro.serve.workers import (
+    freeze_long_lived_objects,
+    is_supervised_worker,
+    resolve_workers,
+    schema_checked_for,
+)
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -57,6 +63,7 @@ async def startup(state: ServiceState) -> None:
     settings = state.settings
     state.started_at = state.health.started_at = time.time()
     database = await _open_database(settings)
+    await _check_schema(settings, database)
     state.database = database
     state.transactions = transactions = Transactions(
         database,
@@ -99,6 +106,23 @@ async def _open_database(settings: Settings) -> Database:
         logger.error("startup failed", reason=message)
         raise StartupError(message) from None
     return database
+
+
+async def _check_schema(settings: Settings, database: Database) -> None:
+    """Refuse to start on a database behind the migrations in MIGRATIONS_DIR, unless already checked."""
+    directory = settings.MIGRATIONS_DIR
+    if not (directory / "env.py").is_file() or schema_checked_for(directory):
+        return
+    from lastro.db import migrations  # Alembic is imported only where the check runs
+
+    try:
+        problem = await anyio.to_thread.run_sync(migrations.schema_problem, database, directory)
+    except Exception as exc:
+        problem = f"could not read the schema revision (MIGRATIONS_DIR={directory}): {exc}"
+    if problem is not None:
+        database.dispose()
+        logger.error("startup failed", reason=problem)
+        raise StartupError(problem)
 
 
 async def _watch_database(transactions: Transactions, interval: float) -> None:

@@ -134,6 +134,18 @@ def test_unreachable_database_stops_serve_before_any_worker(monkeypatch: pytest.
     assert result.exit_code == 3
 
 
+def test_a_database_behind_the_migrations_stops_serve_before_any_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`serve` on a database its MIGRATIONS_DIR is ahead of: one line with the upgrade command, exit 3."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("MIGRATIONS_DIR", MIGRATIONS)
+    monkeypatch.setenv("SECRET_KEY", STRONG_KEY)
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory")
+    assert_one_error_line(result, "at revision none", f"lastro db upgrade --migrations {MIGRATIONS}")
+    assert result.exit_code == 3
+
+
 def test_db_upgrade_migrates_an_empty_sqlite_database(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

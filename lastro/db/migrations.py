@@ -11,31 +11,47 @@ run_migrations(context, metadata)
 ```
 
 `upgrade()` is idempotent, and safe when several hosts run it at once: SQLite serialises it with
-`BEGIN IMMEDIATE`, PostgreSQL with an advisory lock.
+`BEGIN IMMEDIATE`, PostgreSQL with an advisory lock. `schema_problem()` is the start-up check: a database
+behind the code's migrations is refused with the command that fixes it.
+
+Alembic is imported only by the functions that need it: it weighs 10 MB, and a worker of `lastro serve`
+never needs it, since the supervisor checks the schema once for all of them (`lastro.serve.preflight`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, text
 
 from lastro.db.engine import Database
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.errors import ConfigurationError
 
-__all__ = ["current_revision", "head_revision", "run_migrations", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = [
+    "current_revision",
+    "head_revision",
+    "is_scripts_directory",
+    "run_migrations",
+    "schema_problem",
+    "upgrade",
+]
 
 _ADVISORY_LOCK_KEY = 7_461_620_000_000_001  # any constant shared by every lastro upgrader
 
 
+def is_scripts_directory(directory: Path) -> bool:
+    return (directory / "env.py").is_file()
+
+
 def _config(directory: Path, connection: Connection | None = None) -> Config:
-    if not (directory / "env.py").is_file():
+    from alembic.config import Config
+
+    if not is_scripts_directory(directory):
         raise ConfigurationError(
             f"MIGRATIONS_DIR must be an Alembic scripts directory with an env.py (got {str(directory)!r})"
         )
@@ -46,16 +62,35 @@ def _config(directory: Path, connection: Connection | None = None) -> Config:
 
 
 def head_revision(directory: Path) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config(directory)).get_current_head()
 
 
 def current_revision(database: Database) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def schema_problem(database: Database, directory: Path) -> str | None:
+    """None when the database is at the head of `directory`'s migrations, else what to run, in one line."""
+    found = current_revision(database)
+    wanted = head_revision(directory)
+    if found == wanted:
+        return None
+    return (
+        f"the database schema is at revision {found or 'none'}, the code needs {wanted} "
+        f"(MIGRATIONS_DIR={directory}): run `lastro db upgrade --migrations {directory}`"
+    )
+
+
 def upgrade(database: Database, directory: Path, revision: str = "head") -> tuple[str | None, str | None]:
     """Apply the migrations up to `revision`; return the revisions before and after."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     with database.engine.connect() as connection:
         if database.is_sqlite:
             connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})

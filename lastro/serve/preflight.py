@@ -1,11 +1,27 @@
-"""Checks the supervisor runs before it starts any worker, so a broken setup fails once, clearly."""
+"""Checks the supervisor runs before it starts any worker, so a broken setup fails once, clearly.
+
+- `check_database`: the database at `DATABASE_URL` answers.
+- `check_schema`: the database is at the head of the migrations in `MIGRATIONS_DIR` (when that is an
+  Alembic scripts directory). On success it sets `LASTRO_SCHEMA_CHECKED`, so the workers, which inherit the
+  environment, skip the check: a worker never imports Alembic. A failed check leaves it as it was: the
+  workers already serving were checked against their own code. On Linux and macOS the check itself runs in
+  a short-lived forked child, so the supervisor, which the workers are forked from, never imports it either.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
 from lastro.db.engine import Database
+from lastro.serve.supervisor import can_fork
+from lastro.serve.workers import SCHEMA_CHECKED_ENV
 from lastro.settings import Settings
 
-__all__ = ["check_database"]
+__all__ = ["check_database", "check_schema"]
 
 
 def check_database(settings: Settings) -> str | None:
@@ -17,8 +33,63 @@ def check_database(settings: Settings) -> str | None:
     try:
         database.ping()
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the database at DATABASE_URL={database.display_url} did not answer: {reason}"
+        return f"the database at DATABASE_URL={database.display_url} did not answer: {_first_line(exc)}"
     finally:
         database.dispose()
     return None
+
+
+def check_schema(settings: Settings) -> str | None:
+    """None when the schema is at the head of `MIGRATIONS_DIR` (or there are no migrations), else one line."""
+    directory = settings.MIGRATIONS_DIR
+    if not (directory / "env.py").is_file():
+        return None
+    problem = _isolated(_schema_problem, settings.DATABASE_URL, directory)
+    if problem is None:
+        os.environ[SCHEMA_CHECKED_ENV] = str(directory.resolve())
+    return problem
+
+
+def _schema_problem(url: str, directory: Path) -> str | None:
+    from lastro.db import migrations
+
+    database = Database(url)
+    try:
+        return migrations.schema_problem(database, directory)
+    except Exception as exc:
+        return f"could not read the schema revision (MIGRATIONS_DIR={directory}): {_first_line(exc)}"
+    finally:
+        database.dispose()
+
+
+def _isolated(check: Callable[[str, Path], str | None], url: str, directory: Path) -> str | None:
+    if not can_fork():
+        return check(url, directory)
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_send_result, args=(sender, check, url, directory), daemon=True)
+    child.start()
+    sender.close()
+    answered = True
+    try:
+        result: str | None = receiver.recv()
+    except EOFError:
+        answered, result = False, None
+    finally:
+        receiver.close()
+        child.join()
+    if not answered:
+        return f"the schema check (MIGRATIONS_DIR={directory}) stopped with exit code {child.exitcode}"
+    return result
+
+
+def _send_result(
+    sender: Connection, check: Callable[[str, Path], str | None], url: str, directory: Path
+) -> None:
+    sender.send(check(url, directory))
+    sender.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,6 +19,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from lastro.observability.logging import configure_logging, get_logger, logging_config
+from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import protocol_path
 from lastro.serve.supervisor import Supervisor
 from lastro.serve.workers import SUPERVISED_ENV, freeze_long_lived_objects
@@ -95,7 +96,7 @@ def run(config: ServeConfig) -> int:
         environment=settings.ENVIRONMENT,
     )
     os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor spawns
-    supervisor = Supervisor(server_config, sockets=[socket])
+    supervisor = Supervisor(server_config, sockets=[socket], before_restart=lambda: check_schema(settings))
     try:
         supervisor.run()
     finally:

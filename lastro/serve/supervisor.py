@@ -82,9 +82,12 @@ def worker_answers(process: Process, timeout: float) -> bool:
 class Supervisor(Multiprocess):
     """Keeps N workers alive: replaces the dead and kills the hung, like uvicorn's, without the blind wait."""
 
-    def __init__(self, config: Config, sockets: list[socket]) -> None:
+    def __init__(
+        self, config: Config, sockets: list[socket], *, before_restart: Callable[[], str | None] | None = None
+    ) -> None:
         super().__init__(config, sockets)
         self.fork = can_fork()
+        self.before_restart = before_restart
 
     def new_worker(self) -> Process:
         return WorkerProcess(self.config, self.sockets, fork=self.fork)
@@ -98,6 +101,11 @@ class Supervisor(Multiprocess):
             self.processes.append(process)
 
     def restart_all(self) -> None:
+        """Replace every worker, one at a time; refused, the reason logged, if the new code cannot run."""
+        problem = self.before_restart() if self.before_restart is not None else None
+        if problem is not None:
+            logger.error(f"Rolling restart refused, the current workers keep serving: {problem}")
+            return
         self.fork = False  # a deploy may have upgraded a library the supervisor imported: spawn from now on
         super().restart_all()
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import gc
 import os
+from pathlib import Path
 from typing import Literal
 
 __all__ = [
     "MIN_WORKERS",
+    "SCHEMA_CHECKED_ENV",
     "SQLITE_MAX_WORKERS",
     "SUPERVISED_ENV",
     "freeze_long_lived_objects",
     "is_supervised_worker",
     "resolve_workers",
+    "schema_checked_for",
 ]
 
 MIN_WORKERS = 2
@@ -25,10 +28,16 @@ SQLITE_MAX_WORKERS = 4
 SERVER_MAX_WORKERS = 32
 # Set by `lastro serve` for its workers: what the supervisor prepared (the SQLite file) a worker only uses.
 SUPERVISED_ENV = "LASTRO_SERVE_WORKER"
+SCHEMA_CHECKED_ENV = "LASTRO_SCHEMA_CHECKED"  # the migrations directory the supervisor checked
 
 
 def is_supervised_worker() -> bool:
     return os.environ.get(SUPERVISED_ENV) == "1"
+
+
+def schema_checked_for(directory: Path) -> bool:
+    """Whether the supervisor has already found the database at the head of `directory`'s migrations."""
+    return os.environ.get(SCHEMA_CHECKED_ENV) == str(directory.resolve())
 
 
 def resolve_workers(workers: int | Literal["auto"], database_url: str, cpu_count: int | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from starlette.types import Message
 
 from lastro import ServiceState, ServiceUnavailable, StartupError, UnsafeProductionSettings, create_app
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
+from lastro.serve.workers import SCHEMA_CHECKED_ENV
 from lastro.settings import Settings, get_settings
 from lastro.units import ReadUnit
 
@@ -218,6 +220,27 @@ async def test_unreachable_database_fails_start_up() -> None:
     with pytest.raises(StartupError, match="DATABASE_URL"):
         async with running(create_app(settings)):
             pass
+
+
+ORDERS_MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "migrations"
+
+
+async def test_a_database_behind_the_migrations_fails_start_up(sqlite_url: str) -> None:
+    """With MIGRATIONS_DIR holding migrations the database lacks, start-up names the command that fixes it."""
+    settings = get_settings(DATABASE_URL=sqlite_url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS))
+    with pytest.raises(StartupError, match="lastro db upgrade --migrations"):
+        async with running(create_app(settings)):
+            pass
+
+
+async def test_the_schema_check_of_the_supervisor_is_trusted(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose supervisor checked this MIGRATIONS_DIR does not check again (nor load Alembic)."""
+    monkeypatch.setenv(SCHEMA_CHECKED_ENV, str(ORDERS_MIGRATIONS.resolve()))
+    settings = get_settings(DATABASE_URL=sqlite_url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS))
+    async with running(create_app(settings)):
+        pass
 
 
 def test_unsafe_production_settings_are_refused() -> None:

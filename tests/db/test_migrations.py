@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy import inspect
 
 from lastro import ConfigurationError
 from lastro.db.engine import Database
-from lastro.db.migrations import current_revision, head_revision, upgrade
+from lastro.db.migrations import current_revision, head_revision, schema_problem, upgrade
 from tests.conftest import POSTGRES_URL
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "migrations"
@@ -103,3 +105,25 @@ def test_alembic_command_without_lastro_is_refused(tmp_path: Path) -> None:
     config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'plain.db'}")
     with pytest.raises(ConfigurationError, match="lastro db upgrade"):
         command.upgrade(config, "head")
+
+
+def test_schema_problem_is_none_at_the_head(database: Database) -> None:
+    """A database upgraded to the head of the scripts passes the start-up check."""
+    upgrade(database, MIGRATIONS)
+    assert schema_problem(database, MIGRATIONS) is None
+
+
+def test_schema_problem_names_both_revisions_and_the_command(database: Database) -> None:
+    """A database behind the scripts gets one line: its revision, the head, and what to run."""
+    problem = schema_problem(database, MIGRATIONS)
+    assert problem is not None
+    assert "at revision none" in problem
+    assert str(head_revision(MIGRATIONS)) in problem
+    assert f"lastro db upgrade --migrations {MIGRATIONS}" in problem
+
+
+def test_importing_the_module_does_not_load_alembic() -> None:
+    """Alembic (10 MB) is loaded only by the functions that use it."""
+    code = "import sys, lastro.db.migrations, lastro.lifecycle; print('alembic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

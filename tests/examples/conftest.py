@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import POSTGRES_URL
-from tests.support.servers import ORDERS, ServeProcess, migrate, serve_env
+from tests.support.servers import ORDERS, ORDERS_MIGRATIONS, ServeProcess, migrate, serve_env
 
 # Workers start slowly when other suites load this 2-core machine: 20 s was seen not to be enough.
 READY_TIMEOUT = 60.0
@@ -53,7 +53,7 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
 @contextmanager
 def serve_orders(directory: Path, **settings: str) -> Iterator[ServeProcess]:
     """`tests.support.servers.serve` of the migrated orders app, with a longer start-up timeout."""
-    env = serve_env(directory, **settings)
+    env = serve_env(directory, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings)
     migrate(env)
     server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)
     try:

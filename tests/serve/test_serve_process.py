@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import POSTGRES_URL
-from tests.support.servers import TcpProxy, serve, wait_for
+from tests.support.servers import ORDERS_MIGRATIONS, TcpProxy, serve, wait_for
 
 CLOSE = {"Connection": "close"}  # a fresh connection per request: what a recycled worker must not drop
 
@@ -164,6 +164,38 @@ def test_workers_are_forked_then_spawned_after_a_rolling_restart(tmp_path: Path)
         spawned = [_spawned(pid) for pid in server.worker_pids()]
     assert forked == [False, False]
     assert spawned == [True, True]
+
+
+NEXT_REVISION = """revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+def test_a_rolling_restart_onto_unapplied_migrations_is_refused(tmp_path: Path) -> None:
+    """SIGHUP after a deploy brought a migration nobody ran: refused; the old workers keep serving."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(ORDERS_MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    with serve(tmp_path, MIGRATIONS_DIR=str(migrations)) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        before = server.worker_pids()
+        (migrations / "versions" / "0002_next.py").write_text(NEXT_REVISION)
+        server.signal(signal.SIGHUP)
+        refused = wait_for(lambda: server.events("Rolling restart refused"))
+        status = httpx.get(f"{server.url}/api/ping").status_code
+        after = server.worker_pids()
+    assert "lastro db upgrade" in refused[0]["event"]
+    assert after == before
+    assert status == 200
 
 
 def test_sighup_replaces_every_worker_without_failing_requests(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[2]
 LASTRO = str(Path(sys.executable).with_name("lastro"))
 ORDERS = "examples.orders.app:create_app"
+ORDERS_MIGRATIONS = ROOT / "examples" / "orders" / "migrations"
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
@@ -122,6 +123,8 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 @contextmanager
 def serve(tmp_path: Path, *args: str, **settings: str) -> Iterator[ServeProcess]:
     """Run `lastro serve` (the orders app, migrated first, unless `args` say otherwise) for the block."""
+    if not args:
+        settings.setdefault("MIGRATIONS_DIR", str(ORDERS_MIGRATIONS))
     env = serve_env(tmp_path, **settings)
     if not args:
         migrate(env)
@@ -136,7 +139,7 @@ def serve(tmp_path: Path, *args: str, **settings: str) -> Iterator[ServeProcess]
 def migrate(env: dict[str, str]) -> None:
     """`lastro db upgrade` of the orders service against the database `env` names."""
     subprocess.run(
-        [LASTRO, "db", "upgrade", "--migrations", str(ROOT / "examples/orders/migrations")],
+        [LASTRO, "db", "upgrade", "--migrations", str(ORDERS_MIGRATIONS)],
         env=env,
         cwd=ROOT,
         check=True,
