@@ -228,19 +228,29 @@ class TimedServer(Server):
         return sorted(found)
 
     def worker_rss(self) -> dict[str, Any]:
-        rss = {}
+        """VmRSS of each worker, and PSS: forked workers share pages with their parent and each other,
+        which VmRSS counts in full in every process and PSS divides among the processes sharing them."""
+        rss, pss = {}, {}
         for pid in self.workers():
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        rss[pid] = int(line.split()[1]) / 1024
+                rss[pid] = _proc_kib(Path(f"/proc/{pid}/status"), "VmRSS:") / 1024
+                pss[pid] = _proc_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss:") / 1024
         values = list(rss.values())
         return {
             "workers": len(values),
             "sum_mb": round(sum(values), 1),
             "max_mb": round(max(values, default=0.0), 1),
             "per_worker_mb": [round(value, 1) for value in values],
+            "pss_sum_mb": round(sum(pss.values()), 1),
+            "pss_per_worker_mb": [round(value, 1) for value in pss.values()],
         }
+
+
+def _proc_kib(path: Path, field: str) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
 
 
 def drive(
@@ -954,14 +964,15 @@ def report(results: dict[str, Any]) -> str:
         *_limit_table(results),
         *_orders_tables(results),
     ]
-    header = ["system", "start -> ready s", "worker RSS sum MB", "max MB", "workers", "seed s"]
+    header = ["system", "start -> ready s", "worker RSS sum MB", "max MB", "PSS sum MB", "workers", "seed s"]
     rows = []
     for name, system in results["systems"].items():
         rss = system["rss"]
+        pss = f"{rss['pss_sum_mb']:.0f}" if "pss_sum_mb" in rss else "-"
         rows.append(
             [
                 *(name, f"{system['start_to_ready_s']:.2f}", f"{rss['sum_mb']:.0f}", f"{rss['max_mb']:.0f}"),
-                *(rss["workers"], system.get("seed_seconds", "-")),
+                *(pss, rss["workers"], system.get("seed_seconds", "-")),
             ]
         )
     lines += ["### Per system (RSS read after the loads)", "", *_table(header, rows), ""]
@@ -970,7 +981,8 @@ def report(results: dict[str, Any]) -> str:
         lines += [
             f"Orders on SQLite with {start['workers']} workers: first 200 of /health/ready after "
             f"{start['first_ready_s']:.2f} s, all workers logged start-up complete after "
-            f"{start['all_workers_started_s']} s; RSS per worker {start['rss']['per_worker_mb']} MB.",
+            f"{start['all_workers_started_s']} s; RSS per worker {start['rss']['per_worker_mb']} MB "
+            f"(PSS {start['rss'].get('pss_per_worker_mb', '-')} MB).",
             "",
         ]
     rows = [
