@@ -10,7 +10,6 @@ import re
 from contextvars import ContextVar
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "current_request_id"]
@@ -47,9 +46,13 @@ class RequestIdMiddleware:
         _request_id.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
+        header = (_HEADER_BYTES, request_id.encode("ascii"))
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = [item for item in message.get("headers", ()) if item[0].lower() != _HEADER_BYTES]
+                headers.append(header)
+                message["headers"] = headers
             await send(message)
 
         # The server runs each request in a task of its own, so the bound id cannot leak to another request.
