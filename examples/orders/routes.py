@@ -100,7 +100,7 @@ async def create_order(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """Create an order; with an `Idempotency-Key`, a retry returns the first response, never a second row."""
-    digest = repo.request_hash(order.model_dump_json().encode())
+    digest = repo.request_hash(order.model_dump_json().encode()) if idempotency_key is not None else ""
 
     def work(connection: Any) -> tuple[bytes, int, int]:
         if idempotency_key is not None:
