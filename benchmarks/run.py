@@ -719,6 +719,15 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
     }
 
 
+def busiest(pids: Sequence[int], window: float = 1.0) -> tuple[int, list[float]]:
+    """The pid that used the most CPU over `window` seconds, and each pid's share of that CPU."""
+    before = [cpu_seconds([pid]) for pid in pids]
+    time.sleep(window)
+    used = [cpu_seconds([pid]) - start for pid, start in zip(pids, before, strict=True)]
+    total = sum(used) or 1.0
+    return pids[used.index(max(used))], [round(value / total, 2) for value in used]
+
+
 def profile_worker(server: TimedServer, env: dict[str, str], plan: Plan) -> dict[str, Any]:
     """py-spy on one worker while wrk drives the mixed workload at 50 connections (a run of its own, not
     one of the measured ones: sampling slows the worker)."""
@@ -728,22 +737,22 @@ def profile_worker(server: TimedServer, env: dict[str, str], plan: Plan) -> dict
         return {"skipped": "py-spy is not installed" if py_spy is None else "no worker found"}
     seconds = plan.profile_seconds
     raw = server.log.parent / "profile.txt"
-    logger.info(
-        "profile: py-spy on worker %d, mixed at %d connections, %g s",
-        workers[0],
-        PROFILE_CONNECTIONS,
-        seconds,
-    )
     with wrk_script(LASTRO_SCRIPTS["mixed"]) as script:
-        argv = wrk_command(server.url, PROFILE_CONNECTIONS, seconds + 2, script)
+        argv = wrk_command(server.url, PROFILE_CONNECTIONS, seconds + 3, script)
         wrk = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env}
         )
         try:
             time.sleep(1.0)
+            # The kernel may hand most of wrk's connections to one worker: profile the busy one.
+            pid, shares = busiest(workers)
+            logger.info(
+                "profile: py-spy on worker %d (CPU shares %s), mixed at %d connections, %g s",
+                *(pid, shares, PROFILE_CONNECTIONS, seconds),
+            )
             spy = subprocess.run(
                 [
-                    *(py_spy, "record", "--pid", str(workers[0]), "--duration", str(max(1, round(seconds)))),
+                    *(py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))),
                     *("--rate", "200", "--nonblocking", "--format", "raw", "--output", str(raw)),
                 ],
                 capture_output=True,
@@ -757,7 +766,8 @@ def profile_worker(server: TimedServer, env: dict[str, str], plan: Plan) -> dict
         return {"skipped": f"py-spy failed: {(spy.stderr or spy.stdout).strip()[-300:]}"}
     summary = summarize_profile(raw.read_text())
     load = parse_wrk(stdout.decode())
-    summary |= {"worker_pid": workers[0], "seconds": seconds, "rps_while_sampled": round(load.rps, 1)}
+    summary |= {"worker_pid": pid, "seconds": seconds, "rps_while_sampled": round(load.rps, 1)}
+    summary["worker_cpu_shares"] = shares
     logger.info("profile: %s", summary["cost_centres_pct"])
     return summary
 
@@ -939,10 +949,12 @@ def _orders_tables(results: dict[str, Any]) -> list[str]:
 
 def _profile_lines(profile: dict[str, Any]) -> list[str]:
     idle = profile.get("idle_samples_left_out", 0)
+    shares = profile.get("worker_cpu_shares")
+    split = f"; the workers' shares of CPU: {shares}" if shares else ""
     return [
         f"### Profile: one lastro SQLite worker, mixed at {PROFILE_CONNECTIONS} connections "
         f"(py-spy, {profile['samples']:,} samples, {idle:,} samples of blocked waits left out, "
-        f"{profile['rps_while_sampled']:,.0f} req/s while sampled)",
+        f"{profile['rps_while_sampled']:,.0f} req/s while sampled{split})",
         "",
         *_table(["cost centre", "% of samples"], list(profile["cost_centres_pct"].items())),
         "",
