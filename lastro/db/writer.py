@@ -170,7 +170,10 @@ class SQLiteWriter:
                 return None
             raise
         finally:
-            driver.execute(f"PRAGMA busy_timeout={self._busy_timeout}")
+            try:
+                driver.execute(f"PRAGMA busy_timeout={self._busy_timeout}")
+            except Exception:  # a broken connection: never let it back into the pool without its timeout
+                connection.invalidate()
 
     def _transaction(self, work: Callable[[Connection], T]) -> T:
         with self.database.engine.connect() as connection:

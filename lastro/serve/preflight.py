@@ -4,8 +4,8 @@
 - `check_schema`: the database is at the head of the migrations in `MIGRATIONS_DIR` (when that is an
   Alembic scripts directory). On success it sets `LASTRO_SCHEMA_CHECKED`, so the workers, which inherit the
   environment, skip the check: a worker never imports Alembic. A failed check leaves it as it was: the
-  workers already serving were checked against their own code. On Linux and macOS the check itself runs in
-  a short-lived forked child, so the supervisor, which the workers are forked from, never imports it either.
+  workers already serving were checked against their own code. On Linux the check itself runs in a
+  short-lived forked child, so the supervisor, which the workers are forked from, never imports it either.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """uvicorn's multi-process supervisor: forked workers, and a liveness check that notices a worker exiting.
 
-**Forked workers (POSIX).** uvicorn spawns each worker as a fresh interpreter that imports FastAPI,
+**Forked workers (Linux).** uvicorn spawns each worker as a fresh interpreter that imports FastAPI,
 SQLAlchemy, pydantic and the rest again: 0.7 s of CPU per worker here, so 4 workers on 2 cores took 2.3 s
 to be ready, and every recycled worker paid it again under load. The supervisor has imported those
-libraries already (it is `lastro`), so on Linux and macOS it forks its workers instead: a worker imports
+libraries already (it is `lastro`), so on Linux it forks its workers instead: a worker imports
 only the application's own modules (the supervisor never imports them) and starts in a fraction of that.
 The first rolling restart (SIGHUP, a deploy) switches to spawning for good: a deploy may have upgraded a
 library that the supervisor imported at its start, and every worker must then load it from disk.
-Windows has no fork and always spawns.
+Windows has no fork and macOS's system libraries are not fork-safe: both always spawn.
 
 **Liveness.** uvicorn's supervisor pings each worker over a pipe and waits up to
 `timeout_worker_healthcheck` for the answer. A worker that exits on its own (recycled after
@@ -37,7 +37,8 @@ __all__ = ["Supervisor", "WorkerProcess", "can_fork", "worker_answers"]
 
 
 def can_fork() -> bool:
-    return sys.platform != "win32"
+    # Linux only: macOS system libraries are not fork-safe (Python spawns there by default since 3.8).
+    return sys.platform.startswith("linux")
 
 
 class WorkerProcess(Process):

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lastro.serve.supervisor import can_fork
 from tests.conftest import POSTGRES_URL
 from tests.support.servers import ORDERS_MIGRATIONS, TcpProxy, serve, wait_for
 
@@ -152,7 +153,7 @@ def _spawned(pid: int) -> bool:
     return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+@pytest.mark.skipif(not can_fork(), reason="workers are forked on Linux only")
 def test_workers_are_forked_then_spawned_after_a_rolling_restart(tmp_path: Path) -> None:
     """At start the workers are forked from the supervisor; after SIGHUP (a deploy) they load from disk."""
     with serve(tmp_path) as server:
