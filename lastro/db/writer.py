@@ -63,7 +63,7 @@ class SQLiteWriter:
         self._closed = False
 
     async def submit(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a write transaction on the writer thread; its result once committed."""
+        """Run `work` in a write transaction, inline if nobody else writes, else on the writer thread."""
         if self._closed:
             raise RuntimeError("the SQLite writer is closed")
         if self._queue.empty() and self._turn.acquire(blocking=False):
@@ -113,10 +113,9 @@ class SQLiteWriter:
                 return
 
     def _run(self, batch: list[Unit]) -> None:
-        if len(batch) == 1:
-            self._alone(batch[0])
-            return
-        if not batch:
+        if len(batch) <= 1:
+            for unit in batch:
+                self._alone(unit)
             return
         try:
             outcomes = self._transaction(lambda connection: [_in_savepoint(connection, w) for w, _ in batch])
