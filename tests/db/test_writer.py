@@ -88,6 +88,7 @@ async def queued_together(
     await asyncio.sleep(0)
     if cancel is not None:
         tasks[cancel].cancel()
+        await asyncio.sleep(0)  # the cancellation reaches the queued unit before the thread takes it
     finish.set()
     await first
     return await asyncio.gather(*tasks, return_exceptions=True)
