@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from lastro._version import __version__
-from lastro.errors import ConfigurationError
+from lastro.errors import ConfigurationError, one_line
 from lastro.settings import Settings, get_settings
 
 __all__ = ["main"]
@@ -137,7 +137,7 @@ def upgrade(migrations_dir: str | None, revision: str) -> None:
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
     except Exception as exc:
-        fail(f"migrating {database.display_url} failed: {_first_line(exc)}", EXIT_STARTUP)
+        fail(f"migrating {database.display_url} failed: {one_line(exc)}", EXIT_STARTUP)
     finally:
         database.dispose()
     state = "already at" if before == after else f"upgraded from {before or 'an empty schema'} to"
@@ -159,7 +159,7 @@ def current(migrations_dir: str | None) -> None:
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
     except Exception as exc:
-        fail(f"reading {database.display_url} failed: {_first_line(exc)}", EXIT_STARTUP)
+        fail(f"reading {database.display_url} failed: {one_line(exc)}", EXIT_STARTUP)
     finally:
         database.dispose()
     click.echo(f"{database.display_url}: revision {found or 'none'} (newest available: {head})")
@@ -181,8 +181,3 @@ def _module_exists(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # a parent package is missing, or is a module
         return False
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -8,6 +8,8 @@ LastroError
 └── ServiceUnavailable        a dependency is down while serving; answered as 503 problem+json
 ```
 
+`one_line(error)` is how lastro quotes an error in a message or a log field.
+
 This module imports nothing else from lastro, so every layer may raise these.
 """
 
@@ -19,6 +21,7 @@ __all__ = [
     "ServiceUnavailable",
     "StartupError",
     "UnsafeProductionSettings",
+    "one_line",
 ]
 
 
@@ -45,3 +48,9 @@ class ServiceUnavailable(LastroError):
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of the error's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

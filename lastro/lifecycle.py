@@ -18,7 +18,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 
-from lastro.db import sqlite
+from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
@@ -111,14 +111,9 @@ async def _open_database(settings: Settings) -> Database:
 async def _check_schema(settings: Settings, database: Database) -> None:
     """Refuse to start on a database behind the migrations in MIGRATIONS_DIR, unless already checked."""
     directory = settings.MIGRATIONS_DIR
-    if not (directory / "env.py").is_file() or schema_checked_for(directory):
+    if not migrations.is_scripts_directory(directory) or schema_checked_for(directory):
         return
-    from lastro.db import migrations  # Alembic is imported only where the check runs
-
-    try:
-        problem = await anyio.to_thread.run_sync(migrations.schema_problem, database, directory)
-    except Exception as exc:
-        problem = f"could not read the schema revision (MIGRATIONS_DIR={directory}): {exc}"
+    problem = await anyio.to_thread.run_sync(migrations.schema_problem, database, directory)
     if problem is not None:
         database.dispose()
         logger.error("startup failed", reason=problem)

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, MetaData, text
 
 from lastro.db.engine import Database
 from lastro.db.sqlite import BEGIN_OPTION
-from lastro.errors import ConfigurationError
+from lastro.errors import ConfigurationError, one_line
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -76,8 +76,11 @@ def current_revision(database: Database) -> str | None:
 
 def schema_problem(database: Database, directory: Path) -> str | None:
     """None when the database is at the head of `directory`'s migrations, else what to run, in one line."""
-    found = current_revision(database)
-    wanted = head_revision(directory)
+    try:
+        found = current_revision(database)
+        wanted = head_revision(directory)
+    except Exception as exc:  # the database did not answer, or the scripts do not load
+        return f"could not read the schema revision (MIGRATIONS_DIR={directory}): {one_line(exc)}"
     if found == wanted:
         return None
     return (

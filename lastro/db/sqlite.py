@@ -30,6 +30,8 @@ __all__ = [
     "check_version",
     "configure_engine",
     "driver",
+    "driver_connection",
+    "effective_pragmas",
     "is_affected",
     "version",
 ]
@@ -85,9 +87,22 @@ def check_version(workers: int, *, allow_unsafe: bool, version_info: tuple[int, 
     )
 
 
+def effective_pragmas(pragmas: dict[str, str | int]) -> dict[str, str | int]:
+    """lastro's defaults with `SQLITE_PRAGMAS` over them: what every connection gets."""
+    return {**DEFAULT_PRAGMAS, **pragmas}
+
+
+def driver_connection(connection: Connection) -> Any:
+    """The DB-API connection under a SQLAlchemy one, for statements that must skip SQLAlchemy: there a
+    statement outside a transaction would begin one, and its execution path costs more than SQLite's."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    return driver
+
+
 def configure_engine(engine: Engine, pragmas: dict[str, str | int]) -> None:
     """Install the pragmas, explicit BEGIN and `PRAGMA optimize` on an engine's connections."""
-    settings = {**DEFAULT_PRAGMAS, **pragmas}
+    settings = effective_pragmas(pragmas)
     for name, value in settings.items():
         if not _PRAGMA_NAME.match(name) or not _PRAGMA_VALUE.match(str(value)):
             raise ConfigurationError(
@@ -110,8 +125,7 @@ def configure_engine(engine: Engine, pragmas: dict[str, str | int]) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
-        # Straight to the driver: SQLAlchemy's execution path cost more than SQLite's BEGIN itself.
-        connection.connection.driver_connection.execute(_BEGIN[mode])  # type: ignore[union-attr]
+        driver_connection(connection).execute(_BEGIN[mode])
 
     @event.listens_for(engine, "close")
     def on_close(dbapi_connection: Any, _record: Any) -> None:

@@ -34,7 +34,7 @@ from lastro.db.failures import Failure, classify
 from lastro.db.retry import Attempt, RetryPolicy
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.db.writer import SQLiteWriter
-from lastro.errors import ServiceUnavailable
+from lastro.errors import ServiceUnavailable, one_line
 from lastro.observability.logging import get_logger
 
 __all__ = ["Mode", "ReadConnections", "Transactions", "Work"]
@@ -111,9 +111,8 @@ class Transactions:
         self._sqlite_writer = SQLiteWriter(database) if database.is_sqlite else None
         self._inline_reads = ReadConnections(database)
         if database.is_sqlite:
-            self._executor = ThreadPoolExecutor(
-                4, thread_name_prefix="lastro-db-read"
-            )  # threads start lazily
+            # Reads run inline unless `inline_reads` is off; the threads start only if they are needed.
+            self._executor = ThreadPoolExecutor(4, thread_name_prefix="lastro-db-read")
         else:
             self._executor = ThreadPoolExecutor(
                 sum(database.options.postgres_pool()), thread_name_prefix="lastro-db"
@@ -146,9 +145,9 @@ class Transactions:
             if not _retryable(error):
                 raise
             self.gave_up += 1
-            logger.error("database unit of work gave up", mode=mode, error=_one_line(error))
+            logger.error("database unit of work gave up", mode=mode, error=one_line(error))
             raise ServiceUnavailable(
-                f"the database did not complete the request: {_one_line(error)}"
+                f"the database did not complete the request: {one_line(error)}"
             ) from None
 
     async def _execute(self, work: Work[T], mode: Mode) -> T:
@@ -180,7 +179,7 @@ class Transactions:
             attempt=attempt.number,
             kind=kind,
             delay_ms=round(delay * 1000, 1),
-            error=_one_line(attempt.error),
+            error=one_line(attempt.error),
         )
 
     def stats(self) -> dict[str, Any]:
@@ -202,8 +201,3 @@ class Transactions:
 
 def _retryable(error: BaseException) -> bool:
     return not isinstance(error, ServiceUnavailable) and classify(error).retryable
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, RootTransaction
 
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
-from lastro.db.sqlite import BEGIN_OPTION
+from lastro.db.sqlite import BEGIN_OPTION, driver_connection, effective_pragmas
 from lastro.db.write_lock import WriteLock
 
 __all__ = ["SQLiteWriter"]
@@ -54,7 +54,7 @@ class SQLiteWriter:
         self.transactions = 0
         self.units = 0
         self.inline = 0
-        self._busy_timeout = int(database.options.sqlite_pragmas.get("busy_timeout", 5000))
+        self._busy_timeout = int(effective_pragmas(database.options.sqlite_pragmas)["busy_timeout"])
         # Writers of this process take turns here; the file lock orders the processes.
         self._turn = threading.Lock()
         self._queue: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
@@ -158,9 +158,7 @@ class SQLiteWriter:
         return result
 
     def _begin_without_waiting(self, connection: Connection) -> RootTransaction | None:
-        # On the driver's connection: through SQLAlchemy, a statement outside a transaction would begin one.
-        driver = connection.connection.driver_connection
-        assert driver is not None
+        driver = driver_connection(connection)
         driver.execute("PRAGMA busy_timeout=0")
         try:
             return connection.begin()
@@ -194,9 +192,7 @@ class SQLiteWriter:
 
 
 def _in_savepoint(connection: Connection, work: Callable[[Connection], Any]) -> Outcome:
-    # Straight to the driver, as BEGIN is: two statements per unit through SQLAlchemy cost more than SQLite.
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    driver = driver_connection(connection)
     driver.execute(_SAVEPOINT_STATEMENTS[0])
     try:
         result = work(connection)

@@ -74,7 +74,7 @@ class JsonLines:
         self.handler: logging.StreamHandler[Any] | None = None
 
     def attach(self, handler: logging.Handler | None) -> None:
-        """Write directly through `handler` from now on; `None` (console format) : always through logging."""
+        """Write directly through `handler` from now on; with `None` (console format), always log instead."""
         self.handler = handler if isinstance(handler, logging.StreamHandler) else None
 
     def write(self, logger: logging.Logger, event: str, fields: dict[str, Any]) -> bool:

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from lastro.db import migrations
 from lastro.db.engine import Database
+from lastro.errors import one_line
 from lastro.serve.supervisor import can_fork
 from lastro.serve.workers import SCHEMA_CHECKED_ENV
 from lastro.settings import Settings
@@ -33,7 +35,7 @@ def check_database(settings: Settings) -> str | None:
     try:
         database.ping()
     except Exception as exc:
-        return f"the database at DATABASE_URL={database.display_url} did not answer: {_first_line(exc)}"
+        return f"the database at DATABASE_URL={database.display_url} did not answer: {one_line(exc)}"
     finally:
         database.dispose()
     return None
@@ -42,7 +44,7 @@ def check_database(settings: Settings) -> str | None:
 def check_schema(settings: Settings) -> str | None:
     """None when the schema is at the head of `MIGRATIONS_DIR` (or there are no migrations), else one line."""
     directory = settings.MIGRATIONS_DIR
-    if not (directory / "env.py").is_file():
+    if not migrations.is_scripts_directory(directory):
         return None
     problem = _isolated(_schema_problem, settings.DATABASE_URL, directory)
     if problem is None:
@@ -51,13 +53,9 @@ def check_schema(settings: Settings) -> str | None:
 
 
 def _schema_problem(url: str, directory: Path) -> str | None:
-    from lastro.db import migrations
-
     database = Database(url)
     try:
         return migrations.schema_problem(database, directory)
-    except Exception as exc:
-        return f"could not read the schema revision (MIGRATIONS_DIR={directory}): {_first_line(exc)}"
     finally:
         database.dispose()
 
@@ -88,8 +86,3 @@ def _send_result(
 ) -> None:
     sender.send(check(url, directory))
     sender.close()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

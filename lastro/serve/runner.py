@@ -95,7 +95,7 @@ def run(config: ServeConfig) -> int:
         event_loop=event_loop_name(),
         environment=settings.ENVIRONMENT,
     )
-    os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor spawns
+    os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor starts
     supervisor = Supervisor(server_config, sockets=[socket], before_restart=lambda: check_schema(settings))
     try:
         supervisor.run()
