@@ -40,7 +40,7 @@ pytest: $(VENV)/.installed-dev
 
 test: lint typecheck pytest
 
-# The orders benchmark (benchmarks/run.py): about 10 minutes; needs wrk (apt-get install -y wrk), the shared
+# The orders benchmark (benchmarks/run.py): about 7 minutes; needs wrk (apt-get install -y wrk), the shared
 # baseline beside this repository and PostgreSQL on 127.0.0.1:5432.
 .PHONY: bench
 bench: $(VENV)/.installed-dev

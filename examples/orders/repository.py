@@ -159,16 +159,17 @@ def _known_id(order_id: int) -> None:
         raise NotFound(f"order {order_id} not found")
 
 
-def _live(tenant_id: int, order_id: int) -> Any:
-    _known_id(order_id)
+def _live_order(tenant_id: Any, order_id: Any) -> Any:
+    """The condition for an order of the tenant that is not deleted; values or bind parameters."""
     return and_(orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None))
 
 
-_GET_ORDER = select(*_COLUMNS).where(
-    orders.c.id == bindparam("order_id"),
-    orders.c.tenant_id == bindparam("tenant_id"),
-    orders.c.deleted_at.is_(None),
-)
+def _live(tenant_id: int, order_id: int) -> Any:
+    _known_id(order_id)
+    return _live_order(tenant_id, order_id)
+
+
+_GET_ORDER = select(*_COLUMNS).where(_live_order(bindparam("tenant_id"), bindparam("order_id")))
 _GET_ORDER_FOR_UPDATE = _GET_ORDER.with_for_update()
 
 

@@ -291,14 +291,3 @@ def test_a_worker_database_never_creates_a_missing_sqlite_file(tmp_path: Path) -
     finally:
         database.dispose()
     assert not path.exists()
-
-
-def test_a_standalone_database_creates_its_sqlite_file(tmp_path: Path) -> None:
-    """By default (a single process, the supervisor, the CLI) the SQLite file and its folder are created."""
-    path = tmp_path / "new" / "fresh.db"
-    database = Database(f"sqlite:///{path}")
-    try:
-        database.ping()
-    finally:
-        database.dispose()
-    assert path.exists()
