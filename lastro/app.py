@@ -8,7 +8,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from lastro.errors import ServiceUnavailable
+from lastro.errors import (
+    COMMIT_OUTCOME_UNKNOWN_TYPE,
+    STORAGE_FULL_TYPE,
+    CommitOutcomeUnknown,
+    ServiceUnavailable,
+    StorageFull,
+)
 from lastro.health import HealthRegistry, health_router
 from lastro.http.access_log import AccessLogMiddleware
 from lastro.http.body_limit import BodyLimitMiddleware
@@ -85,6 +91,16 @@ def _add_exception_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ServiceUnavailable)
         return ProblemResponse(503, exc.detail, headers={"Retry-After": str(exc.retry_after)})
 
+    async def storage_full(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StorageFull)
+        return ProblemResponse(507, exc.detail, type=STORAGE_FULL_TYPE)
+
+    async def outcome_unknown(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CommitOutcomeUnknown)
+        return ProblemResponse(504, exc.detail, type=COMMIT_OUTCOME_UNKNOWN_TYPE)
+
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ServiceUnavailable, unavailable)
+    app.add_exception_handler(StorageFull, storage_full)
+    app.add_exception_handler(CommitOutcomeUnknown, outcome_unknown)

@@ -5,7 +5,11 @@ LastroError
 ├── ConfigurationError        a setting is missing, malformed or unsafe; the message names it and the fix
 │   └── UnsafeProductionSettings
 ├── StartupError              a dependency did not answer at start-up (the database, Redis, ...)
-└── ServiceUnavailable        a dependency is down while serving; answered as 503 problem+json
+├── ServiceUnavailable        a dependency is down while serving; answered as 503 problem+json
+├── StorageFull               the disk under the database or the files is full; answered as 507
+└── CommitOutcomeUnknown      a write's COMMIT was sent and its reply lost, and no later check could tell
+                              whether it was applied; answered as 504 with its own problem type, which
+                              never invites a blind retry
 ```
 
 `one_line(error)` is how lastro quotes an error in a message or a log field.
@@ -16,10 +20,14 @@ This module imports nothing else from lastro, so every layer may raise these.
 from __future__ import annotations
 
 __all__ = [
+    "COMMIT_OUTCOME_UNKNOWN_TYPE",
+    "STORAGE_FULL_TYPE",
+    "CommitOutcomeUnknown",
     "ConfigurationError",
     "LastroError",
     "ServiceUnavailable",
     "StartupError",
+    "StorageFull",
     "UnsafeProductionSettings",
     "one_line",
 ]
@@ -48,6 +56,31 @@ class ServiceUnavailable(LastroError):
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+
+
+# Problem types (RFC 9457 `type`) of the answers that are not plain HTTP statuses; documented in the README.
+COMMIT_OUTCOME_UNKNOWN_TYPE = "urn:lastro:problem:commit-outcome-unknown"
+STORAGE_FULL_TYPE = "urn:lastro:problem:storage-full"
+
+
+class StorageFull(LastroError):
+    """The disk that holds the database or the service's files is full; nothing was written."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class CommitOutcomeUnknown(LastroError):
+    """A write was sent to COMMIT, its reply was lost, and whether it was applied could not be learned.
+
+    Never retried: re-running the write could apply it twice. The client should read the resource (or
+    retry with the same `Idempotency-Key`) before writing again.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 def one_line(error: BaseException) -> str:

@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     DB_BREAKER_RESET: float = Field(default=2.0, gt=0, description="seconds open before a trial call")
     # SQLite: pragmas over lastro's defaults, as JSON, e.g. SQLITE_PRAGMAS='{"cache_size": -64000}'.
     SQLITE_PRAGMAS: dict[str, str | int] = Field(default_factory=dict)
+    SQLITE_SYNCHRONOUS: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL",
+        description="NORMAL survives a process crash; FULL also an OS crash or a power loss",
+    )
+    SQLITE_WAL_MAX_BYTES: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="WAL size that starts a truncating checkpoint; 0 = never"
+    )
+    DISK_MIN_FREE_BYTES: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="free bytes on the database's volume below which ready answers 503; 0 = never",
+    )
     SQLITE_ALLOW_UNSAFE_VERSION: bool = Field(
         default=False, description="run several workers on a SQLite with the WAL-reset bug anyway"
     )
@@ -83,6 +95,15 @@ class Settings(BaseSettings):
         default=0.5, ge=0, description="seconds the event loop may lag before requests are shed; 0 = never"
     )
     MAX_CONNECTIONS: int = Field(default=2048, ge=1, description="open connections per worker")
+    HEADER_TIMEOUT: float = Field(
+        default=20.0, gt=0, description="seconds a connection may take to send a request's headers"
+    )
+    BODY_TIMEOUT: float = Field(
+        default=20.0, gt=0, description="seconds a request body may take, extended by BODY_MIN_RATE"
+    )
+    BODY_MIN_RATE: int = Field(
+        default=500, ge=0, description="bytes a second a slow body must keep up: each adds 1/rate s"
+    )
     MAX_BODY_BYTES: int = Field(default=10 * 1024 * 1024, ge=0, description="largest request body; 0 = any")
     HEALTH_CHECK_TIMEOUT: float = Field(default=2.0, gt=0)
 

@@ -34,7 +34,7 @@ from lastro.db.failures import Failure, classify
 from lastro.db.retry import Attempt, RetryPolicy
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.db.writer import SQLiteWriter
-from lastro.errors import ServiceUnavailable, one_line
+from lastro.errors import LastroError, ServiceUnavailable, StorageFull, one_line
 from lastro.observability.logging import get_logger
 
 __all__ = ["Mode", "ReadConnections", "Transactions", "Work"]
@@ -139,10 +139,15 @@ class Transactions:
 
         try:
             return await self.retry.call(attempt, retryable=_retryable, on_retry=self._on_retry)
-        except ServiceUnavailable:
+        except LastroError:
             raise
         except Exception as error:
-            if not _retryable(error):
+            kind = classify(error)
+            if kind is Failure.STORAGE_FULL:
+                raise StorageFull(f"the database's disk is full: {one_line(error)}") from None
+            if kind is Failure.OVERLOADED:
+                raise ServiceUnavailable(f"the database is overloaded: {one_line(error)}") from None
+            if not kind.retryable:
                 raise
             self.gave_up += 1
             logger.error("database unit of work gave up", mode=mode, error=one_line(error))
@@ -200,4 +205,4 @@ class Transactions:
 
 
 def _retryable(error: BaseException) -> bool:
-    return not isinstance(error, ServiceUnavailable) and classify(error).retryable
+    return not isinstance(error, LastroError) and classify(error).retryable

@@ -46,6 +46,39 @@ def test_retryable_only_for_contention_and_unreachable() -> None:
     assert Failure.CONTENTION.retryable
     assert Failure.UNREACHABLE.retryable
     assert not Failure.PERMANENT.retryable
+    assert not Failure.OVERLOADED.retryable
+    assert not Failure.STORAGE_FULL.retryable
+
+
+def test_pool_checkout_timeout_is_overloaded(tmp_path: Path) -> None:
+    """No free pooled connection within the pool timeout is overload: the database itself answers."""
+    options = DatabaseOptions(pool_size=1, max_overflow=0, pool_timeout=0.05)
+    database = Database(f"sqlite:///{tmp_path / 'pool.db'}", options)
+    try:
+        held = database.engine.connect()
+        error = _caught(database.engine.pool.connect)
+        held.close()
+    finally:
+        database.dispose()
+    assert isinstance(error, sa_exc.TimeoutError)
+    assert classify(error) is Failure.OVERLOADED
+
+
+def test_sqlite_full_is_storage_full(tmp_path: Path) -> None:
+    """SQLITE_FULL (here from max_page_count, as from a full disk) is storage full, through SQLAlchemy too."""
+    database = Database(f"sqlite:///{tmp_path / 'full.db'}")
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(text("CREATE TABLE blobs (data BLOB)"))
+            connection.commit()
+            connection.execute(text("PRAGMA max_page_count = 8"))
+            statement = text("INSERT INTO blobs VALUES (zeroblob(100000))")
+            error = _caught(lambda: connection.execute(statement))
+    finally:
+        database.dispose()
+    assert "full" in str(error)
+    assert classify(error) is Failure.STORAGE_FULL
+    assert classify(error.orig) is Failure.STORAGE_FULL  # type: ignore[attr-defined]
 
 
 # --- SQLite ---------------------------------------------------------------------------------------------
@@ -247,6 +280,20 @@ def test_postgres_terminated_pooled_connection_through_sqlalchemy_is_unreachable
     assert classify(error) is Failure.UNREACHABLE
 
 
+@pg
+def test_postgres_connect_timeout_is_unreachable() -> None:
+    """psycopg's ConnectionTimeout (a server that accepts and never answers) is unreachable, by class."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        error = _caught(
+            lambda: psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/test", connect_timeout=1)
+        )
+    assert isinstance(error, psycopg.errors.ConnectionTimeout)
+    assert classify(error) is Failure.UNREACHABLE
+
+
 def test_postgres_closed_port_is_unreachable() -> None:
     """Connecting to a port where nothing listens fails without a SQLSTATE: unreachable."""
     url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/test"
@@ -291,8 +338,8 @@ def test_postgres_unique_violation_is_permanent(pg_table: str) -> None:
 
 
 @pg
-def test_postgres_statement_timeout_is_permanent() -> None:
-    """57014 query_canceled (statement timeout) is not mistaken for a server shutting down (57P0x)."""
+def test_postgres_statement_timeout_is_overloaded() -> None:
+    """57014 query_canceled (statement timeout) is overload, not a server shutting down (57P0x)."""
     database = Database(POSTGRES_URL, DatabaseOptions(statement_timeout=0.05))
     try:
         with database.engine.connect() as connection:
@@ -300,4 +347,4 @@ def test_postgres_statement_timeout_is_permanent() -> None:
     finally:
         database.dispose()
     assert getattr(getattr(error, "orig", None), "sqlstate", None) == "57014"
-    assert classify(error) is Failure.PERMANENT
+    assert classify(error) is Failure.OVERLOADED
