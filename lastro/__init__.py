@@ -2,6 +2,7 @@
 
 from lastro._version import __version__
 from lastro.app import create_app, install
+from lastro.bulkhead import Bulkhead
 from lastro.encoding import dumps_json
 from lastro.errors import (
     ConfigurationError,
@@ -22,6 +23,7 @@ from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 
 __all__ = [
     "BackgroundTasks",
+    "Bulkhead",
     "ConfigurationError",
     "FileStore",
     "HealthRegistry",

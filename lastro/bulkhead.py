@@ -1,0 +1,132 @@
+"""Bulkheads: a fixed number of threads for a heavy blocking call, and a fast 503 beyond them.
+
+```python
+hashing = lastro.Bulkhead("password hashing", capacity=os.cpu_count() or 1, wait=1.0)
+digest = await hashing.run(hasher.hash, password)   # raises ServiceUnavailable (503) when full
+```
+
+Blocking calls that are CPU- or memory-heavy (password hashing, image decoding) must not run on anyio's
+default thread limiter: it allows 40 threads, so a burst of them multiplies their memory by 40 and leaves
+no thread for the database or the health checks that share it. A bulkhead runs its calls on threads of
+its own, at most `capacity` at a time. A caller that finds it full waits at most `wait` seconds for a
+slot, first come first served, and is then refused with `ServiceUnavailable` (503 with `Retry-After`):
+beyond what the machine can compute in time, a quick refusal serves the client better than a queue.
+
+Refusals are logged as `bulkhead full`, at most once per `log_interval` seconds, with how many were
+refused since the last line, so a flood costs a few log lines rather than one per request.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from lastro.errors import ServiceUnavailable
+from lastro.observability.logging import get_logger
+
+__all__ = ["Bulkhead"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+logger = get_logger("lastro.bulkhead")
+
+
+class Bulkhead:
+    """At most `capacity` calls of `run` at once, on threads of their own; a bounded wait for the rest.
+
+    Create it where the event loop runs (in a lifespan): anyio's limiters belong to one loop.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        capacity: int,
+        wait: float,
+        *,
+        retry_after: int = 1,
+        log_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"a bulkhead needs a capacity of at least 1, not {capacity}")
+        if wait < 0:
+            raise ValueError(f"a bulkhead's wait cannot be negative, not {wait}")
+        self.name = name
+        self.capacity = capacity
+        self.wait = wait
+        self.retry_after = retry_after
+        self.rejected = 0  # refusals since the bulkhead was created
+        self._log_interval = log_interval
+        self._clock = clock
+        # Admission is decided on `_slots`, with the bounded wait; `_threads` only keeps these calls off
+        # anyio's default limiter. It has as many tokens as `_slots`, so it never makes anyone wait.
+        self._slots = anyio.CapacityLimiter(capacity)
+        self._threads = anyio.CapacityLimiter(capacity)
+        self._unlogged = 0
+        self._logged_at: float | None = None
+
+    @property
+    def running(self) -> int:
+        """Calls holding a slot right now."""
+        return int(self._slots.borrowed_tokens)
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot right now."""
+        return self._slots.statistics().tasks_waiting
+
+    def statistics(self) -> dict[str, int | float]:
+        """What `/health` shows of the bulkhead."""
+        return {
+            "capacity": self.capacity,
+            "running": self.running,
+            "waiting": self.waiting,
+            "rejected": self.rejected,
+        }
+
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`function(*args, **kwargs)` in one of the bulkhead's threads; 503 if no slot frees in time."""
+        await self._admit()
+        try:
+            call = functools.partial(function, *args, **kwargs)
+            return await anyio.to_thread.run_sync(call, limiter=self._threads)
+        finally:
+            self._slots.release()
+
+    async def _admit(self) -> None:
+        try:
+            self._slots.acquire_nowait()
+            return
+        except anyio.WouldBlock:
+            pass
+        if self.wait > 0:
+            with anyio.move_on_after(self.wait):
+                await self._slots.acquire()
+                return
+        self._refuse()
+
+    def _refuse(self) -> None:
+        self.rejected += 1
+        self._unlogged += 1
+        now = self._clock()
+        if self._logged_at is None or now - self._logged_at >= self._log_interval:
+            logger.warning(
+                "bulkhead full",
+                bulkhead=self.name,
+                capacity=self.capacity,
+                wait=self.wait,
+                refused=self._unlogged,
+                refused_total=self.rejected,
+            )
+            self._logged_at = now
+            self._unlogged = 0
+        raise ServiceUnavailable(
+            f"{self.name} is at its capacity of {self.capacity} and no slot freed within {self.wait:g} s",
+            retry_after=self.retry_after,
+        )
