@@ -16,11 +16,16 @@ arrives either: the supervisor then blocks for the whole timeout while no replac
 worker recycles in that window, the service stops answering. Here the wait is sliced and the process is
 looked at between slices, so a worker that exited is replaced within a fraction of a second, and only a
 worker that is alive but silent for the whole timeout is killed.
+
+**Orphans.** Every worker, forked or spawned, first arranges to stop when the supervisor dies
+(`lastro.serve.orphan`). uvicorn's own restart and scale-up build plain uvicorn processes, so both go
+through `new_worker` here instead.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -31,6 +36,7 @@ from uvicorn._subprocess import subprocess_started
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess, Process, logger
 
+from lastro.serve.orphan import die_with_parent
 from lastro.serve.workers import freeze_long_lived_objects
 
 __all__ = ["Supervisor", "WorkerProcess", "can_fork", "worker_answers"]
@@ -42,21 +48,46 @@ def can_fork() -> bool:
 
 
 class WorkerProcess(Process):
-    """uvicorn's worker process, forked from the supervisor instead of spawned when `fork` is true."""
+    """uvicorn's worker process, forked if `fork` is true, else spawned; it dies with its supervisor."""
 
     def __init__(self, config: Config, sockets: list[socket], *, fork: bool) -> None:
         super().__init__(config, sockets)
+        kwargs = {"config": config, "target": self.target, "sockets": sockets, "parent_pid": os.getpid()}
         if fork:
-            context = multiprocessing.get_context("fork")
-            kwargs = {"config": config, "target": self.target, "sockets": sockets}
-            self.process = context.Process(target=_forked_worker, kwargs=kwargs)  # type: ignore[assignment]
+            forked = multiprocessing.get_context("fork")
+            self.process = forked.Process(target=_forked_worker, kwargs=kwargs)  # type: ignore[assignment]
+        else:
+            kwargs["stdin_fileno"] = _stdin_fileno()
+            self.process = multiprocessing.get_context("spawn").Process(target=_spawned_worker, kwargs=kwargs)
 
 
-def _forked_worker(config: Config, target: Callable[..., None], sockets: list[socket]) -> None:
+def _forked_worker(
+    config: Config, target: Callable[..., None], sockets: list[socket], parent_pid: int
+) -> None:
     # The supervisor's handlers only queue signals for its own loop; the worker's server installs its own.
     for number in SIGNALS:
         signal.signal(number, signal.SIG_DFL)
+    die_with_parent(parent_pid)
     subprocess_started(config, target, sockets, stdin_fileno=None)
+
+
+def _spawned_worker(
+    config: Config,
+    target: Callable[..., None],
+    sockets: list[socket],
+    parent_pid: int,
+    stdin_fileno: int | None,
+) -> None:
+    die_with_parent(parent_pid)
+    subprocess_started(config, target, sockets, stdin_fileno=stdin_fileno)
+
+
+def _stdin_fileno() -> int | None:
+    # What uvicorn's get_subprocess passes on, for debuggers that read the worker's stdin.
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError):
+        return None
 
 
 _SLICE = 0.1
@@ -108,7 +139,31 @@ class Supervisor(Multiprocess):
             logger.error(f"Rolling restart refused, the current workers keep serving: {problem}")
             return
         self.fork = False  # a deploy may have upgraded a library the supervisor imported: spawn from now on
-        super().restart_all()
+        # uvicorn's restart_all with this supervisor's workers: each ready before the one it replaces goes.
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self.new_worker()
+            new.start()
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    logger.error(
+                        f"New child process [{new.pid}] was not ready in time; "
+                        f"keeping worker [{old.pid}] and aborting the restart."
+                    )
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
+
+    def handle_ttin(self) -> None:
+        logger.info("Received SIGTTIN, increasing the number of processes.")
+        self.processes_num += 1
+        process = self.new_worker()
+        process.start()
+        self.processes.append(process)
 
     def keep_subprocess_alive(self) -> None:
         for index, process in enumerate(self.processes):
