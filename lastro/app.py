@@ -93,6 +93,9 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
     async def storage_full(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StorageFull)
+        disk = request.app.state.lastro.disk
+        if disk is not None:  # logs it (throttled) and holds ready at 503 for a while
+            disk.full(exc.detail)
         return ProblemResponse(507, exc.detail, type=STORAGE_FULL_TYPE)
 
     async def outcome_unknown(request: Request, exc: Exception) -> Response:

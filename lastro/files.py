@@ -13,11 +13,15 @@ to its final name, so a crash leaves either the whole file or none of it. Caller
 file in a database write the file first and the row second, and remove the row before the file: a crash
 in between leaves at worst an unreferenced file, never a row without its file.
 
+A write that finds the disk full (`ENOSPC`, or `EDQUOT` for a quota) leaves nothing behind and raises
+`lastro.errors.StorageFull`, answered 507 like a full database.
+
 `sniff_image(data)` tells PNG, JPEG and WebP apart by their first bytes, not by what the client claims.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -25,10 +29,13 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from lastro.errors import StorageFull
+
 __all__ = ["FileStore", "sniff_image"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 _TEMPORARY_SUFFIX = ".partial"
+_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -61,7 +68,12 @@ class FileStore:
     async def save(self, name: str, data: bytes) -> int:
         """Write `data` under `name` atomically and durably; return its size."""
         target = self.path(name)
-        await anyio.to_thread.run_sync(_write_atomically, target, data)
+        try:
+            await anyio.to_thread.run_sync(_write_atomically, target, data)
+        except OSError as error:
+            if error.errno in _FULL_ERRNOS:
+                raise StorageFull(f"no space left for files under {self.root}") from None
+            raise
         return len(data)
 
     async def exists(self, name: str) -> bool:

@@ -22,10 +22,18 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-__all__ = ["CheckResult", "HealthCheck", "HealthRegistry", "health_router"]
+__all__ = ["CheckFailed", "CheckResult", "HealthCheck", "HealthRegistry", "health_router"]
 
 CheckResult = dict[str, Any]
 CheckFunction = Callable[[], Awaitable[CheckResult | None]]
+
+
+class CheckFailed(Exception):
+    """Raised by a check that fails but still has figures to show beside its error (free bytes, say)."""
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass
@@ -45,6 +53,8 @@ class HealthCheck:
             detail = await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
         except TimeoutError:
             return {"status": "error", "error": f"no answer within {self.timeout:g} s"}
+        except CheckFailed as exc:
+            return {"status": "error", "error": str(exc), **exc.detail}
         except Exception as exc:
             return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
         return {"status": "ok", **(detail or {})}

@@ -20,9 +20,11 @@ from sqlalchemy import exc as sa_exc
 
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
+from lastro.db.checkpoint import WalCheckpointer
 from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
+from lastro.disk import DiskWatch
 from lastro.errors import StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
@@ -78,6 +80,15 @@ async def startup(state: ServiceState) -> None:
     state.health.add("database", _database_check(transactions), timeout=timeout)
     state.health.add("connection_pool", _pool_check(database), timeout=timeout, critical=False)
     state.health.add("background_jobs", _tasks_check(state), timeout=timeout)
+    state.disk = DiskWatch(
+        database.sqlite_path.resolve().parent if database.sqlite_path else None,
+        min_free=settings.DISK_MIN_FREE_BYTES,
+    )
+    state.health.add("disk", state.disk.check, timeout=timeout)
+    if database.sqlite_path is not None and settings.SQLITE_WAL_MAX_BYTES:
+        checkpointer = WalCheckpointer(database.sqlite_path, settings.SQLITE_WAL_MAX_BYTES)
+        state.health.add("sqlite_wal", checkpointer.check, timeout=timeout, critical=False)
+        state.tasks.start("wal-checkpoint", checkpointer.watch)
     state.tasks.start("database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL))
     logger.info(
         "service started",

@@ -7,7 +7,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from lastro.errors import StorageFull
 from lastro.files import FileStore, sniff_image
+from tests.support.tmpfs import fill, tmpfs
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
@@ -81,3 +83,15 @@ def test_new_names_are_unique_and_keep_the_suffix(tmp_path: Path) -> None:
     names = {store.new_name(".webp") for _ in range(1000)}
     assert len(names) == 1000
     assert all(name.endswith(".webp") for name in names)
+
+
+def test_a_full_disk_raises_storage_full_and_leaves_nothing(tmp_path: Path) -> None:
+    """On a full filesystem, save raises StorageFull naming the directory, and no temporary file remains."""
+    with tmpfs(tmp_path / "small", size_mib=1) as directory:
+        store = FileStore(directory / "images")
+        anyio.run(store.open)
+        fill(directory)
+        with pytest.raises(StorageFull, match="no space left for files under") as raised:
+            anyio.run(store.save, "big.png", PNG + b"\0" * 256 * 1024)
+        assert str(directory / "images") in raised.value.detail
+        assert list((directory / "images").iterdir()) == []

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from lastro.health import HealthRegistry, health_router
+from lastro.health import CheckFailed, HealthRegistry, health_router
 from lastro.settings import get_settings
 from lastro.state import ServiceState
 
@@ -194,3 +194,14 @@ async def test_no_checks_is_healthy() -> None:
     healthy, checks = await HealthRegistry(version="0").run()
     assert healthy
     assert checks == {}
+
+
+async def test_a_check_failed_keeps_its_figures_beside_the_error() -> None:
+    """A check raising CheckFailed is an error in /health and still shows the detail it carries."""
+
+    async def low_disk() -> None:
+        raise CheckFailed("5 bytes free", free_bytes=5)
+
+    response = await get(registry_with(disk=low_disk), "/health")
+    assert response.status_code == 503
+    assert response.json()["checks"]["disk"] == {"status": "error", "error": "5 bytes free", "free_bytes": 5}

@@ -73,7 +73,7 @@ class DatabaseOptions:
             pool_pre_ping=settings.DB_POOL_PRE_PING,
             statement_timeout=settings.DB_STATEMENT_TIMEOUT,
             connect_timeout=settings.DB_CONNECT_TIMEOUT,
-            sqlite_pragmas=dict(settings.SQLITE_PRAGMAS),
+            sqlite_pragmas=sqlite.pragmas_for(settings),
         )
 
     def postgres_pool(self) -> tuple[int, int]:

@@ -4,9 +4,16 @@
   `sqlite3` is the fallback. SQLite before 3.51.3 can corrupt a WAL database when connections in different
   processes write or checkpoint at the same moment (the "WAL-reset bug" on sqlite.org), which is exactly a
   multi-worker service, so several workers on such a version are refused unless explicitly allowed.
-- **Pragmas.** WAL, `synchronous=NORMAL` (durable at each checkpoint, never corrupt), a busy timeout, foreign
-  keys, temp tables in memory and a sized page cache. `mmap_size` stays off: SQLite documents that memory
-  mapping is unsafe when several processes write. `PRAGMA optimize` runs when a connection closes.
+- **Pragmas.** WAL, a busy timeout, foreign keys, temp tables in memory and a sized page cache.
+  `mmap_size` stays off: SQLite documents that memory mapping is unsafe when several processes write.
+  `PRAGMA optimize` runs when a connection closes. `journal_size_limit` is `SQLITE_WAL_MAX_BYTES`, so the
+  WAL file shrinks back whenever SQLite restarts it (`lastro.db.checkpoint` handles the readers that stop
+  it from restarting).
+- **Durability** (`SQLITE_SYNCHRONOUS`). In WAL mode, `NORMAL` does not sync the WAL at each commit, only
+  at checkpoints: a committed transaction survives a crash of the process, but an OS crash or a power loss
+  may roll back the last transactions committed before it; the database is never corrupted. `FULL` syncs
+  the WAL at every commit, so a commit also survives an OS crash or a power loss, at the cost measured in
+  benchmarks/RESULTS.md ("Durability"). `SQLITE_PRAGMAS` overrides both.
 - **Transactions.** The driver's own implicit BEGIN is disabled; lastro emits `BEGIN` for read units and
   `BEGIN IMMEDIATE` for write units, so a write takes the lock at its start and a deferred read-to-write
   upgrade can never fail with SQLITE_BUSY halfway through.
@@ -22,6 +29,7 @@ from sqlalchemy import Connection, Engine, event
 
 from lastro.errors import ConfigurationError
 from lastro.observability.logging import get_logger
+from lastro.settings import Settings
 
 __all__ = [
     "DEFAULT_PRAGMAS",
@@ -33,6 +41,7 @@ __all__ = [
     "driver_connection",
     "effective_pragmas",
     "is_affected",
+    "pragmas_for",
     "version",
 ]
 
@@ -90,6 +99,15 @@ def check_version(workers: int, *, allow_unsafe: bool, version_info: tuple[int, 
 def effective_pragmas(pragmas: dict[str, str | int]) -> dict[str, str | int]:
     """lastro's defaults with `SQLITE_PRAGMAS` over them: what every connection gets."""
     return {**DEFAULT_PRAGMAS, **pragmas}
+
+
+def pragmas_for(settings: Settings) -> dict[str, str | int]:
+    """The pragmas the settings ask for over lastro's defaults: `SQLITE_SYNCHRONOUS`, the WAL size limit,
+    and `SQLITE_PRAGMAS` over both."""
+    pragmas: dict[str, str | int] = {"synchronous": settings.SQLITE_SYNCHRONOUS}
+    if settings.SQLITE_WAL_MAX_BYTES:
+        pragmas["journal_size_limit"] = settings.SQLITE_WAL_MAX_BYTES
+    return {**pragmas, **settings.SQLITE_PRAGMAS}
 
 
 def driver_connection(connection: Connection) -> Any:

@@ -91,14 +91,14 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_health_reports_the_database_pool_and_tasks(client: httpx.AsyncClient) -> None:
-    """/health is 200 with the SQLite database, its connection pool and the background jobs."""
+    """/health is 200 with the SQLite database, its pool, the background jobs, the disk and the WAL."""
     response = await client.get("/health")
     document = response.json()
     assert response.status_code == 200
     assert document["status"] == "healthy"
     assert document["version"] == "2.0.1"
     checks = document["checks"]
-    assert set(checks) == {"database", "connection_pool", "background_jobs"}
+    assert set(checks) == {"database", "connection_pool", "background_jobs", "disk", "sqlite_wal"}
     assert all(check["status"] == "ok" for check in checks.values())
 
 

@@ -148,6 +148,44 @@ def test_settings_pragmas_override_the_defaults(tmp_path: Path, monkeypatch: pyt
         database.dispose()
 
 
+def _database_from(tmp_path: Path, **settings: object) -> Database:
+    options = DatabaseOptions.from_settings(get_settings(**settings), workers=1)
+    return Database(f"sqlite:///{tmp_path / 'settings.db'}", options)
+
+
+@pytest.mark.parametrize(("level", "expected"), [("NORMAL", 1), ("FULL", 2)])
+def test_sqlite_synchronous_sets_the_pragma_on_every_connection(
+    tmp_path: Path, level: str, expected: int
+) -> None:
+    """SQLITE_SYNCHRONOUS=NORMAL gives synchronous=1 and FULL gives 2, on each connection of the pool."""
+    database = _database_from(tmp_path, SQLITE_SYNCHRONOUS=level)
+    try:
+        with database.engine.connect() as first, database.engine.connect() as second:
+            for connection in (first, second):
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+    finally:
+        database.dispose()
+
+
+def test_sqlite_pragmas_win_over_sqlite_synchronous(tmp_path: Path) -> None:
+    """A synchronous in SQLITE_PRAGMAS overrides SQLITE_SYNCHRONOUS."""
+    database = _database_from(tmp_path, SQLITE_SYNCHRONOUS="FULL", SQLITE_PRAGMAS={"synchronous": "NORMAL"})
+    try:
+        assert _pragma(database, "synchronous") == 1
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(1 << 20, 1 << 20), (0, -1)])
+def test_the_wal_size_limit_is_the_journal_size_limit(tmp_path: Path, limit: int, expected: int) -> None:
+    """SQLITE_WAL_MAX_BYTES is the WAL's journal_size_limit; 0 leaves SQLite's default (no limit)."""
+    database = _database_from(tmp_path, SQLITE_WAL_MAX_BYTES=limit)
+    try:
+        assert _pragma(database, "journal_size_limit") == expected
+    finally:
+        database.dispose()
+
+
 def test_mmap_can_be_enabled_explicitly(tmp_path: Path) -> None:
     """An operator who accepts the risk can still set mmap_size."""
     database = Database(

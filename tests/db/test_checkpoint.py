@@ -1,0 +1,122 @@
+"""WalCheckpointer: the WAL is truncated past its limit, once across workers, with a bounded wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lastro.db import sqlite
+from lastro.db.checkpoint import CheckpointLock, WalCheckpointer, wal_path
+from lastro.db.engine import Database
+from lastro.db.write_lock import WriteLock
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)"))
+    yield database
+    database.dispose()
+
+
+def _grow_wal(database: Database, rows: int = 100) -> None:
+    with database.engine.begin() as connection:
+        for _ in range(rows):
+            connection.execute(text("INSERT INTO t (body) VALUES (randomblob(4000))"))
+
+
+def _checkpointer(database: Database, **options: int) -> WalCheckpointer:
+    assert database.sqlite_path is not None
+    return WalCheckpointer(database.sqlite_path, LIMIT, **options)
+
+
+def test_over_the_limit_the_wal_is_truncated(database: Database) -> None:
+    """A WAL past the limit is checkpointed and truncated to zero bytes."""
+    _grow_wal(database)
+    checkpointer = _checkpointer(database)
+    assert checkpointer.wal_bytes() > LIMIT
+    assert checkpointer.run_once() is True
+    assert checkpointer.wal_bytes() == 0
+    assert checkpointer.checkpoints == 1
+
+
+def test_the_data_survives_the_checkpoint(database: Database) -> None:
+    """Every row written before the checkpoint is still read after it."""
+    _grow_wal(database)
+    _checkpointer(database).run_once()
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 100
+
+
+def test_under_the_limit_nothing_is_done(database: Database) -> None:
+    """A WAL under the limit is left alone."""
+    _grow_wal(database, rows=2)
+    checkpointer = _checkpointer(database)
+    before = checkpointer.wal_bytes()
+    assert checkpointer.run_once() is None
+    assert checkpointer.wal_bytes() == before
+    assert checkpointer.checkpoints == 0
+
+
+def test_skipped_while_another_worker_holds_the_checkpoint_lock(database: Database) -> None:
+    """Another process's checkpoint lock (another descriptor, as another worker has) means skip this turn."""
+    _grow_wal(database)
+    checkpointer = _checkpointer(database)
+    assert database.sqlite_path is not None
+    other = CheckpointLock(database.sqlite_path.resolve())
+    assert other.try_acquire()
+    try:
+        assert checkpointer.run_once() is None
+        assert checkpointer.wal_bytes() > LIMIT
+        assert checkpointer.skipped == 1
+    finally:
+        other.release()
+    assert checkpointer.run_once() is True
+
+
+def test_a_reader_holding_a_snapshot_makes_it_incomplete_within_the_busy_timeout(database: Database) -> None:
+    """A reader that never lets go bounds the wait to the busy timeout; the checkpoint is incomplete."""
+    _grow_wal(database)
+    assert database.sqlite_path is not None
+    reader = sqlite.driver().connect(str(database.sqlite_path), isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchone()  # holds its snapshot until COMMIT
+        _grow_wal(database, rows=20)
+        checkpointer = _checkpointer(database, busy_timeout_ms=200)
+        started = time.monotonic()
+        assert checkpointer.run_once() is False
+        assert time.monotonic() - started < 2.0
+        assert checkpointer.incomplete == 1
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    assert checkpointer.run_once() is True
+
+
+def test_the_checkpoint_waits_for_lastro_writers(database: Database) -> None:
+    """While a worker holds the write lock, the checkpoint waits for it instead of racing SQLite's lock."""
+    _grow_wal(database)
+    assert database.sqlite_path is not None
+    writer = WriteLock(database.sqlite_path.resolve())
+    assert writer.acquire()
+    checkpointer = _checkpointer(database)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (checkpointer.run_once(), done.set()))
+    thread.start()
+    try:
+        assert not done.wait(0.3)
+    finally:
+        writer.release()
+        writer.close()
+    assert done.wait(5)
+    thread.join(5)
+    assert wal_path(database.sqlite_path.resolve()).stat().st_size == 0
