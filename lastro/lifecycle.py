@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy import exc as sa_exc
 
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
@@ -77,7 +76,7 @@ async def startup(state: ServiceState) -> None:
         ),
     )
     timeout = settings.HEALTH_CHECK_TIMEOUT
-    state.health.add("database", _database_check(transactions), timeout=timeout)
+    state.health.add("database", _database_check(transactions, timeout), timeout=timeout)
     state.health.add("connection_pool", _pool_check(database), timeout=timeout, critical=False)
     state.health.add("background_jobs", _tasks_check(state), timeout=timeout)
     state.disk = DiskWatch(
@@ -89,7 +88,9 @@ async def startup(state: ServiceState) -> None:
         checkpointer = WalCheckpointer(database.sqlite_path, settings.SQLITE_WAL_MAX_BYTES)
         state.health.add("sqlite_wal", checkpointer.check, timeout=timeout, critical=False)
         state.tasks.start("wal-checkpoint", checkpointer.watch)
-    state.tasks.start("database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL))
+    state.tasks.start(
+        "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
+    )
     logger.info(
         "service started",
         database=database.display_url,
@@ -131,22 +132,22 @@ async def _check_schema(settings: Settings, database: Database) -> None:
         raise StartupError(problem)
 
 
-async def _watch_database(transactions: Transactions, interval: float) -> None:
+async def _watch_database(transactions: Transactions, interval: float, within: float) -> None:
     """Probe the database every `interval` seconds and hold the breaker open while it does not answer."""
     while True:
-        await _probe(transactions)
+        await _probe(transactions, within)
         await asyncio.sleep(interval)
 
 
-async def _probe(transactions: Transactions) -> Exception | None:
-    """Ping the database and tell the breaker; the error when it did not answer."""
+async def _probe(transactions: Transactions, within: float) -> Exception | None:
+    """Ping the database within `within` seconds (HEALTH_CHECK_TIMEOUT), tell the breaker; the error if not.
+
+    The probe has its own connection and thread (`Transactions.probe`): a busy pool neither delays it nor
+    passes for an outage, and a probe that cannot answer keeps the service unready until one does.
+    """
     breaker = transactions.breaker
     try:
-        await anyio.to_thread.run_sync(transactions.database.ping, abandon_on_cancel=True)
-    except sa_exc.TimeoutError:
-        # No pooled connection came free in DB_POOL_TIMEOUT: they are all busy serving requests, so the
-        # database answers. Opening the breaker for it would turn a busy worker into 503s for everyone.
-        return None
+        await transactions.probe(within)
     except Exception as error:
         if breaker.state is BreakerState.CLOSED:
             logger.error(
@@ -172,11 +173,11 @@ async def shutdown(state: ServiceState) -> None:
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 
-def _database_check(transactions: Transactions) -> Callable[[], Any]:
+def _database_check(transactions: Transactions, timeout: float) -> Callable[[], Any]:
     database = transactions.database
 
     async def check() -> CheckResult:
-        error = await _probe(transactions)
+        error = await _probe(transactions, timeout)
         if error is not None:
             raise error
         return {"backend": database.backend, "version": database.version, **transactions.stats()}

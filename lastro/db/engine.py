@@ -2,11 +2,15 @@
 
 SQLite is configured by `lastro.db.sqlite`. PostgreSQL goes through psycopg 3 with a bounded pool whose size
 follows the worker count (every worker has its own pool, and the server's `max_connections`, 100 by
-default, is shared by all of them), a statement timeout and a connect timeout.
+default, is shared by all of them), a statement timeout, a connect timeout and TCP keepalives, so a dead
+peer on a real network is noticed. The health probe has a one-connection pool of its own
+(`probe_engine`): it never queues behind requests for a connection, and a busy pool never looks like an
+outage. `connect_outside_pool` opens a connection no pool hands out, to ask about a lost COMMIT.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +81,11 @@ class DatabaseOptions:
         )
 
     def postgres_pool(self) -> tuple[int, int]:
-        """(pool_size, max_overflow): the settings, or a share of the connection budget per worker."""
-        share = max(2, POSTGRES_CONNECTION_BUDGET // max(self.workers, 1))
+        """(pool_size, max_overflow): the settings, or a share of the connection budget per worker.
+
+        The share leaves one connection per worker to the health probe's own pool.
+        """
+        share = max(2, POSTGRES_CONNECTION_BUDGET // max(self.workers, 1) - 1)
         size = self.pool_size if self.pool_size is not None else min(10, share * 2 // 3)
         overflow = self.max_overflow if self.max_overflow is not None else max(0, min(10, share - size))
         return max(size, 1), overflow
@@ -92,7 +99,9 @@ class Database:
         self.options = options or DatabaseOptions()
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.sqlite_path = self._sqlite_path()
+        self._connect_args: dict[str, object] = {} if self.is_sqlite else self._postgres_connect_args()
         self.engine = self._sqlite_engine() if self.is_sqlite else self._postgres_engine()
+        self._probe_engine: Engine | None = None
         self.version = sqlite.version() if self.is_sqlite else "unknown"  # the server's, once connected
 
     def _sqlite_path(self) -> Path | None:
@@ -146,15 +155,28 @@ class Database:
 
         return connect
 
-    def _postgres_engine(self) -> Engine:
-        size, overflow = self.options.postgres_pool()
-        connect_args: dict[str, object] = {"connect_timeout": max(1, round(self.options.connect_timeout))}
+    def _postgres_connect_args(self) -> dict[str, object]:
+        connect = max(1, math.ceil(self.options.connect_timeout))
+        connect_args: dict[str, object] = {
+            "connect_timeout": connect,
+            # A peer that vanished (host down, cable cut) is noticed in about `2 * connect` seconds, and
+            # data the peer never acknowledges fails the connection after as long.
+            "keepalives": 1,
+            "keepalives_idle": connect,
+            "keepalives_interval": max(1, math.ceil(connect / 3)),
+            "keepalives_count": 3,
+            "tcp_user_timeout": connect * 2000,
+        }
         if self.options.statement_timeout:
             # Keep the URL's own `options` (e.g. `-csearch_path=...`): connect_args would replace them.
             given = self.url.query.get("options")
             given = " ".join(given) if isinstance(given, tuple) else given
             timeout = f"-c statement_timeout={round(self.options.statement_timeout * 1000)}"
             connect_args["options"] = f"{given} {timeout}" if given else timeout
+        return connect_args
+
+    def _postgres_engine(self) -> Engine:
+        size, overflow = self.options.postgres_pool()
         return create_engine(
             self.url,
             pool_size=size,
@@ -162,9 +184,32 @@ class Database:
             pool_timeout=self.options.pool_timeout,
             pool_recycle=self.options.pool_recycle,
             pool_pre_ping=self.options.pool_pre_ping,
-            connect_args=connect_args,
+            connect_args=self._connect_args,
             **_JSON_COLUMNS,
         )
+
+    @property
+    def probe_engine(self) -> Engine:
+        """PostgreSQL: a pool of one connection for the health probe alone (no pre-ping: it is the ping)."""
+        if self._probe_engine is None:
+            self._probe_engine = create_engine(
+                self.url,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=self.options.connect_timeout,
+                pool_recycle=self.options.pool_recycle,
+                pool_pre_ping=False,
+                connect_args=self._connect_args,
+            )
+        return self._probe_engine
+
+    def connect_outside_pool(self, timeout: float) -> Any:
+        """PostgreSQL: a new driver connection in autocommit that no pool hands out; the caller closes it."""
+        cargs, cparams = self.engine.dialect.create_connect_args(self.url)
+        cparams = {**cparams, **self._connect_args, "connect_timeout": max(1, math.ceil(timeout))}
+        connection = self.engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        connection.autocommit = True
+        return connection
 
     @property
     def display_url(self) -> str:
@@ -180,6 +225,23 @@ class Database:
             return sqlite.version()
         with self.engine.connect() as connection:
             return str(connection.execute(text("SHOW server_version")).scalar_one())
+
+    def probe(self, on_socket: Callable[[int], None] | None = None) -> None:
+        """Raise if the database cannot be reached now, on a connection no request uses.
+
+        PostgreSQL: `SELECT 1` on the probe's own connection; `on_socket` is told its socket, so a caller
+        that gives up can wake the thread. SQLite: the file is opened afresh.
+        """
+        if self.sqlite_path is not None:
+            self._open_sqlite_file()
+            return
+        if self.is_sqlite:
+            self.ping()  # in memory: nothing else to open
+            return
+        with self.probe_engine.connect() as connection:
+            if on_socket is not None:
+                on_socket(connection.connection.driver_connection.pgconn.socket)  # type: ignore[union-attr]
+            connection.exec_driver_sql("SELECT 1")
 
     def ping(self) -> None:
         """Raise if the database does not answer a trivial query right now."""
@@ -213,3 +275,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._probe_engine is not None:
+            self._probe_engine.dispose()

@@ -13,13 +13,19 @@ Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access
   turns through a file lock (`lastro.db.write_lock`) instead of the busy handler's sleeps, and the wait
   for the lock never blocks the event loop.
 - PostgreSQL: on a thread pool as large as the connection pool, one hop per unit of work (not one per
-  statement).
+  statement), waited for no longer than the unit's deadline (the retry policy's `StopAfterDelay`,
+  DB_RETRY_DEADLINE); a write whose COMMIT failed is re-run only if it certainly was not applied
+  (`lastro.db.postgres_units`).
+
+A unit whose established connection died is re-run at once on a new one, without counting against the
+breaker: only failing to connect (or to get an answer before the deadline) does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,13 +34,15 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
+from lastro.db.attempts import Abandoned, BoundedAttempt
 from lastro.db.breaker import CircuitBreaker
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
-from lastro.db.retry import Attempt, RetryPolicy
+from lastro.db.postgres_units import CommitOutcomes, PostgresUnits, consume
+from lastro.db.retry import Attempt, RetryPolicy, Stop, StopAfterDelay, StopAny
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.db.writer import SQLiteWriter
-from lastro.errors import LastroError, ServiceUnavailable, StorageFull, one_line
+from lastro.errors import CommitOutcomeUnknown, LastroError, ServiceUnavailable, StorageFull, one_line
 from lastro.observability.logging import get_logger
 
 __all__ = ["Mode", "ReadConnections", "Transactions", "Work"]
@@ -106,8 +114,12 @@ class Transactions:
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
         self.inline_reads = database.is_sqlite if inline_reads is None else inline_reads
+        self.deadline = _deadline_of(self.retry.stop)
         self.retries: Counter[str] = Counter()
         self.gave_up = 0
+        self.reconnects = 0  # units re-run at once because their established connection was dropped
+        self.commit_outcomes = CommitOutcomes()
+        self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="lastro-db-probe")
         self._sqlite_writer = SQLiteWriter(database) if database.is_sqlite else None
         self._inline_reads = ReadConnections(database)
         if database.is_sqlite:
@@ -117,6 +129,11 @@ class Transactions:
             self._executor = ThreadPoolExecutor(
                 sum(database.options.postgres_pool()), thread_name_prefix="lastro-db"
             )
+        self._postgres = (
+            None
+            if database.is_sqlite
+            else PostgresUnits(database, self._executor, self.commit_outcomes, self.deadline)
+        )
 
     async def read(self, work: Work[T]) -> T:
         """Run `work` in a read-only transaction."""
@@ -127,18 +144,32 @@ class Transactions:
         return await self._run(work, "write")
 
     async def _run(self, work: Work[T], mode: Mode) -> T:
+        deadline = time.monotonic() + self.deadline
+
         async def attempt() -> T:
             self.breaker.before_call()
-            try:
-                result = await self._execute(work, mode)
-            except Exception as error:
-                self._record(error)
-                raise
-            self.breaker.record_success()
-            return result
+            reconnected = False
+            while True:
+                bounded = BoundedAttempt(deadline)
+                try:
+                    result = await self._execute(work, mode, bounded)
+                except Exception as error:
+                    if not reconnected and _dropped(error, bounded):
+                        reconnected = True
+                        self.reconnects += 1
+                        logger.warning("database connection dropped, running again", error=one_line(error))
+                        continue
+                    self._record(error, bounded)
+                    raise
+                self.breaker.record_success()
+                return result
 
         try:
             return await self.retry.call(attempt, retryable=_retryable, on_retry=self._on_retry)
+        except CommitOutcomeUnknown as error:
+            self.commit_outcomes.add("unknown")
+            logger.error("commit outcome unknown", mode=mode, error=error.detail)
+            raise
         except LastroError:
             raise
         except Exception as error:
@@ -155,13 +186,48 @@ class Transactions:
                 f"the database did not complete the request: {one_line(error)}"
             ) from None
 
-    async def _execute(self, work: Work[T], mode: Mode) -> T:
+    async def _execute(self, work: Work[T], mode: Mode, bounded: BoundedAttempt) -> T:
         if mode == "read" and self.inline_reads:
             return self._inline_reads.run(work)
         if mode == "write" and self._sqlite_writer is not None:
             return await self._sqlite_writer.submit(work)
+        if self._postgres is not None:
+            return await self._postgres.run(work, mode, bounded)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, work, mode)
+
+    async def probe(self, within: float) -> None:
+        """Reach the database within `within` seconds on the probe's own connection and thread, or raise.
+
+        Never a pooled request connection nor anyio's thread limiter: a probe neither waits behind the
+        service's own work nor mistakes a busy pool for an outage.
+        """
+        bounded = BoundedAttempt(time.monotonic() + within)
+        future = asyncio.get_running_loop().run_in_executor(self._probe_executor, self._probe, bounded)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), within)
+        except TimeoutError:
+            if future.done():
+                future.result()
+                return
+            future.add_done_callback(consume)
+            bounded.abandon()
+            raise TimeoutError(f"the database did not answer within {within:g} s") from None
+
+    def _probe(self, bounded: BoundedAttempt) -> None:
+        try:
+            for last in (False, True):
+                if bounded.abandoned:
+                    raise Abandoned
+                try:
+                    self.database.probe(on_socket=bounded.attach)
+                    return
+                except sa_exc.DBAPIError as error:
+                    # A dropped connection is replaced and asked again at once; a new one that fails tells.
+                    if last or not error.connection_invalidated:
+                        raise
+        finally:
+            bounded.detach()
 
     def _transaction(self, work: Work[T], mode: Mode) -> T:
         with self.database.engine.connect() as connection:
@@ -170,9 +236,12 @@ class Transactions:
             with connection.begin():
                 return work(connection)
 
-    def _record(self, error: BaseException) -> None:
-        if classify(error) is Failure.UNREACHABLE:
-            self.breaker.record_failure(error)
+    def _record(self, error: BaseException, bounded: BoundedAttempt) -> None:
+        unreachable = classify(error) is Failure.UNREACHABLE or isinstance(error, ServiceUnavailable)
+        if unreachable and not bounded.connected:
+            self.breaker.record_failure(error)  # no connection could be made or checked out
+        elif unreachable or isinstance(error, CommitOutcomeUnknown):
+            self.breaker.release_trial()  # connected, then lost: says nothing about reaching the database
         else:
             self.breaker.record_success()  # the database answered, even if with an error
 
@@ -188,7 +257,13 @@ class Transactions:
         )
 
     def stats(self) -> dict[str, Any]:
-        stats = {"retries": dict(self.retries), "gave_up": self.gave_up, "breaker": self.breaker.snapshot()}
+        stats = {
+            "retries": dict(self.retries),
+            "gave_up": self.gave_up,
+            "reconnects": self.reconnects,
+            "commit_outcomes": self.commit_outcomes.snapshot(),
+            "breaker": self.breaker.snapshot(),
+        }
         if self._sqlite_writer is not None:
             stats["writes"] = {
                 "units": self._sqlite_writer.units,
@@ -202,7 +277,23 @@ class Transactions:
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._probe_executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _retryable(error: BaseException) -> bool:
     return not isinstance(error, LastroError) and classify(error).retryable
+
+
+def _dropped(error: BaseException, bounded: BoundedAttempt) -> bool:
+    """The unit failed because the connection it had was lost (not because none could be made)."""
+    return bounded.connected and not isinstance(error, LastroError) and classify(error) is Failure.UNREACHABLE
+
+
+def _deadline_of(stop: Stop, default: float = 5.0) -> float:
+    """The unit's deadline: the retry policy's `StopAfterDelay`, else `default` seconds."""
+    if isinstance(stop, StopAfterDelay):
+        return stop.seconds
+    if isinstance(stop, StopAny):
+        deadlines = [_deadline_of(strategy, float("inf")) for strategy in stop.strategies]
+        return min(deadlines) if min(deadlines) != float("inf") else default
+    return default

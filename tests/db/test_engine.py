@@ -94,10 +94,10 @@ def test_options_from_default_settings_leave_pool_sizes_to_the_worker_count() ->
 
 @pytest.mark.parametrize(
     ("workers", "expected"),
-    [(1, (10, 10)), (4, (10, 10)), (5, (10, 6)), (8, (6, 4)), (16, (3, 2)), (40, (1, 1))],
+    [(1, (10, 10)), (4, (10, 9)), (5, (10, 5)), (8, (6, 3)), (16, (2, 2)), (40, (1, 1))],
 )
 def test_default_pool_follows_the_worker_count(workers: int, expected: tuple[int, int]) -> None:
-    """Each worker gets a share of the connection budget: at most 10 + 10, fewer as workers grow."""
+    """Each worker gets a share of the connection budget, less one for its probe: at most 10 + 10."""
     assert DatabaseOptions(workers=workers).postgres_pool() == expected
 
 

@@ -1,0 +1,96 @@
+"""`BoundedAttempt`: a unit of work running in a thread, which the coroutine waiting for it may give up on.
+
+The network can stop answering without closing anything (a partition, a stuck proxy): the thread then
+waits in the driver for as long as the outage lasts, and TCP keepalives cannot tell when the peer's kernel
+still acknowledges. So the coroutine waits only until the unit's deadline, then *abandons* the attempt:
+
+- before `COMMIT` was sent, abandoning means *not applied*: the thread sees the flag where it would
+  commit, and rolls back instead;
+- once `COMMIT` is on its way, nobody can know from here whether it was applied: the caller says so
+  (`CommitOutcomeUnknown`) instead of guessing.
+
+Either way the socket of the connection in use is shut down (not closed: the thread still owns the file
+descriptor), so the driver wakes at once with a connection error and the thread and the pool slot are
+freed, instead of waiting for the network to come back.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+__all__ = ["Abandoned", "BoundedAttempt"]
+
+
+class Abandoned(Exception):
+    """The coroutine gave up on this attempt before its COMMIT was sent; nothing was applied."""
+
+
+class _State(enum.Enum):
+    RUNNING = "running"
+    COMMITTING = "committing"
+    ABANDONED = "abandoned"
+
+
+class BoundedAttempt:
+    """Shared by the thread that runs one attempt and the coroutine that waits for it, until `deadline`."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.deadline = deadline
+        self.connected = False  # a connection was made or checked out: a later failure is a dropped one
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = _State.RUNNING
+        self._socket: int | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - self._clock())
+
+    @property
+    def abandoned(self) -> bool:
+        return self._state is _State.ABANDONED
+
+    def attach(self, fd: int) -> None:
+        """The thread now waits on this socket: abandoning the attempt shuts it down."""
+        with self._lock:
+            self._socket = fd
+            if self._state is _State.ABANDONED:
+                _shutdown(fd)
+
+    def detach(self) -> None:
+        """The thread is done with the socket (back to the pool, or closed): never touch it again."""
+        with self._lock:
+            self._socket = None
+
+    def begin_commit(self) -> bool:
+        """Called right before COMMIT: False if the attempt was abandoned, and then it must roll back."""
+        with self._lock:
+            if self._state is _State.ABANDONED:
+                return False
+            self._state = _State.COMMITTING
+            return True
+
+    def abandon(self) -> bool:
+        """Give up on the attempt; True if its COMMIT was never sent, so it certainly was not applied."""
+        with self._lock:
+            never_committed = self._state is _State.RUNNING
+            self._state = _State.ABANDONED
+            if self._socket is not None:
+                _shutdown(self._socket)
+        return never_committed
+
+
+def _shutdown(fd: int) -> None:
+    # A duplicate of the descriptor: shutting it down wakes the driver's wait on the original, and closing
+    # the duplicate leaves the original (which the driver closes itself) alone.
+    with suppress(OSError):
+        duplicate = socket.socket(fileno=os.dup(fd))
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        finally:
+            duplicate.close()

@@ -1,0 +1,146 @@
+"""`PostgresUnits`: PostgreSQL units of work on a thread pool, each waited for no longer than its deadline.
+
+One hop to a thread per unit (not per statement), on a pool as large as the connection pool. The coroutine
+waits until the unit's deadline and then abandons the attempt (`lastro.db.attempts`): a network that stops
+answering costs a request its deadline, never the length of the outage.
+
+Read units run `READ ONLY` (psycopg puts it in its `BEGIN`: no round trip), so re-running one is always
+safe. A write unit reads its transaction id just before COMMIT; if COMMIT then fails on a connection
+error, the database is asked what became of it (`lastro.db.outcome`): the unit's result is returned if it
+was applied, the error re-raised (and the unit re-run) if it certainly was not, and `CommitOutcomeUnknown`
+raised if nobody could tell before the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import Connection
+
+from lastro.db.attempts import Abandoned, BoundedAttempt
+from lastro.db.engine import Database
+from lastro.db.failures import Failure, classify
+from lastro.db.outcome import PendingCommit, pending_commit, resolve
+from lastro.errors import CommitOutcomeUnknown, ServiceUnavailable, one_line
+from lastro.observability.logging import get_logger
+
+__all__ = ["CommitOutcomes", "PostgresUnits", "consume"]
+
+T = TypeVar("T")
+Mode = Literal["read", "write"]
+
+logger = get_logger("lastro.db")
+
+
+class CommitOutcomes:
+    """How failed COMMITs ended: `committed` or `aborted` (asked and told), `unknown` (never told)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()  # counted from the unit threads and the event loop
+
+    def add(self, outcome: str) -> None:
+        with self._lock:
+            self.counts[outcome] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+class PostgresUnits:
+    def __init__(
+        self, database: Database, executor: Executor, outcomes: CommitOutcomes, deadline: float
+    ) -> None:
+        self.database = database
+        self.outcomes = outcomes
+        self.deadline = deadline
+        self._executor = executor
+
+    async def run(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
+        """Run `work` in a thread; give up on it at `bounded`'s deadline."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._transaction, work, mode, bounded)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), bounded.remaining())
+        except TimeoutError:
+            if future.done():
+                return future.result()
+            future.add_done_callback(consume)
+            if bounded.abandon():
+                raise ServiceUnavailable(f"the database did not answer within {self.deadline:g} s") from None
+            raise CommitOutcomeUnknown(
+                f"the database did not confirm the COMMIT within {self.deadline:g} s; "
+                "read the resource before writing again"
+            ) from None
+
+    def _transaction(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
+        if bounded.abandoned:
+            raise Abandoned  # it waited for a thread past its deadline: nobody waits for it any more
+        with self.database.engine.connect() as connection:
+            bounded.connected = True
+            driver = connection.connection.driver_connection
+            bounded.attach(driver.pgconn.socket)  # type: ignore[union-attr]
+            try:
+                if mode == "read":
+                    connection.execution_options(postgresql_readonly=True)
+                return self._commit_unit(connection, driver, work, mode, bounded)
+            except Abandoned:
+                connection.invalidate()
+                raise
+            finally:
+                bounded.detach()
+
+    def _commit_unit(
+        self,
+        connection: Connection,
+        driver: Any,
+        work: Callable[[Connection], T],
+        mode: Mode,
+        bounded: BoundedAttempt,
+    ) -> T:
+        transaction = connection.begin()
+        try:
+            result = work(connection)
+            pending = pending_commit(driver) if mode == "write" else None
+            if not bounded.begin_commit():
+                raise Abandoned  # the coroutine gave up: roll back rather than commit behind its back
+        except BaseException:
+            transaction.rollback()
+            raise
+        try:
+            transaction.commit()
+        except Exception as error:
+            return self._after_failed_commit(error, result, pending, bounded)
+        return result
+
+    def _after_failed_commit(
+        self, error: Exception, result: T, pending: PendingCommit | None, bounded: BoundedAttempt
+    ) -> T:
+        """A COMMIT on a connection that died may have been applied: ask, and answer only what is known."""
+        if pending is None or bounded.abandoned or classify(error) is not Failure.UNREACHABLE:
+            raise error  # the server answered (not applied), or nothing was written, or nobody waits
+        logger.warning("commit failed, asking whether it was applied", xid=pending.xid, error=one_line(error))
+        outcome = resolve(self.database.connect_outside_pool, pending, bounded)
+        if outcome is not None:
+            self.outcomes.add(outcome)
+            logger.warning("commit outcome resolved", xid=pending.xid, outcome=outcome)
+        if outcome == "committed":
+            return result
+        if outcome == "aborted" or bounded.abandoned:
+            raise error  # not applied: the unit may run again; or the coroutine already answered
+        raise CommitOutcomeUnknown(
+            f"the COMMIT's reply was lost and the database could not tell within {self.deadline:g} s "
+            "whether it was applied; read the resource before writing again"
+        ) from None
+
+
+def consume(future: Future[Any] | asyncio.Future[Any]) -> None:
+    """Read an abandoned attempt's outcome, so that asyncio never reports it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

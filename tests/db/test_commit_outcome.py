@@ -1,0 +1,187 @@
+"""A COMMIT whose reply is lost is resolved, never guessed; every wait on PostgreSQL ends at the deadline.
+
+Real PostgreSQL behind a fault-injecting proxy (`tests.support.pg_proxy`): the proxy forwards a COMMIT
+and drops the reply, blackholes the network, or closes every connection.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import anyio
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Connection, text
+
+from lastro import ServiceUnavailable
+from lastro.db.engine import Database, DatabaseOptions
+from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
+from lastro.db.transactions import Transactions
+from lastro.errors import CommitOutcomeUnknown
+from tests.conftest import POSTGRES_URL
+from tests.support.pg_proxy import PgProxy
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+DEADLINE = 2.0
+MARGIN = 0.5  # what the answer may take beyond the deadline
+
+
+@dataclass
+class Setup:
+    proxy: PgProxy
+    transactions: Transactions
+    table: str
+
+    def names(self) -> list[str]:
+        """The rows, read directly from the server (not through the proxy)."""
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            query = sql.SQL("SELECT name FROM {} ORDER BY name").format(sql.Identifier(self.table))
+            return [row[0] for row in connection.execute(query)]
+
+    def insert(self, name: str, calls: list[str] | None = None) -> Callable[[Connection], str]:
+        def unit(connection: Connection) -> str:
+            if calls is not None:
+                calls.append(name)
+            connection.execute(text(f"INSERT INTO {self.table} (name) VALUES (:name)"), {"name": name})
+            return f"stored {name}"
+
+        return unit
+
+
+@pytest.fixture
+def setup() -> Iterator[Setup]:
+    """Transactions (deadline 2 s) on PostgreSQL through the proxy, and a table of their own."""
+    table = f"lastro_test_outcome_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE TABLE {} (name TEXT PRIMARY KEY)").format(sql.Identifier(table)))
+    proxy = PgProxy()
+    proxy.start()
+    database = Database(proxy.url(POSTGRES_URL), DatabaseOptions(connect_timeout=1.0, pool_timeout=1.0))
+    policy = RetryPolicy(stop=StopAfterAttempt(5) | StopAfterDelay(DEADLINE))
+    transactions = Transactions(database, retry=policy)
+    try:
+        yield Setup(proxy, transactions, table)
+    finally:
+        proxy.restore()
+        transactions.close()
+        database.dispose()
+        proxy.stop()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+
+async def test_applied_write_whose_reply_is_lost_returns_its_result_once(setup: Setup) -> None:
+    """COMMIT applied, reply lost: the database is asked, the result is returned, the unit never re-runs."""
+    calls: list[str] = []
+    setup.proxy.lose_commit_replies(1)
+    assert await setup.transactions.write(setup.insert("ada", calls)) == "stored ada"
+    assert calls == ["ada"]
+    assert setup.names() == ["ada"]
+    assert setup.transactions.stats()["commit_outcomes"] == {"committed": 1}
+
+
+async def test_aborted_commit_whose_reply_is_lost_runs_again_once(setup: Setup) -> None:
+    """COMMIT refused by the server (deferred constraint), reply lost: told aborted, the unit re-runs once."""
+    checked = f"{setup.table}_checked"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE TABLE {} (name TEXT REFERENCES {} DEFERRABLE INITIALLY DEFERRED)").format(
+                sql.Identifier(checked), sql.Identifier(setup.table)
+            )
+        )
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> str:
+        calls.append(len(calls) + 1)
+        if len(calls) == 1:  # a reference to nothing: the server refuses it at COMMIT
+            connection.execute(text(f"INSERT INTO {checked} (name) VALUES ('nobody')"))
+        connection.execute(text(f"INSERT INTO {setup.table} (name) VALUES ('ada')"))
+        return "done"
+
+    try:
+        setup.proxy.lose_commit_replies(1)
+        assert await setup.transactions.write(unit) == "done"
+        assert calls == [1, 2]
+        assert setup.names() == ["ada"]
+        assert setup.transactions.stats()["commit_outcomes"] == {"aborted": 1}
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(checked)))
+
+
+async def test_commit_nobody_can_confirm_is_commit_outcome_unknown(setup: Setup) -> None:
+    """COMMIT sent, then the network blackholed: CommitOutcomeUnknown at the deadline, never a retry."""
+    calls: list[str] = []
+    setup.proxy.blackhole_after_commit()
+    started = time.monotonic()
+    with pytest.raises(CommitOutcomeUnknown):
+        await setup.transactions.write(setup.insert("ada", calls))
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert calls == ["ada"]
+    assert setup.names() == ["ada"]  # it was applied: a 503 (or a re-run) would have been a lie
+    assert setup.transactions.stats()["commit_outcomes"] == {"unknown": 1}
+
+
+async def test_connection_dropped_before_commit_runs_the_unit_again_once(setup: Setup) -> None:
+    """The server never got COMMIT (connection closed mid-unit): the unit re-runs at once, stored once."""
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> str:
+        calls.append(len(calls) + 1)
+        connection.execute(text(f"INSERT INTO {setup.table} (name) VALUES ('ada')"))
+        if len(calls) == 1:
+            setup.proxy.drop_all()
+            connection.execute(text("SELECT 1"))
+        return "done"
+
+    assert await setup.transactions.write(unit) == "done"
+    assert calls == [1, 2]
+    assert setup.names() == ["ada"]
+    stats = setup.transactions.stats()
+    assert stats["reconnects"] == 1
+    assert stats["retries"] == {}
+    assert stats["breaker"]["consecutive_failures"] == 0
+
+
+async def test_blackholed_unit_answers_503_at_the_deadline_and_never_commits(setup: Setup) -> None:
+    """A unit stuck on a silent network ends in 503 at its deadline; restored later, it did not commit."""
+    await setup.transactions.write(setup.insert("before"))
+    setup.proxy.blackhole()
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable):
+        await setup.transactions.write(setup.insert("during"))
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    setup.proxy.restore()
+    assert await setup.transactions.write(setup.insert("after")) == "stored after"
+    await anyio.sleep(0.2)  # time enough for a commit behind the caller's back to show
+    assert setup.names() == ["after", "before"]
+
+
+async def test_read_units_are_read_only(setup: Setup) -> None:
+    """A write attempted in a read unit is refused by the server, so re-running a read is always safe."""
+    with pytest.raises(Exception, match="read-only transaction"):
+        await setup.transactions.read(setup.insert("ada"))
+    await setup.transactions.write(setup.insert("bob"))
+    assert setup.names() == ["bob"]
+
+
+async def test_probe_fails_within_its_deadline_on_a_silent_network(setup: Setup) -> None:
+    """The probe on a blackholed network raises TimeoutError after its own deadline, not the network's."""
+    await setup.transactions.probe(1.0)
+    setup.proxy.blackhole()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await setup.transactions.probe(0.5)
+    assert time.monotonic() - started < 0.5 + MARGIN
+
+
+async def test_probe_survives_a_dropped_connection(setup: Setup) -> None:
+    """A probe whose connection was closed retries at once on a new one and succeeds."""
+    await setup.transactions.probe(1.0)
+    assert setup.proxy.drop_all() >= 1
+    await setup.transactions.probe(1.0)

@@ -1,0 +1,192 @@
+"""A fault-injecting TCP proxy between lastro and a real PostgreSQL, on loopback.
+
+Modes, switched while connections are open:
+
+- pass: bytes flow both ways;
+- `drop_all()`: every open connection is closed on both sides; new ones are accepted and pass;
+- `blackhole()`: sockets stay open and the kernel keeps acknowledging, but nothing is forwarded either
+  way (a partition, a stuck middlebox); `restore()` resumes and delivers what was held;
+- `lose_commit_replies(n)`: the next `n` COMMITs reach the server, then the server's reply is dropped and
+  that connection closed, so the client cannot know that its COMMIT was applied;
+- `blackhole_after_commit()`: the next COMMIT reaches the server, then everything is blackholed.
+
+COMMITs are recognized in the frontend protocol: after the startup packet (and any SSLRequest or
+GSSENCRequest before it, which carry no type byte), every message is one type byte and an int32 length;
+psycopg sends COMMIT as a simple query (`Q`). Use `sslmode=disable` in URLs through the proxy, so the
+stream is readable.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from contextlib import suppress
+
+from tests.support.servers import free_port
+
+__all__ = ["PgProxy"]
+
+_NEGOTIATION_CODES = (80877103, 80877104)  # SSLRequest, GSSENCRequest: a startup packet follows
+
+
+class _Link:
+    """One client connection and its upstream, with what the proxy is to do to this one."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.lose_reply = False  # a COMMIT went through: drop the next reply and close
+        self._buffer = b""
+        self._started = False
+
+    def commits_in(self, data: bytes) -> int:
+        """How many complete COMMIT simple queries `data` finishes, parsing across chunks."""
+        self._buffer += data
+        commits = 0
+        while True:
+            if not self._started:
+                if len(self._buffer) < 8:
+                    return commits
+                length, code = struct.unpack("!ii", self._buffer[:8])
+                if len(self._buffer) < length:
+                    return commits
+                self._buffer = self._buffer[length:]
+                self._started = code not in _NEGOTIATION_CODES
+                continue
+            if len(self._buffer) < 5:
+                return commits
+            kind, length = self._buffer[:1], struct.unpack("!i", self._buffer[1:5])[0]
+            if len(self._buffer) < 1 + length:
+                return commits
+            body, self._buffer = self._buffer[5 : 1 + length], self._buffer[1 + length :]
+            if kind == b"Q" and body.rstrip(b"\0").strip().rstrip(b";").upper() == b"COMMIT":
+                commits += 1
+
+    def close(self) -> None:
+        for sock in (self.client, self.upstream):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with suppress(OSError):
+                sock.close()
+
+
+class PgProxy:
+    def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.commits_seen = 0
+        self._listener: socket.socket | None = None
+        self._links: list[_Link] = []
+        self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._lose_commits = 0
+        self._blackhole_after_commit = False
+
+    def url(self, database_url: str) -> str:
+        """`database_url` (on 127.0.0.1:5432) through this proxy, without TLS."""
+        through = database_url.replace(":5432/", f":{self.port}/")
+        return through + ("&" if "?" in through else "?") + "sslmode=disable"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        self._flowing.set()
+        self.drop_all()
+
+    def drop_all(self) -> int:
+        """Close every open connection on both sides; the number closed."""
+        with self._lock:
+            links, self._links = self._links, []
+        for link in links:
+            link.close()
+        return len(links)
+
+    def blackhole(self) -> None:
+        self._flowing.clear()
+
+    def restore(self) -> None:
+        self._flowing.set()
+
+    def lose_commit_replies(self, count: int) -> None:
+        with self._lock:
+            self._lose_commits += count
+
+    def blackhole_after_commit(self) -> None:
+        with self._lock:
+            self._blackhole_after_commit = True
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._links)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            link = _Link(client, upstream)
+            with self._lock:
+                self._links.append(link)
+            threading.Thread(target=self._frontend, args=(link,), daemon=True).start()
+            threading.Thread(target=self._backend, args=(link,), daemon=True).start()
+
+    def _frontend(self, link: _Link) -> None:
+        try:
+            while data := link.client.recv(65536):
+                self._flowing.wait()
+                if commits := link.commits_in(data):
+                    self._on_commits(link, commits)
+                link.upstream.sendall(data)  # past the wait: forwarded even if just blackholed
+        except OSError:
+            pass
+        finally:
+            self._forget(link)
+
+    def _on_commits(self, link: _Link, commits: int) -> None:
+        with self._lock:
+            self.commits_seen += commits
+            if self._lose_commits > 0:
+                self._lose_commits -= 1
+                link.lose_reply = True  # set before the COMMIT is forwarded: its reply cannot overtake
+            elif self._blackhole_after_commit:
+                self._blackhole_after_commit = False
+                self._flowing.clear()  # the reply, and everything else, is held from now on
+
+    def _backend(self, link: _Link) -> None:
+        try:
+            while data := link.upstream.recv(65536):
+                self._flowing.wait()
+                if link.lose_reply:
+                    break  # the COMMIT's reply: never delivered
+                link.client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._forget(link)
+
+    def _forget(self, link: _Link) -> None:
+        with self._lock:
+            if link in self._links:
+                self._links.remove(link)
+        link.close()
