@@ -11,7 +11,6 @@ service's development bootstrap creates nothing at start-up.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import sys
@@ -93,7 +92,7 @@ def _tenant_and_admin(connection: Connection, password_hash: str) -> int:
 def seed(url: str, count: int) -> float:
     """Fill a freshly migrated, empty database; return the seconds it took."""
     started = time.perf_counter()
-    password_hash = asyncio.run(hash_password(PASSWORD))
+    password_hash = hash_password(PASSWORD)
     database = Database(url)
     try:
         with database.engine.begin() as connection:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -12,7 +13,7 @@ from sqlalchemy import Connection
 
 import lastro
 from examples.orders import repository as repo
-from examples.orders.auth import TokenCodec, hash_password
+from examples.orders.auth import Passwords, TokenCodec
 from examples.orders.images import purge_periodically
 from examples.orders.images import router as images_router
 from examples.orders.routes import router
@@ -29,13 +30,16 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
+        hashing = lastro.Bulkhead("password hashing", settings.AUTH_HASH_CONCURRENCY, settings.AUTH_HASH_WAIT)
+        app.state.passwords = passwords = await Passwords.open(hashing)
+        state.health.add("password_hashing", _bulkhead_check(hashing), critical=False)
         app.state.images = images = lastro.FileStore(settings.IMAGES_DIR)
         await images.open()
         assert state.transactions is not None
         transactions = state.transactions
         state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
         if not settings.is_production:
-            await _bootstrap_admin(state)
+            await _bootstrap_admin(state, passwords)
         yield
 
     app = lastro.create_app(settings, lifespan=lifespan)
@@ -52,12 +56,21 @@ def _secret(settings: OrdersSettings) -> str:
     return secrets.token_urlsafe(48)
 
 
-async def _bootstrap_admin(state: lastro.ServiceState) -> None:
+def _bulkhead_check(bulkhead: lastro.Bulkhead) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Always ok (a busy bulkhead answers 503 itself, the worker stays ready): shows its load on /health."""
+
+    async def check() -> dict[str, Any]:
+        return bulkhead.statistics()
+
+    return check
+
+
+async def _bootstrap_admin(state: lastro.ServiceState, passwords: Passwords) -> None:
     """In development, with no user at all, create tenant `default` with user admin/admin."""
     assert state.transactions is not None
     if await state.transactions.read(repo.count_users):
         return
-    password_hash = await hash_password("admin")
+    password_hash = await passwords.hash("admin")
 
     def work(connection: Connection) -> bool:
         tenant_id = repo.ensure_tenant(connection, "default")

@@ -1,50 +1,68 @@
-"""Passwords (Argon2id), access tokens (JWT, HS256 pinned) and the caller of a request."""
+"""Passwords (Argon2id, in a bulkhead), access tokens (JWT, HS256 pinned) and the caller of a request."""
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 
-__all__ = ["ALGORITHM", "Admin", "Caller", "Principal", "TokenCodec", "hash_password", "verify_password"]
+import lastro
+
+__all__ = ["ALGORITHM", "Admin", "Caller", "Passwords", "Principal", "TokenCodec", "hash_password"]
 
 ALGORITHM = "HS256"
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 VERIFIED_TOKENS = 10_000  # tokens whose signature was checked, kept so a repeat costs a lookup
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash for a user that does not exist, so an unknown name costs the same time as a wrong password."""
-    return _hasher.hash("not a real password")
 
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+def hash_password(password: str) -> str:
+    """Hash a password here and now, blocking: for scripts. The service hashes with `Passwords.hash`."""
+    return PasswordHasher().hash(password)
 
 
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check a password off the event loop (Argon2 is deliberately slow)."""
+class Passwords:
+    """Hashes and checks passwords (Argon2id, 64 MiB and tens of ms each) in a bulkhead of their own.
 
-    def verify() -> bool:
+    The bulkhead bounds how many run at once, hence the memory they take, and keeps them off the threads
+    the database and the health checks use; past it, a login waits briefly and then gets a 503.
+    """
+
+    def __init__(self, bulkhead: lastro.Bulkhead, dummy_hash: str, hasher: PasswordHasher) -> None:
+        self.bulkhead = bulkhead
+        self._dummy_hash = dummy_hash
+        self._hasher = hasher
+
+    @classmethod
+    async def open(cls, bulkhead: lastro.Bulkhead) -> Passwords:
+        """Passwords hashed with the library's current recommended parameters, and a hash for nobody."""
+        hasher = PasswordHasher()
+        # Checked in place of an unknown user's hash, so an unknown name costs the time of a wrong password.
+        dummy_hash = await bulkhead.run(hasher.hash, "not a real password")
+        return cls(bulkhead, dummy_hash, hasher)
+
+    async def hash(self, password: str) -> str:
+        return await self.bulkhead.run(self._hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether `password` matches; `None` (no such user) costs the same and is never a match."""
+        return await self.bulkhead.run(self._verify, password_hash, password)
+
+    def _verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+            return (
+                self._hasher.verify(password_hash or self._dummy_hash, password) and password_hash is not None
+            )
         except (VerificationError, InvalidHashError):
             return False
-
-    return await anyio.to_thread.run_sync(verify)
 
 
 @dataclass(frozen=True, slots=True)

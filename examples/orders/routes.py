@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Resp
 
 import lastro
 from examples.orders import repository as repo
-from examples.orders.auth import Admin, Caller, Principal, TokenCodec, hash_password, verify_password
+from examples.orders.auth import Admin, Caller, Passwords, Principal, TokenCodec
 from examples.orders.models import (
     NO_NUL,
     Order,
@@ -53,7 +53,8 @@ async def issue_token(
 ) -> Token:
     """OAuth2 password flow: a bearer token for a valid username and password."""
     user = await unit.run(lambda connection: repo.find_user(connection, username))
-    if not await verify_password(user.password_hash if user else None, password) or user is None:
+    passwords: Passwords = request.app.state.passwords
+    if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     codec: TokenCodec = request.app.state.tokens
     return Token(access_token=codec.issue(Principal(user.id, user.tenant_id, user.is_admin)))
@@ -66,8 +67,9 @@ async def create_tenant(body: TenantIn, _: Admin, unit: lastro.WriteUnit) -> Ten
 
 
 @router.post("/admin/users", status_code=201, response_model=UserOut, tags=["admin"])
-async def create_user(body: UserIn, _: Admin, unit: lastro.WriteUnit) -> UserOut:
-    password_hash = await hash_password(body.password)
+async def create_user(request: Request, body: UserIn, _: Admin, unit: lastro.WriteUnit) -> UserOut:
+    passwords: Passwords = request.app.state.passwords
+    password_hash = await passwords.hash(body.password)
 
     def work(connection: Any) -> int:
         if not repo.tenant_exists(connection, body.tenant_id):

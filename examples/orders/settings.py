@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -25,3 +26,13 @@ class OrdersSettings(lastro.Settings):
         default=86400.0, gt=0, description="seconds an Idempotency-Key is remembered"
     )
     PURGE_INTERVAL: float = Field(default=3600.0, gt=0, description="seconds between purges")
+    AUTH_HASH_CONCURRENCY: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="password hashes (Argon2id, 64 MiB each) a worker computes at once; default: the cores",
+    )
+    AUTH_HASH_WAIT: float = Field(
+        default=1.0,
+        ge=0,
+        description="seconds a login or user creation waits for a hashing slot before it gets 503",
+    )

@@ -1,13 +1,19 @@
-"""TokenCodec: verified tokens are remembered, but never past their expiry or beyond the cache's size."""
+"""Passwords: checked in a bulkhead, unknown users at a wrong password's cost. TokenCodec: verified tokens
+are remembered, but never past their expiry or beyond the cache's size."""
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
 
+import anyio
 import pytest
 from fastapi import HTTPException
 
-from examples.orders.auth import Principal, TokenCodec
+from examples.orders.auth import Passwords, Principal, TokenCodec
+from lastro.bulkhead import Bulkhead
+from lastro.errors import ServiceUnavailable
 
 SECRET = "s" * 48
 ALICE = Principal(user_id=1, tenant_id=7, is_admin=False)
@@ -59,3 +65,58 @@ def test_the_cache_keeps_at_most_its_size() -> None:
     for token in tokens:
         codec.check(token)
     assert [codec.check(token).user_id for token in tokens] == [1, 2, 3]
+
+
+@pytest.mark.anyio
+async def test_a_password_checks_against_its_hash_and_no_other() -> None:
+    """The right password matches its hash; a wrong one does not."""
+    passwords = await Passwords.open(Bulkhead("hashing", capacity=1, wait=5))
+    password_hash = await passwords.hash("correct horse")
+    assert await passwords.verify(password_hash, "correct horse")
+    assert not await passwords.verify(password_hash, "wrong horse")
+
+
+@pytest.mark.anyio
+async def test_an_unknown_user_never_matches() -> None:
+    """No hash (no such user) is never a match, not even with the password behind the stand-in hash."""
+    passwords = await Passwords.open(Bulkhead("hashing", capacity=1, wait=5))
+    assert not await passwords.verify(None, "not a real password")
+    assert not await passwords.verify(None, "admin")
+
+
+@pytest.mark.anyio
+async def test_an_unknown_user_costs_about_what_a_wrong_password_costs() -> None:
+    """The median check of an unknown user's password is within 0.5x-2x of a wrong password's."""
+    passwords = await Passwords.open(Bulkhead("hashing", capacity=1, wait=5))
+    password_hash = await passwords.hash("correct horse")
+
+    async def median(password_hash: str | None) -> float:
+        durations = []
+        for _ in range(3):
+            started = time.perf_counter()
+            await passwords.verify(password_hash, "wrong horse")
+            durations.append(time.perf_counter() - started)
+        return statistics.median(durations)
+
+    ratio = await median(None) / await median(password_hash)
+    assert 0.5 < ratio < 2.0, ratio
+
+
+@pytest.mark.anyio
+async def test_a_check_beyond_the_hashing_capacity_is_refused() -> None:
+    """With every hashing slot taken and no wait, a password check gets ServiceUnavailable (503)."""
+    bulkhead = Bulkhead("password hashing", capacity=1, wait=0)
+    passwords = await Passwords.open(bulkhead)
+    released = threading.Event()
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(bulkhead.run, released.wait, 5.0)
+            for _ in range(5000):  # until the slot is taken, at most 5 s
+                if bulkhead.running:
+                    break
+                await anyio.sleep(0.001)
+            with pytest.raises(ServiceUnavailable):
+                await passwords.verify(None, "anything")
+            released.set()
+    finally:
+        released.set()
