@@ -1,7 +1,8 @@
 """Start-up and shutdown of a service, wrapped around the application's own lifespan.
 
 Start-up: open the database and fail fast with a clear message if it does not answer or its schema is
-behind the migrations in `MIGRATIONS_DIR`; register the health checks; record the start time. Shutdown,
+behind the migrations in `MIGRATIONS_DIR`; register the health checks; record the start time. While the
+worker serves, a watchdog ends it if its event loop stops turning for `TIMEOUT` seconds. Shutdown,
 each step logged: cancel background tasks (newest first), run the application's own shutdown, close the
 pool.
 """
@@ -27,6 +28,7 @@ from lastro.disk import DiskWatch
 from lastro.errors import StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
+from lastro.observability.watchdog import LoopWatchdog
 from lastro.serve.workers import (
     freeze_long_lived_objects,
     is_supervised_worker,
@@ -53,7 +55,8 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
         try:
             async with inner(app) as inner_state:
                 freeze_long_lived_objects()
-                yield inner_state
+                with LoopWatchdog(state.settings.TIMEOUT):  # while serving: a slow app start-up is no hang
+                    yield inner_state
         finally:
             await shutdown(state)
 

@@ -1,4 +1,8 @@
-"""One access line per request: method, path, route template, status, duration_ms, client, request id."""
+"""One access line per request: method, path, route template, status, duration_ms, client, request id.
+
+Every request is also listed in `lastro.observability.requests.IN_FLIGHT` while it is served, so that a
+worker replaced for a stuck event loop can say which requests it held.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,15 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lastro.http.request_id import current_request_id
 from lastro.observability.json_lines import JSON_LINES
 from lastro.observability.logging import get_logger
+from lastro.observability.requests import IN_FLIGHT, route_template
 
 __all__ = ["AccessLogMiddleware"]
 
 logger = get_logger("lastro.access")
 _stdlib_logger = logging.getLogger("lastro.access")
-
-
-def _route_template(scope: Scope) -> str | None:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else None
 
 
 def _client(scope: Scope) -> str | None:
@@ -32,11 +32,19 @@ class AccessLogMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # At LOG_LEVEL=warning and above there is no access line: skip the bookkeeping too.
-        if scope["type"] != "http" or not _stdlib_logger.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        key = id(scope)
+        IN_FLIGHT[key] = (scope, current_request_id(), started)
+        # At LOG_LEVEL=warning and above there is no access line: skip its bookkeeping too.
+        if not _stdlib_logger.isEnabledFor(logging.INFO):
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                IN_FLIGHT.pop(key, None)
+            return
         status = 500  # what the client gets if the application raises before answering
 
         async def capture_status(message: Message) -> None:
@@ -48,10 +56,11 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture_status)
         finally:
+            IN_FLIGHT.pop(key, None)
             fields = {
                 "method": scope["method"],
                 "path": scope["path"],
-                "route": _route_template(scope),
+                "route": route_template(scope),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "client": _client(scope),

@@ -178,7 +178,7 @@ class Supervisor(Multiprocess):
                 logger.error(f"Child process [{process.pid}] failed to start, stopping the parent process.")
                 self.should_exit.set()
                 return
-            logger.info(f"Child process [{process.pid}] died")
+            logger.info(f"Child process [{process.pid}] died (exit code {process.exitcode})")
             replacement = self.new_worker()
             replacement.start()
             self.processes[index] = replacement
