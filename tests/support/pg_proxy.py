@@ -129,6 +129,12 @@ class PgProxy:
             self._blackhole_after_commit = True
 
     @property
+    def pending_commit_losses(self) -> int:
+        """COMMIT replies still to be lost."""
+        with self._lock:
+            return self._lose_commits
+
+    @property
     def connections(self) -> int:
         with self._lock:
             return len(self._links)
