@@ -197,7 +197,7 @@ def test_a_blackholed_network_answers_within_the_deadline_and_recovers(service: 
     assert len(during) >= 10
     assert max(sample.seconds for sample in during) < DEADLINE + 1
     assert {sample.status for sample in during} <= {200, 201, 503, 504}
-    assert len(ready) >= 30
+    assert len(ready) >= 20
     assert {status for _, status in (poll.result() for poll in ready)} == {503}
     assert {status for _, status in (poll.result() for poll in live)} == {200}
     assert recovered_in < 2.0
