@@ -84,7 +84,9 @@ def _wait_for_parent(parent_pid: int) -> None:
     pidfd = _open_pidfd(parent_pid)
     if pidfd is not None:
         try:
-            select.select([pidfd], [], [])  # readable when the process has exited
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)  # readable once the process has exited
+            poller.poll()
         finally:
             os.close(pidfd)
         return

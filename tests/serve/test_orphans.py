@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from lastro.serve.orphan import parent_gone
+from lastro.serve.orphan import ORPHAN_EXIT_CODE, parent_gone
 from tests.support.servers import ServeProcess, serve, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -76,3 +77,13 @@ def test_a_process_whose_parent_lives_is_not_an_orphan() -> None:
     """parent_gone is false for the parent that really started this process, true for any other pid."""
     assert not parent_gone(os.getppid())
     assert parent_gone(os.getppid() + 1_000_000)
+
+
+def test_a_worker_whose_parent_is_gone_before_it_starts_exits_at_once() -> None:
+    """The race before prctl: a recorded parent pid that is not the parent's any more means exit now."""
+    code = "import os, time; from lastro.serve.orphan import die_with_parent as die\n"
+    code += "die(os.getppid() + 1_000_000); time.sleep(10)"
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], timeout=20)
+    assert result.returncode == ORPHAN_EXIT_CODE
+    assert time.monotonic() - started < 10
