@@ -1,0 +1,126 @@
+"""The WAL stays bounded under a mixed load with constant readers (issue #10, checkpoint starvation).
+
+Readers that always hold a snapshot keep SQLite's own checkpoints from ever reaching the end of the WAL,
+so without lastro's checkpointer the file grows for as long as the load lasts (6.3 MB after 12 s here,
+and still growing). Here 2 workers serve writers and readers at once with a 1 MiB limit, two readers
+outside the service take turns holding a snapshot, and the WAL's size is sampled all along.
+
+The issue's run lasts 60 s; `make test` runs 12 s. `LASTRO_FAULTS=1` runs the 60 s one:
+
+    LASTRO_FAULTS=1 .venv/bin/python -m pytest -q tests/examples/test_wal_bounded.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lastro.db import sqlite
+from lastro.db.checkpoint import wal_path
+from tests.examples.conftest import JSON_ORDER, Api, orders_service
+from tests.examples.test_orders_load import Connection
+from tests.support.servers import ServeProcess, wait_for
+
+LIMIT = 1024 * 1024
+# What the WAL may pass the limit by: what the writes add between two looks at it (0.2 s) and while a
+# checkpoint waits for its turn. Without the checkpointer SQLite's own checkpoints let it reach 4 MiB.
+MARGIN = 2 * 1024 * 1024
+SECONDS = 60.0 if os.environ.get("LASTRO_FAULTS") == "1" else 12.0
+READERS, WRITERS = 12, 6
+# Orders of 40 items: each creation writes several pages, so the WAL grows fast even on a slow machine.
+BIG_ORDER = {**JSON_ORDER, "items": [{**JSON_ORDER["items"][0], "sku": f"A-{n}"} for n in range(40)]}
+
+
+def _load(server: ServeProcess, token: str, seconds: float) -> Counter[int]:
+    statuses: Counter[int] = Counter()
+
+    async def main() -> None:
+        deadline = time.monotonic() + seconds
+
+        async def reader(number: int) -> None:
+            connection = Connection(server.port, token)
+            try:
+                while time.monotonic() < deadline:
+                    path = "/api/orders?limit=50" if number % 2 else "/api/orders?limit=5&status=received"
+                    statuses[(await connection.request("GET", path)).status] += 1
+            finally:
+                await connection.close()
+
+        async def writer() -> None:
+            connection = Connection(server.port, token)
+            try:
+                while time.monotonic() < deadline:
+                    statuses[(await connection.request("POST", "/api/orders", BIG_ORDER)).status] += 1
+            finally:
+                await connection.close()
+
+        await asyncio.gather(*(reader(n) for n in range(READERS)), *(writer() for _ in range(WRITERS)))
+
+    asyncio.run(main())
+    return statuses
+
+
+def _hold_snapshots(database: Path, done: threading.Event, offset: float) -> None:
+    """A reader that is always inside a read transaction, 100 ms each; two offset by 50 ms overlap, so at
+    every instant one holds a snapshot: SQLite's own checkpoints can then never restart the WAL."""
+    time.sleep(offset)
+    connection = sqlite.driver().connect(str(database), isolation_level=None, timeout=10)
+    try:
+        while not done.is_set():
+            connection.execute("BEGIN")
+            connection.execute("SELECT count(*) FROM orders").fetchone()
+            done.wait(0.1)
+            connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+def test_the_wal_stays_under_its_limit_under_constant_reads_and_writes(tmp_path: Path) -> None:
+    """With SQLITE_WAL_MAX_BYTES=1 MiB and readers always holding a snapshot, the WAL never passes 1 MiB plus
+    a margin during a mixed load, and the workers' checkpoints are what keeps it there."""
+    settings = {"SQLITE_WAL_MAX_BYTES": str(LIMIT), "MAX_IN_FLIGHT": "0", "MAX_LOOP_LAG": "0"}
+    with (
+        orders_service("sqlite", tmp_path, **settings) as server,
+        Api.login(server.url, "admin", "admin") as api,
+    ):
+        wal = wal_path(tmp_path / "orders.db")
+        sizes: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                sizes.append(wal.stat().st_size if wal.exists() else 0)
+
+        database = tmp_path / "orders.db"
+        threads = [threading.Thread(target=sample)] + [
+            threading.Thread(target=_hold_snapshots, args=(database, done, offset)) for offset in (0, 0.05)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            assert api.token is not None
+            statuses = _load(server, api.token, SECONDS)
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(5)
+        by_worker: dict[int, dict[str, Any]] = {}
+
+        def both_workers() -> bool:
+            document = httpx.get(f"{server.url}/health", timeout=10).json()
+            by_worker[document["pid"]] = document["checks"]["sqlite_wal"]
+            return len(by_worker) == 2
+
+        wait_for(both_workers, timeout=20, interval=0.1)
+    assert set(statuses) == {200, 201}, statuses
+    assert statuses[201] > 100, statuses
+    assert len(sizes) > SECONDS * 5
+    assert max(sizes) <= LIMIT + MARGIN, f"largest WAL {max(sizes)} bytes"
+    assert sum(wal["checkpoints"] for wal in by_worker.values()) > 0, by_worker
