@@ -16,7 +16,9 @@ Results are handed out only after `COMMIT`, so no caller ever sees a write that 
 
 If the shared transaction itself fails (the lock, `COMMIT`, a savepoint that cannot roll back), each unit
 of the batch runs again alone, so no unit ever fails because of another one. A unit alone runs exactly as
-it would without batching.
+it would without batching. The exception is a COMMIT that failed with an I/O error after ending the
+transaction: whether it was applied is unknown (`lastro.db.outcome`), so no unit of it runs again and each
+raises `CommitOutcomeUnknown`.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RootTransaction
 
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
+from lastro.db.outcome import sqlite_commit_in_doubt
 from lastro.db.sqlite import BEGIN_OPTION, driver_connection, effective_pragmas
 from lastro.db.write_lock import WriteLock
+from lastro.errors import CommitOutcomeUnknown, one_line
 
 __all__ = ["SQLiteWriter"]
 
@@ -119,6 +123,10 @@ class SQLiteWriter:
             return
         try:
             outcomes = self._transaction(lambda connection: [_in_savepoint(connection, w) for w, _ in batch])
+        except CommitOutcomeUnknown as unknown:
+            for _, future in batch:
+                future.set_exception(CommitOutcomeUnknown(unknown.detail))
+            return
         except Exception:
             for unit in batch:
                 self._alone(unit)
@@ -150,6 +158,7 @@ class SQLiteWriter:
                     return _BUSY
                 with transaction:
                     result = work(connection)
+                    _commit(connection, transaction)
         finally:
             self.lock.release()
         self.transactions += 1
@@ -175,8 +184,9 @@ class SQLiteWriter:
     def _transaction(self, work: Callable[[Connection], T]) -> T:
         with self.database.engine.connect() as connection:
             connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
-            with self._locked(), connection.begin():
+            with self._locked(), connection.begin() as transaction:
                 result = work(connection)
+                _commit(connection, transaction)
         self.transactions += 1
         return result
 
@@ -189,6 +199,27 @@ class SQLiteWriter:
             finally:
                 if locked:
                     self.lock.release()
+
+
+def _commit(connection: Connection, transaction: RootTransaction) -> None:
+    """COMMIT; one that failed with an I/O error after ending the transaction may have been applied."""
+    try:
+        transaction.commit()
+    except Exception as error:
+        try:
+            driver = driver_connection(connection)
+            in_transaction = bool(driver.in_transaction)
+            if in_transaction:
+                driver.rollback()  # SQLite kept it open (a deferred constraint, say): now not applied
+        except Exception:
+            in_transaction = False  # the connection is gone: nothing tells that the transaction survived
+            with suppress(Exception):
+                connection.invalidate()
+        if sqlite_commit_in_doubt(error, in_transaction):
+            raise CommitOutcomeUnknown(
+                f"SQLite's COMMIT failed with an I/O error, applied or not: {one_line(error)}"
+            ) from error
+        raise
 
 
 def _in_savepoint(connection: Connection, work: Callable[[Connection], Any]) -> Outcome:

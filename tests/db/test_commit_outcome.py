@@ -6,26 +6,33 @@ and drops the reply, blackholes the network, or closes every connection.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import Connection, text
+from sqlalchemy import exc as sa_exc
 
 from lastro import ServiceUnavailable
 from lastro.db.engine import Database, DatabaseOptions
+from lastro.db.outcome import sqlite_commit_in_doubt
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.errors import CommitOutcomeUnknown
 from tests.conftest import POSTGRES_URL
 from tests.support.pg_proxy import PgProxy
 
-pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+pytestmark = pytest.mark.anyio
+
+SQLITE_IOERR_FSYNC = 10 | (4 << 8)
 
 DEADLINE = 2.0
 MARGIN = 0.5  # what the answer may take beyond the deadline
@@ -53,7 +60,7 @@ class Setup:
         return unit
 
 
-@pytest.fixture
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
 def setup() -> Iterator[Setup]:
     """Transactions (deadline 2 s) on PostgreSQL through the proxy, and a table of their own."""
     table = f"lastro_test_outcome_{uuid.uuid4().hex[:12]}"
@@ -185,3 +192,55 @@ async def test_probe_survives_a_dropped_connection(setup: Setup) -> None:
     await setup.transactions.probe(1.0)
     assert setup.proxy.drop_all() >= 1
     await setup.transactions.probe(1.0)
+
+
+# --- SQLite: a failed COMMIT is not applied, unless an I/O error ended the transaction ------------------
+
+
+def test_sqlite_io_error_that_ended_the_transaction_is_in_doubt() -> None:
+    """An I/O error at COMMIT with the transaction gone may have reached the WAL: the outcome is unknown."""
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = SQLITE_IOERR_FSYNC  # type: ignore[attr-defined]
+    assert sqlite_commit_in_doubt(error, in_transaction=False)
+    assert not sqlite_commit_in_doubt(error, in_transaction=True)  # still open: rolled back, not applied
+
+
+def test_sqlite_other_commit_failures_are_not_in_doubt() -> None:
+    """A COMMIT refused for a constraint or a full disk was not applied."""
+    for message, code in (("FOREIGN KEY constraint failed", 787), ("database or disk is full", 13)):
+        error = sqlite3.IntegrityError(message)
+        error.sqlite_errorcode = code  # type: ignore[attr-defined]
+        assert not sqlite_commit_in_doubt(error, in_transaction=False)
+
+
+async def test_sqlite_commit_refused_applies_nothing_and_is_not_retried(tmp_path: Path) -> None:
+    """A COMMIT refused by a deferred foreign key raises once and stores nothing, inline or batched."""
+    database = Database(f"sqlite:///{tmp_path / 'outcome.db'}")
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE parents (name TEXT PRIMARY KEY)"))
+        connection.execute(
+            text("CREATE TABLE children (name TEXT REFERENCES parents DEFERRABLE INITIALLY DEFERRED)")
+        )
+    transactions = Transactions(database)
+    calls: list[int] = []
+
+    def orphan(connection: Connection) -> None:
+        calls.append(1)
+        connection.execute(text("INSERT INTO children (name) VALUES ('nobody')"))
+
+    try:
+        with pytest.raises(sa_exc.IntegrityError):
+            await transactions.write(orphan)
+        assert calls == [1]
+        results = await asyncio.gather(
+            *(transactions.write(orphan) for _ in range(4)), return_exceptions=True
+        )
+        assert all(isinstance(result, sa_exc.IntegrityError) for result in results)
+        assert len(calls) <= 1 + 4 * 2  # a failed batch runs each unit once more alone, never more
+        assert (
+            await transactions.read(lambda c: c.execute(text("SELECT count(*) FROM children")).scalar()) == 0
+        )
+        assert transactions.stats()["commit_outcomes"] == {}
+    finally:
+        transactions.close()
+        database.dispose()
