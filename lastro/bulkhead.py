@@ -1,8 +1,9 @@
 """Bulkheads: a fixed number of threads for a heavy blocking call, and a fast 503 beyond them.
 
 ```python
-hashing = lastro.Bulkhead("password hashing", capacity=os.cpu_count() or 1, wait=1.0)
+hashing = lastro.Bulkhead("password hashing", capacity=os.cpu_count() or 1, wait=1.0, nice=10)
 digest = await hashing.run(hasher.hash, password)   # raises ServiceUnavailable (503) when full
+hashing.close()                                     # at shutdown
 ```
 
 Blocking calls that are CPU- or memory-heavy (password hashing, image decoding) must not run on anyio's
@@ -12,19 +13,28 @@ its own, at most `capacity` at a time. A caller that finds it full waits at most
 slot, first come first served, and is then refused with `ServiceUnavailable` (503 with `Retry-After`):
 beyond what the machine can compute in time, a quick refusal serves the client better than a queue.
 
+With `nice`, the bulkhead's threads run at a lower CPU priority than the rest of the worker (Linux, where
+niceness is per thread). The event loop then keeps the CPU it needs for probes and other routes while the
+bulkhead is busy: the bulkhead's work is what there is too much of. The threads are the bulkhead's own, so
+no other call ever runs at the lowered priority (an unprivileged thread cannot raise its priority again).
+
 Refusals are logged as `bulkhead full`, at most once per `log_interval` seconds, with how many were
 refused since the last line, so a flood costs a few log lines rather than one per request.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import ParamSpec, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from lastro.errors import ServiceUnavailable
 from lastro.observability.logging import get_logger
@@ -40,7 +50,8 @@ logger = get_logger("lastro.bulkhead")
 class Bulkhead:
     """At most `capacity` calls of `run` at once, on threads of their own; a bounded wait for the rest.
 
-    Create it where the event loop runs (in a lifespan): anyio's limiters belong to one loop.
+    Create it where the event loop runs (in a lifespan), since its limiter belongs to one loop, and
+    `close()` it when the service stops.
     """
 
     def __init__(
@@ -49,6 +60,7 @@ class Bulkhead:
         capacity: int,
         wait: float,
         *,
+        nice: int = 0,
         retry_after: int = 1,
         log_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -64,10 +76,11 @@ class Bulkhead:
         self.rejected = 0  # refusals since the bulkhead was created
         self._log_interval = log_interval
         self._clock = clock
-        # Admission is decided on `_slots`, with the bounded wait; `_threads` only keeps these calls off
-        # anyio's default limiter. It has as many tokens as `_slots`, so it never makes anyone wait.
         self._slots = anyio.CapacityLimiter(capacity)
-        self._threads = anyio.CapacityLimiter(capacity)
+        # As many threads as slots: a call that holds a slot never waits for a thread.
+        self._threads = ThreadPoolExecutor(
+            capacity, thread_name_prefix=f"bulkhead {name}", initializer=_lower_priority, initargs=(nice,)
+        )
         self._unlogged = 0
         self._logged_at: float | None = None
 
@@ -94,10 +107,17 @@ class Bulkhead:
         """`function(*args, **kwargs)` in one of the bulkhead's threads; 503 if no slot frees in time."""
         await self._admit()
         try:
-            call = functools.partial(function, *args, **kwargs)
-            return await anyio.to_thread.run_sync(call, limiter=self._threads)
+            done = asyncio.wrap_future(self._threads.submit(function, *args, **kwargs))
+            # A cancelled caller keeps its slot until its thread is done, or more would run than `capacity`.
+            with anyio.CancelScope(shield=True):
+                result = await done
+            return result
         finally:
             self._slots.release()
+
+    def close(self) -> None:
+        """Stop the threads once the calls in progress are done; `run` fails after this."""
+        self._threads.shutdown(wait=False)
 
     async def _admit(self) -> None:
         try:
@@ -130,3 +150,11 @@ class Bulkhead:
             f"{self.name} is at its capacity of {self.capacity} and no slot freed within {self.wait:g} s",
             retry_after=self.retry_after,
         )
+
+
+def _lower_priority(nice: int) -> None:
+    # Linux alone takes a thread id as PRIO_PROCESS for that one thread; elsewhere it would name a process.
+    if nice > 0 and sys.platform == "linux":
+        thread = threading.get_native_id()
+        with suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)

@@ -30,7 +30,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
-        hashing = lastro.Bulkhead("password hashing", settings.AUTH_HASH_CONCURRENCY, settings.AUTH_HASH_WAIT)
+        # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
+        hashing = lastro.Bulkhead(
+            "password hashing", settings.AUTH_HASH_CONCURRENCY, settings.AUTH_HASH_WAIT, nice=10
+        )
         app.state.passwords = passwords = await Passwords.open(hashing)
         state.health.add("password_hashing", _bulkhead_check(hashing), critical=False)
         app.state.images = images = lastro.FileStore(settings.IMAGES_DIR)
@@ -40,7 +43,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
         if not settings.is_production:
             await _bootstrap_admin(state, passwords)
-        yield
+        try:
+            yield
+        finally:
+            hashing.close()
 
     app = lastro.create_app(settings, lifespan=lifespan)
     app.include_router(router)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -67,27 +68,34 @@ def test_the_cache_keeps_at_most_its_size() -> None:
     assert [codec.check(token).user_id for token in tokens] == [1, 2, 3]
 
 
+@pytest.fixture
+def hashing() -> Iterator[Bulkhead]:
+    bulkhead = Bulkhead("password hashing", capacity=1, wait=5)
+    yield bulkhead
+    bulkhead.close()
+
+
 @pytest.mark.anyio
-async def test_a_password_checks_against_its_hash_and_no_other() -> None:
+async def test_a_password_checks_against_its_hash_and_no_other(hashing: Bulkhead) -> None:
     """The right password matches its hash; a wrong one does not."""
-    passwords = await Passwords.open(Bulkhead("hashing", capacity=1, wait=5))
+    passwords = await Passwords.open(hashing)
     password_hash = await passwords.hash("correct horse")
     assert await passwords.verify(password_hash, "correct horse")
     assert not await passwords.verify(password_hash, "wrong horse")
 
 
 @pytest.mark.anyio
-async def test_an_unknown_user_never_matches() -> None:
+async def test_an_unknown_user_never_matches(hashing: Bulkhead) -> None:
     """No hash (no such user) is never a match, not even with the password behind the stand-in hash."""
-    passwords = await Passwords.open(Bulkhead("hashing", capacity=1, wait=5))
+    passwords = await Passwords.open(hashing)
     assert not await passwords.verify(None, "not a real password")
     assert not await passwords.verify(None, "admin")
 
 
 @pytest.mark.anyio
-async def test_an_unknown_user_costs_about_what_a_wrong_password_costs() -> None:
+async def test_an_unknown_user_costs_about_what_a_wrong_password_costs(hashing: Bulkhead) -> None:
     """The median check of an unknown user's password is within 0.5x-2x of a wrong password's."""
-    passwords = await Passwords.open(Bulkhead("hashing", capacity=1, wait=5))
+    passwords = await Passwords.open(hashing)
     password_hash = await passwords.hash("correct horse")
 
     async def median(password_hash: str | None) -> float:
@@ -103,9 +111,10 @@ async def test_an_unknown_user_costs_about_what_a_wrong_password_costs() -> None
 
 
 @pytest.mark.anyio
-async def test_a_check_beyond_the_hashing_capacity_is_refused() -> None:
-    """With every hashing slot taken and no wait, a password check gets ServiceUnavailable (503)."""
-    bulkhead = Bulkhead("password hashing", capacity=1, wait=0)
+async def test_a_check_beyond_the_hashing_capacity_is_refused(hashing: Bulkhead) -> None:
+    """With every hashing slot taken, a password check gets ServiceUnavailable (503) once its wait ends."""
+    bulkhead = hashing
+    bulkhead.wait = 0.05
     passwords = await Passwords.open(bulkhead)
     released = threading.Event()
     try:
