@@ -73,6 +73,7 @@ class PostgresUnits:
                 return future.result()
             future.add_done_callback(consume)
             if bounded.abandon():
+                logger.warning("database unit abandoned at its deadline", mode=mode, deadline_s=self.deadline)
                 raise ServiceUnavailable(f"the database did not answer within {self.deadline:g} s") from None
             raise CommitOutcomeUnknown(
                 f"the database did not confirm the COMMIT within {self.deadline:g} s; "
