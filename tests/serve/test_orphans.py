@@ -8,8 +8,10 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lastro.serve.orphan import ORPHAN_EXIT_CODE, parent_gone
@@ -59,6 +61,21 @@ def test_workers_stop_within_two_seconds_of_a_killed_supervisor(tmp_path: Path) 
     assert seconds < 2
     assert free
     assert {line["parent_pid"] for line in stopping} == {server.process.pid}
+
+
+def test_a_request_in_flight_holds_an_orphan_no_longer_than_its_grace(tmp_path: Path) -> None:
+    """A 5 s request in flight when the supervisor is killed: its worker still ends within 2 s."""
+    with serve(tmp_path) as server, ThreadPoolExecutor(1) as pool:
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        pending = pool.submit(httpx.get, f"{server.url}/api/ping?delay=5", timeout=30)
+        wait_for(lambda: server.events("ping received"))
+        seconds, free = kill_supervisor_and_time_the_workers(server)
+        error = pending.exception()
+        ended = server.events("worker ended after its grace")
+    assert seconds < 2
+    assert free
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert len(ended) == 1
 
 
 def test_spawned_workers_also_stop_with_a_killed_supervisor(tmp_path: Path) -> None:
