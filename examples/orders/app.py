@@ -32,7 +32,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
         # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
         hashing = lastro.Bulkhead(
-            "password hashing", settings.AUTH_HASH_CONCURRENCY, settings.AUTH_HASH_WAIT, nice=10
+            "password hashing",
+            settings.AUTH_HASH_CONCURRENCY,
+            settings.AUTH_HASH_WAIT,
+            nice=settings.AUTH_HASH_NICE,
         )
         app.state.passwords = passwords = await Passwords.open(hashing)
         state.health.add("password_hashing", _bulkhead_check(hashing), critical=False)

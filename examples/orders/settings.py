@@ -36,3 +36,9 @@ class OrdersSettings(lastro.Settings):
         ge=0,
         description="seconds a login or user creation waits for a hashing slot before it gets 503",
     )
+    AUTH_HASH_NICE: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower the hashing threads' CPU priority is (Linux): the event loop goes first",
+    )
