@@ -18,6 +18,7 @@ from lastro.errors import (
 from lastro.health import HealthRegistry, health_router
 from lastro.http.access_log import AccessLogMiddleware
 from lastro.http.body_limit import BodyLimitMiddleware
+from lastro.http.body_timeout import BodyTimeoutMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import RequestIdMiddleware
@@ -57,6 +58,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(ServerErrorMiddleware)
     if settings.MAX_BODY_BYTES:
         app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
+    # Inside the in-flight limit: a body that times out gives its slot back with its 408.
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.BODY_TIMEOUT, min_rate=settings.BODY_MIN_RATE)
     if settings.MAX_IN_FLIGHT or settings.MAX_LOOP_LAG:
         app.add_middleware(
             InFlightLimitMiddleware, max_in_flight=settings.MAX_IN_FLIGHT, max_loop_lag=settings.MAX_LOOP_LAG

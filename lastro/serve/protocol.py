@@ -1,46 +1,220 @@
-"""HTTP protocols that let a connection accepted just before shutdown deliver its request.
+"""HTTP protocols that bound a slow client, spare the probes, and stop a worker without resetting anyone.
 
-When a uvicorn worker stops (recycled after `MAX_REQUESTS`, replaced on SIGHUP, or stopped), it closes every
-connection that has no request in progress. A connection the worker accepted a moment earlier, whose request
-bytes are still unread, is closed too, and its client sees "connection reset" for a request that was never
-refused. These subclasses keep such a fresh connection open for a short grace: once its request arrives it is
-served with `Connection: close`, like any request in progress at shutdown. The listening socket is already
-closed by then, so no new connection reaches the stopping worker.
+uvicorn's protocols are subclassed for what uvicorn lacks:
+
+- **Header timeout.** A connection must complete a request's headers within `HEADER_TIMEOUT` of opening,
+  or of the end of the previous response; otherwise it gets `408` (if it sent part of a request) and is
+  closed. uvicorn's keep-alive timeout still closes a connection that sends nothing after a response,
+  sooner; a client sending a byte a second resets that timer each time, and only this one stops it.
+- **Connection limit.** uvicorn answers every request with 503 once `MAX_CONNECTIONS` connections are
+  open, `/health/live` included, so idle or slow sockets made an orchestrator kill a working worker. The
+  limit is applied here instead, sparing `/health`, answered with a problem document.
+- **Draining at shutdown.** When a worker stops (recycled after `MAX_REQUESTS`, replaced on SIGHUP,
+  stopped), uvicorn closes every connection without a request in progress, including a keep-alive one whose
+  client has just sent its next request: that client sees "connection reset". Here a connection without a
+  request in progress is kept for a short grace; a request that arrives is served with
+  `Connection: close`. The listening socket is already closed, so no new connection reaches the worker.
+- **Lingering close.** Closing a socket with unread request bytes makes the kernel send RST, which can
+  destroy the response the client has not read yet. Idle and timed-out connections are closed as nginx
+  does: the write side is shut first, what the client still sends is read and dropped, then the socket
+  closes once the client closes or after a short linger.
+
+The values come from the uvicorn `Config` the worker is given (`lastro.serve.runner.WorkerConfig`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import weakref
 from typing import Any
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
-__all__ = ["FRESH_CONNECTION_GRACE", "DrainingH11Protocol", "DrainingHttpToolsProtocol", "protocol_path"]
+from lastro.http.in_flight import EXEMPT_PREFIXES
+from lastro.http.problem import problem_document, send_problem
+from lastro.observability.logging import get_logger
 
-FRESH_CONNECTION_GRACE = 1.0  # seconds a just-accepted connection may take to send its request at shutdown
-_POLL = 0.01
+__all__ = [
+    "DRAIN_GRACE",
+    "HEADER_TIMEOUT",
+    "LINGER",
+    "DrainingH11Protocol",
+    "DrainingHttpToolsProtocol",
+    "protocol_path",
+]
+
+HEADER_TIMEOUT = 20.0  # seconds, when the config does not say (a plain uvicorn.Config)
+DRAIN_GRACE = 1.0  # seconds a connection without a request in progress is kept open at shutdown
+LINGER = 2.0  # seconds at most the bytes of a closed connection are read and dropped
+
+logger = get_logger("lastro.serve")
 
 
-class _DrainFreshConnections:
-    """Defers the shutdown of a connection that has not sent its first request yet."""
+def _timeout_response() -> bytes:
+    detail = "the request headers did not arrive in time (HEADER_TIMEOUT)"
+    body = json.dumps(problem_document(408, detail), separators=(",", ":")).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
+
+_TIMEOUT_RESPONSE = _timeout_response()
+
+
+class _ConnectionLimit:
+    """uvicorn's `limit_concurrency` check, made in front of the application, sparing `/health`."""
+
+    def __init__(self, app: ASGIApp, server_state: ServerState, limit: int) -> None:
+        self.app = app
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The task running this request is in `tasks` already: uvicorn counted before adding it.
+        if (len(self.connections) >= self.limit or len(self.tasks) > self.limit) and not (
+            scope["type"] == "http" and scope["path"].startswith(EXEMPT_PREFIXES)
+        ):
+            logger.warning("connection limit reached", connections=len(self.connections), limit=self.limit)
+            detail = f"this worker has its maximum of {self.limit} connections open (MAX_CONNECTIONS)"
+            await send_problem(send, 503, detail, headers={"Retry-After": "1", "Connection": "close"})
+            return
+        await self.app(scope, receive, send)
+
+
+_LIMITED: weakref.WeakKeyDictionary[ServerState, _ConnectionLimit] = weakref.WeakKeyDictionary()
+
+
+class _BoundedConnection:
+    """Header timeout, connection limit, drain and lingering close, over either uvicorn protocol."""
+
+    # uvicorn's protocol attributes this mixin works with
+    app: Any
+    config: Config
     cycle: Any
-    transport: asyncio.Transport
+    flow: Any
+    limit_concurrency: int | None
     loop: asyncio.AbstractEventLoop
-    _drain_deadline: float | None = None
+    transport: asyncio.Transport
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
+        self.header_timeout: float = getattr(config, "header_timeout", HEADER_TIMEOUT)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_cycle: Any = None  # the cycle current when the wait for headers began
+        self._header_bytes = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._stopping = False
+        self._lingering = False
+        if self.limit_concurrency is not None:
+            limited = _LIMITED.get(server_state)
+            if limited is None:
+                limited = _LIMITED[server_state] = _ConnectionLimit(
+                    self.app, server_state, self.limit_concurrency
+                )
+            self.app = limited
+            self.limit_concurrency = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # read and dropped, so that closing sends no RST
+        super().data_received(data)  # type: ignore[misc]
+        if self._header_timer is not None:
+            if self.cycle is not self._header_cycle:
+                self._header_timer.cancel()
+                self._header_timer = None
+            else:
+                self._header_bytes = True
+        if self._stopping and self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # arrived during the drain: answered, then the connection closes
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing() and self.cycle.response_complete and not self._stopping:
+            self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._header_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._close_timer = None
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def shutdown(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
-            if self._drain_deadline is None:
-                self._drain_deadline = self.loop.time() + FRESH_CONNECTION_GRACE
-            if self.loop.time() < self._drain_deadline:
-                self.loop.call_later(_POLL, self.shutdown)
-                return
-        super().shutdown()  # type: ignore[misc]
+        self._stopping = True
+        if not self._idle():
+            super().shutdown()  # type: ignore[misc]
+        elif not self.transport.is_closing() and self._close_timer is None:
+            self._close_timer = self.loop.call_later(DRAIN_GRACE, self._close_if_idle)
+
+    def _idle(self) -> bool:
+        return self.cycle is None or bool(self.cycle.response_complete)
+
+    def _close_if_idle(self) -> None:
+        self._close_timer = None
+        if self._idle():
+            self._close_lingering()
+        # else a request arrived during the grace: its response carries Connection: close and closes.
+
+    def _await_headers(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_cycle = self.cycle
+        self._header_bytes = False
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self._lingering or self.cycle is not self._header_cycle:
+            return
+        if self._header_bytes:
+            client = self.transport.get_extra_info("peername")
+            logger.warning("request headers timed out", client=_address(client), timeout=self.header_timeout)
+            self.transport.write(_TIMEOUT_RESPONSE)
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        if self.transport.is_closing() or self._lingering:
+            return
+        self._lingering = True
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        keep_alive = getattr(self, "timeout_keep_alive_task", None)
+        if keep_alive is not None:
+            keep_alive.cancel()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.flow.resume_reading()
+        self.transport.write_eof()  # the client reads what was sent, then EOF; its own close ends it
+        self._close_timer = self.loop.call_later(LINGER, self.transport.close)
 
 
-class DrainingH11Protocol(_DrainFreshConnections, H11Protocol):
-    """uvicorn's h11 protocol, draining fresh connections at shutdown."""
+def _address(peer: object) -> str | None:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return None
+
+
+class DrainingH11Protocol(_BoundedConnection, H11Protocol):
+    """uvicorn's h11 protocol with lastro's timeouts, limit and drain."""
 
 
 try:
@@ -49,8 +223,8 @@ except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
     DrainingHttpToolsProtocol: type[asyncio.Protocol] | None = None
 else:
 
-    class _DrainingHttpTools(_DrainFreshConnections, HttpToolsProtocol):
-        """uvicorn's httptools protocol, draining fresh connections at shutdown."""
+    class _DrainingHttpTools(_BoundedConnection, HttpToolsProtocol):
+        """uvicorn's httptools protocol with lastro's timeouts, limit and drain."""
 
     DrainingHttpToolsProtocol = _DrainingHttpTools
 

@@ -14,13 +14,14 @@ import math
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.preflight import check_schema
-from lastro.serve.protocol import protocol_path
+from lastro.serve.protocol import HEADER_TIMEOUT, protocol_path
 from lastro.serve.supervisor import Supervisor
 from lastro.serve.workers import SUPERVISED_ENV, freeze_long_lived_objects
 from lastro.settings import Settings
@@ -47,7 +48,12 @@ def event_loop_name() -> str:
 
 
 class WorkerConfig(uvicorn.Config):
-    """uvicorn's configuration; loading the application in a worker also freezes what the import made."""
+    """uvicorn's configuration, plus what lastro's protocol reads (`lastro.serve.protocol`); loading the
+    application in a worker also freezes what the import made."""
+
+    def __init__(self, *args: Any, header_timeout: float = HEADER_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
 
     def load(self) -> None:
         super().load()
@@ -72,6 +78,7 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         timeout_graceful_shutdown=math.ceil(settings.GRACEFUL_TIMEOUT),
         timeout_worker_healthcheck=math.ceil(settings.TIMEOUT),
         limit_concurrency=settings.MAX_CONNECTIONS,
+        header_timeout=settings.HEADER_TIMEOUT,
         limit_max_requests=settings.MAX_REQUESTS or None,
         limit_max_requests_jitter=settings.MAX_REQUESTS_JITTER,
     )

@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from lastro.serve.protocol import protocol_path
-from lastro.serve.runner import ServeConfig, event_loop_name, uvicorn_config
+from lastro.serve.runner import ServeConfig, WorkerConfig, event_loop_name, uvicorn_config
 from lastro.serve.workers import MIN_WORKERS, SQLITE_MAX_WORKERS, resolve_workers
 from lastro.settings import Settings, get_settings
 
@@ -133,3 +133,10 @@ def test_event_loop_name_is_uvloop_when_installed() -> None:
     """The banner names uvloop where it is installed (not on Windows), else asyncio."""
     has_uvloop = importlib.util.find_spec("uvloop") is not None and sys.platform != "win32"
     assert event_loop_name() == ("uvloop" if has_uvloop else "asyncio")
+
+
+def test_header_timeout_reaches_the_protocol_through_the_config() -> None:
+    """HEADER_TIMEOUT rides on the worker's uvicorn config, where lastro's protocol reads it."""
+    config = config_for(HEADER_TIMEOUT=3.5)
+    assert isinstance(config, WorkerConfig)
+    assert config.header_timeout == 3.5
