@@ -8,11 +8,14 @@ elsewhere or come back while the requests already admitted keep their latency:
   on another service) while more requests keep arriving.
 - `MAX_LOOP_LAG`: how late the event loop runs (`lastro.http.loop_lag`). This catches handlers that hold
   the loop: CPU-bound code keeps the requests behind it unread in their sockets, where no count sees them.
+
+A request waiting for the rest of its body is not counted while it waits: it costs the worker nothing yet,
+and clients trickling their bodies would otherwise hold every slot until `BODY_TIMEOUT` cuts them.
 """
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.http.loop_lag import LoopLag
 from lastro.http.problem import send_problem
@@ -50,9 +53,27 @@ class InFlightLimitMiddleware:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, self._uncounted_while_waiting(receive), send)
         finally:
             self.in_flight -= 1
+
+    def _uncounted_while_waiting(self, receive: Receive) -> Receive:
+        body_done = False
+
+        async def receive_uncounted() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            self.in_flight -= 1
+            try:
+                message = await receive()
+            finally:
+                self.in_flight += 1
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        return receive_uncounted
 
     def _refusal(self) -> str | None:
         if self.max_in_flight and self.in_flight >= self.max_in_flight:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
@@ -130,4 +131,37 @@ async def test_a_failing_request_frees_its_slot() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         failed = await client.get("/fails")
     assert failed.status_code == 500
+    assert middleware.in_flight == 0
+
+
+async def test_a_request_waiting_for_its_body_holds_no_slot() -> None:
+    """CAP requests whose bodies never finish arriving: another request is still admitted."""
+    arrived = asyncio.Event()
+
+    async def upload(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def trickling() -> Message:
+        await arrived.wait()
+        return {"type": "http.request", "body": b"x", "more_body": False}
+
+    async def ignore(message: Message) -> None:
+        pass
+
+    middleware = InFlightLimitMiddleware(upload, max_in_flight=CAP)
+    scope: Scope = {"type": "http", "method": "POST", "path": "/upload", "headers": []}
+    uploads = [asyncio.create_task(middleware(scope, trickling, ignore)) for _ in range(CAP)]
+    await asyncio.sleep(0)
+    waiting = middleware.in_flight
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=middleware), base_url="http://t"
+    ) as client:
+        admitted = await client.post("/upload", content=b"all at once")
+    arrived.set()
+    await asyncio.gather(*uploads)
+    assert waiting == 0
+    assert admitted.status_code == 200
     assert middleware.in_flight == 0
