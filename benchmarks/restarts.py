@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+__all__ = ["Run", "main", "measure"]
+
 ROOT = Path(__file__).resolve().parents[1]
 LASTRO = str(Path(sys.executable).with_name("lastro"))
 ORDER = b'{"customer":"restart","items":[{"sku":"SKU-1","name":"Widget","quantity":2,"unit_price":19.9}]}'
