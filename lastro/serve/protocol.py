@@ -163,14 +163,18 @@ class _BoundedConnection:
         elif not self.transport.is_closing() and self._close_timer is None:
             self._close_timer = self.loop.call_later(DRAIN_GRACE, self._close_if_idle)
 
+    def timeout_keep_alive_handler(self) -> None:
+        self._close_lingering()  # uvicorn's closes at once: a request crossing the close would be reset
+
     def _idle(self) -> bool:
         return self.cycle is None or bool(self.cycle.response_complete)
 
     def _close_if_idle(self) -> None:
         self._close_timer = None
-        if self._idle():
+        if self._idle() and not self._header_bytes:
             self._close_lingering()
-        # else a request arrived during the grace: its response carries Connection: close and closes.
+        # Else a request arrived during the grace: its response carries Connection: close and closes, or
+        # its headers are still coming and the header timeout ends it.
 
     def _await_headers(self) -> None:
         if self._header_timer is not None:
@@ -193,9 +197,10 @@ class _BoundedConnection:
         if self.transport.is_closing() or self._lingering:
             return
         self._lingering = True
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        for timer in (self._header_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._close_timer = None
         keep_alive = getattr(self, "timeout_keep_alive_task", None)
         if keep_alive is not None:
             keep_alive.cancel()
