@@ -25,7 +25,7 @@ from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
-from lastro.errors import StartupError
+from lastro.errors import ConfigurationError, StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
 from lastro.observability.watchdog import LoopWatchdog
@@ -115,6 +115,10 @@ async def _open_database(settings: Settings) -> Database:
     try:
         await anyio.to_thread.run_sync(database.ping)
         database.version = await anyio.to_thread.run_sync(database.server_version)
+    except ConfigurationError as exc:
+        database.dispose()
+        logger.error("startup failed", reason=str(exc))
+        raise StartupError(str(exc)) from None
     except Exception as exc:
         database.dispose()
         message = f"the database at DATABASE_URL={database.display_url} did not answer: {exc}"

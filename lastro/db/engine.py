@@ -23,9 +23,18 @@ from sqlalchemy.pool import QueuePool
 
 from lastro.db import sqlite
 from lastro.encoding import dumps_json_text, loads_json
+from lastro.errors import ConfigurationError
 from lastro.settings import Settings
 
-__all__ = ["Database", "DatabaseOptions", "PoolStatus", "normalize_url", "safe_url"]
+__all__ = [
+    "MIN_POSTGRES_VERSION",
+    "Database",
+    "DatabaseOptions",
+    "PoolStatus",
+    "check_postgres_version",
+    "normalize_url",
+    "safe_url",
+]
 
 PoolStatus = dict[str, int]
 # Connections all workers together may hold on a PostgreSQL server with the default max_connections=100,
@@ -33,6 +42,19 @@ PoolStatus = dict[str, int]
 POSTGRES_CONNECTION_BUDGET = 80
 # JSON columns, both ways, with orjson: decoding them was a sixth of the cost of a page of 50 orders.
 _JSON_COLUMNS: dict[str, Any] = {"json_serializer": dumps_json_text, "json_deserializer": loads_json}
+
+
+# pg_current_xact_id_if_assigned() and pg_xact_status() tell a lost COMMIT's outcome (lastro.db.outcome).
+MIN_POSTGRES_VERSION = 130000
+
+
+def check_postgres_version(version: str, version_num: int, url: str) -> None:
+    """Refuse a PostgreSQL server too old to tell what became of a COMMIT whose reply was lost."""
+    if version_num < MIN_POSTGRES_VERSION:
+        raise ConfigurationError(
+            f"the PostgreSQL server at DATABASE_URL={url} is version {version}; lastro needs 13 or newer, "
+            "where pg_xact_status() tells whether a write whose COMMIT reply was lost was applied"
+        )
 
 
 def safe_url(url: str | URL) -> str:
@@ -220,11 +242,15 @@ class Database:
         return self.url.get_backend_name()
 
     def server_version(self) -> str:
-        """SQLite's library version, or what the PostgreSQL server reports."""
+        """SQLite's library version, or what the PostgreSQL server reports; refuses PostgreSQL before 13."""
         if self.is_sqlite:
             return sqlite.version()
         with self.engine.connect() as connection:
-            return str(connection.execute(text("SHOW server_version")).scalar_one())
+            version, number = connection.execute(
+                text("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
+            ).one()
+        check_postgres_version(str(version), int(number), self.display_url)
+        return str(version)
 
     def probe(self, on_socket: Callable[[int], None] | None = None) -> None:
         """Raise if the database cannot be reached now, on a connection no request uses.

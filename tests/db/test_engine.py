@@ -18,10 +18,12 @@ from lastro.db.engine import (
     POSTGRES_CONNECTION_BUDGET,
     Database,
     DatabaseOptions,
+    check_postgres_version,
     normalize_url,
     safe_url,
 )
 from lastro.db.failures import Failure, classify
+from lastro.errors import ConfigurationError
 from tests.conftest import POSTGRES_URL
 
 pg = pytest.mark.postgres
@@ -291,3 +293,16 @@ def test_a_worker_database_never_creates_a_missing_sqlite_file(tmp_path: Path) -
     finally:
         database.dispose()
     assert not path.exists()
+
+
+def test_postgres_before_13_is_refused_naming_the_url_and_the_need() -> None:
+    """A PostgreSQL 12 server is refused: it cannot tell a lost COMMIT's outcome."""
+    with pytest.raises(
+        ConfigurationError, match=r"DATABASE_URL=postgresql://db/x is version 12\.17; .*13 or newer"
+    ):
+        check_postgres_version("12.17", 120017, "postgresql://db/x")
+
+
+def test_postgres_13_is_accepted() -> None:
+    """PostgreSQL 13.0, the first with pg_xact_status(), is accepted."""
+    check_postgres_version("13.0", 130000, "postgresql://db/x")
