@@ -10,7 +10,7 @@ export WORKERS ?= 2
 export DATABASE_URL ?= sqlite:///./var/orders.db
 export MIGRATIONS_DIR ?= examples/orders/migrations
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest faults clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ pytest: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# Every fault test, with the long variants (a 60 s WAL load) that make test shortens: about 5 minutes.
+FAULT_TESTS := tests/examples/test_postgres_faults.py tests/db/test_commit_outcome.py \
+	tests/examples/test_disk_full.py tests/db/test_storage_full.py tests/examples/test_wal_bounded.py \
+	tests/serve/test_orphans.py tests/serve/test_blocked_loop.py tests/serve/test_slow_clients.py \
+	tests/serve/test_drain.py tests/examples/test_login_flood.py
+faults: $(VENV)/.installed-dev
+	LASTRO_FAULTS=1 $(PY) -m pytest $(FAULT_TESTS)
 
 # The orders benchmark (benchmarks/run.py): about 7 minutes; needs wrk (apt-get install -y wrk), the shared
 # baseline beside this repository and PostgreSQL on 127.0.0.1:5432.

@@ -803,7 +803,7 @@ def _cpu_range(shares: list[float]) -> str:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of the issue, as measured in this run: the figure, the bar, met or missed."""
+    """Each performance target, as measured in this run: the figure, the bar, met or missed."""
     top = max(results["connections"])
     rows: list[dict[str, Any]] = []
 

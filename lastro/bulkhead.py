@@ -38,6 +38,7 @@ import anyio
 
 from lastro.errors import ServiceUnavailable
 from lastro.observability.logging import get_logger
+from lastro.observability.throttle import LogThrottle
 
 __all__ = ["Bulkhead"]
 
@@ -74,15 +75,12 @@ class Bulkhead:
         self.wait = wait
         self.retry_after = retry_after
         self.rejected = 0  # refusals since the bulkhead was created
-        self._log_interval = log_interval
-        self._clock = clock
+        self._log = LogThrottle(log_interval, clock=clock)
         self._slots = anyio.CapacityLimiter(capacity)
         # As many threads as slots: a call that holds a slot never waits for a thread.
         self._threads = ThreadPoolExecutor(
             capacity, thread_name_prefix=f"bulkhead {name}", initializer=_lower_priority, initargs=(nice,)
         )
-        self._unlogged = 0
-        self._logged_at: float | None = None
 
     @property
     def running(self) -> int:
@@ -133,19 +131,16 @@ class Bulkhead:
 
     def _refuse(self) -> None:
         self.rejected += 1
-        self._unlogged += 1
-        now = self._clock()
-        if self._logged_at is None or now - self._logged_at >= self._log_interval:
+        not_logged = self._log.admit("full")
+        if not_logged is not None:
             logger.warning(
                 "bulkhead full",
                 bulkhead=self.name,
                 capacity=self.capacity,
                 wait=self.wait,
-                refused=self._unlogged,
+                refused=not_logged + 1,
                 refused_total=self.rejected,
             )
-            self._logged_at = now
-            self._unlogged = 0
         raise ServiceUnavailable(
             f"{self.name} is at its capacity of {self.capacity} and no slot freed within {self.wait:g} s",
             retry_after=self.retry_after,

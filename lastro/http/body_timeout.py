@@ -17,10 +17,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.observability.logging import get_logger
+from lastro.observability.throttle import LogThrottle
 
 __all__ = ["BodyTimeout", "BodyTimeoutMiddleware"]
 
 logger = get_logger("lastro.http")
+LOG_INTERVAL = 10.0
 
 
 class BodyTimeout(HTTPException):
@@ -44,6 +46,7 @@ class BodyTimeoutMiddleware:
         self.timeout = timeout
         self.min_rate = min_rate
         self.clock = clock
+        self._log = LogThrottle(LOG_INTERVAL)  # a flood of trickling bodies logs a line per interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,13 +70,15 @@ class BodyTimeoutMiddleware:
                 async with asyncio.timeout(max(deadline - clock(), 0.0)):
                     message = await receive()
             except TimeoutError:
-                logger.warning(
-                    "request body timed out",
-                    method=scope["method"],
-                    path=scope["path"],
-                    received_bytes=received,
-                    seconds=round(clock() - started, 3),
-                )
+                if (not_logged := self._log.admit("body timeout")) is not None:
+                    logger.warning(
+                        "request body timed out",
+                        method=scope["method"],
+                        path=scope["path"],
+                        received_bytes=received,
+                        seconds=round(clock() - started, 3),
+                        not_logged_since_last=not_logged,
+                    )
                 raise BodyTimeout() from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True

@@ -1,7 +1,7 @@
 """`LogThrottle`: one log line per kind of failure per interval, however many requests meet it.
 
-A fault that every request meets (a full disk, say) would otherwise write a line per request: the issue
-measured 111 MB of tracebacks in minutes. The first occurrence of a kind is logged at once; later ones
+A fault that every request meets (a full disk, say) would otherwise write a line per request: a full disk
+once wrote 111 MB of tracebacks in minutes. The first occurrence of a kind is logged at once; later ones
 within the interval are only counted, and the next line after the interval carries that count.
 """
 

@@ -37,6 +37,7 @@ from uvicorn.server import ServerState
 from lastro.http.in_flight import EXEMPT_PREFIXES
 from lastro.http.problem import problem_document, send_problem
 from lastro.observability.logging import get_logger
+from lastro.observability.throttle import LogThrottle
 
 __all__ = [
     "DRAIN_GRACE",
@@ -52,6 +53,7 @@ DRAIN_GRACE = 1.0  # seconds a connection without a request in progress is kept 
 LINGER = 2.0  # seconds at most the bytes of a closed connection are read and dropped
 
 logger = get_logger("lastro.serve")
+LOG_INTERVAL = 10.0  # seconds: a flood of slow or surplus connections logs one line per kind per interval
 
 
 def _timeout_response() -> bytes:
@@ -72,6 +74,7 @@ class _ConnectionLimit:
 
     def __init__(self, app: ASGIApp, server_state: ServerState, limit: int) -> None:
         self.app = app
+        self.server_state = server_state
         self.connections = server_state.connections
         self.tasks = server_state.tasks
         self.limit = limit
@@ -81,7 +84,13 @@ class _ConnectionLimit:
         if (len(self.connections) >= self.limit or len(self.tasks) > self.limit) and not (
             scope["type"] == "http" and scope["path"].startswith(EXEMPT_PREFIXES)
         ):
-            logger.warning("connection limit reached", connections=len(self.connections), limit=self.limit)
+            if (not_logged := _log_throttle(self.server_state).admit("connection limit")) is not None:
+                logger.warning(
+                    "connection limit reached",
+                    connections=len(self.connections),
+                    limit=self.limit,
+                    not_logged_since_last=not_logged,
+                )
             detail = f"this worker has its maximum of {self.limit} connections open (MAX_CONNECTIONS)"
             await send_problem(send, 503, detail, headers={"Retry-After": "1", "Connection": "close"})
             return
@@ -89,6 +98,15 @@ class _ConnectionLimit:
 
 
 _LIMITED: weakref.WeakKeyDictionary[ServerState, _ConnectionLimit] = weakref.WeakKeyDictionary()
+_LOGS: weakref.WeakKeyDictionary[ServerState, LogThrottle] = weakref.WeakKeyDictionary()
+
+
+def _log_throttle(server_state: ServerState) -> LogThrottle:
+    """The log throttle of one server (one worker), shared by all its connections."""
+    throttle = _LOGS.get(server_state)
+    if throttle is None:
+        throttle = _LOGS[server_state] = LogThrottle(LOG_INTERVAL)
+    return throttle
 
 
 class _BoundedConnection:
@@ -112,6 +130,7 @@ class _BoundedConnection:
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self.header_timeout: float = getattr(config, "header_timeout", HEADER_TIMEOUT)
+        self._log = _log_throttle(server_state)
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_cycle: Any = None  # the cycle current when the wait for headers began
         self._header_bytes = False
@@ -188,8 +207,14 @@ class _BoundedConnection:
         if self.transport.is_closing() or self._lingering or self.cycle is not self._header_cycle:
             return
         if self._header_bytes:
-            client = self.transport.get_extra_info("peername")
-            logger.warning("request headers timed out", client=_address(client), timeout=self.header_timeout)
+            if (not_logged := self._log.admit("header timeout")) is not None:
+                client = self.transport.get_extra_info("peername")
+                logger.warning(
+                    "request headers timed out",
+                    client=_address(client),
+                    timeout=self.header_timeout,
+                    not_logged_since_last=not_logged,
+                )
             self.transport.write(_TIMEOUT_RESPONSE)
         self._close_lingering()
 

@@ -1,13 +1,11 @@
-"""The WAL stays bounded under a mixed load with constant readers (issue #10, checkpoint starvation).
+"""The WAL stays bounded under a mixed load with constant readers (checkpoint starvation).
 
 Readers that always hold a snapshot keep SQLite's own checkpoints from ever reaching the end of the WAL,
 so without lastro's checkpointer the file grows for as long as the load lasts (6.3 MB after 12 s here,
 and still growing). Here 2 workers serve writers and readers at once with a 1 MiB limit, two readers
 outside the service take turns holding a snapshot, and the WAL's size is sampled all along.
 
-The issue's run lasts 60 s; `make test` runs 12 s. `LASTRO_FAULTS=1` runs the 60 s one:
-
-    LASTRO_FAULTS=1 .venv/bin/python -m pytest -q tests/examples/test_wal_bounded.py
+`make test` runs 12 s; `make faults` (`LASTRO_FAULTS=1`) runs 60 s.
 """
 
 from __future__ import annotations

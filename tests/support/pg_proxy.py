@@ -23,7 +23,7 @@ import struct
 import threading
 from contextlib import suppress
 
-from tests.support.servers import free_port
+from tests.support.servers import TcpProxy
 
 __all__ = ["PgProxy"]
 
@@ -71,14 +71,11 @@ class _Link:
                 sock.close()
 
 
-class PgProxy:
+class PgProxy(TcpProxy):
     def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
-        self.upstream = upstream
-        self.port = free_port()
+        super().__init__(upstream)
         self.commits_seen = 0
-        self._listener: socket.socket | None = None
         self._links: list[_Link] = []
-        self._lock = threading.Lock()
         self._flowing = threading.Event()
         self._flowing.set()
         self._lose_commits = 0
@@ -89,20 +86,8 @@ class PgProxy:
         through = database_url.replace(":5432/", f":{self.port}/")
         return through + ("&" if "?" in through else "?") + "sslmode=disable"
 
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(128)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
     def stop(self) -> None:
-        if self._listener is not None:
-            with suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
+        self._stop_listening()
         self._flowing.set()
         self.drop_all()
 
@@ -139,23 +124,12 @@ class PgProxy:
         with self._lock:
             return len(self._links)
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            link = _Link(client, upstream)
-            with self._lock:
-                self._links.append(link)
-            threading.Thread(target=self._frontend, args=(link,), daemon=True).start()
-            threading.Thread(target=self._backend, args=(link,), daemon=True).start()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        link = _Link(client, upstream)
+        with self._lock:
+            self._links.append(link)
+        threading.Thread(target=self._frontend, args=(link,), daemon=True).start()
+        threading.Thread(target=self._backend, args=(link,), daemon=True).start()
 
     def _frontend(self, link: _Link) -> None:
         try:

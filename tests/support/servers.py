@@ -184,7 +184,7 @@ class TcpProxy:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
+        listener.listen(128)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
@@ -200,10 +200,21 @@ class TcpProxy:
                 client.close()
                 continue
             upstream.settimeout(None)
-            with self._lock:
-                self._sockets += [client, upstream]
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+            self._relay(client, upstream)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Carry bytes both ways between a new client and its upstream connection."""
+        with self._lock:
+            self._sockets += [client, upstream]
+        for source, target in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    def _stop_listening(self) -> None:
+        if self._listener is not None:
+            with suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            self._listener.close()
+            self._listener = None
 
     @staticmethod
     def _pipe(source: socket.socket, target: socket.socket) -> None:
@@ -218,11 +229,7 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
-        if self._listener is not None:
-            with suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-            self._listener.close()
-            self._listener = None
+        self._stop_listening()
         with self._lock:
             for sock in self._sockets:
                 with suppress(OSError):
