@@ -30,10 +30,11 @@ def hash_password(password: str) -> str:
 
 
 class Passwords:
-    """Hashes and checks passwords (Argon2id, 64 MiB and tens of ms each) in a bulkhead of their own.
+    """Hashes and checks passwords (Argon2id: 64 MiB and a long CPU burst each) in a bulkhead of their own.
 
     The bulkhead bounds how many run at once, hence the memory they take, and keeps them off the threads
-    the database and the health checks use; past it, a login waits briefly and then gets a 503.
+    the database and the health checks use; past it, a login waits briefly and then gets a 503
+    (benchmarks/RESULTS.md, "Password hashing: a login flood").
     """
 
     def __init__(self, bulkhead: lastro.Bulkhead, dummy_hash: str, hasher: PasswordHasher) -> None:

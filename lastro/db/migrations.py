@@ -14,8 +14,9 @@ run_migrations(context, metadata)
 `BEGIN IMMEDIATE`, PostgreSQL with an advisory lock. `schema_problem()` is the start-up check: a database
 behind the code's migrations is refused with the command that fixes it.
 
-Alembic is imported only by the functions that need it: it weighs 10 MB, and a worker of `lastro serve`
-never needs it, since the supervisor checks the schema once for all of them (`lastro.serve.preflight`).
+Alembic is imported only by the functions that need it: it makes every process that imports it larger
+(benchmarks/RESULTS.md, "What moved the numbers"), and a worker of `lastro serve` never needs it, since the
+supervisor checks the schema once for all of them (`lastro.serve.preflight`).
 """
 
 from __future__ import annotations

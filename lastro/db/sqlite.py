@@ -52,8 +52,8 @@ DEFAULT_PRAGMAS: dict[str, str | int] = {
     "busy_timeout": 5000,  # ms: a write unit waits this long for the lock held by another worker
     "foreign_keys": "ON",
     "temp_store": "MEMORY",
-    # KiB per connection: SQLite's own default. The OS page cache holds the file anyway; 16 MiB made a
-    # worker 15-25 MB larger after load and served the orders benchmark no faster (benchmarks/RESULTS.md).
+    # KiB per connection: SQLite's own default. The OS page cache holds the file anyway; a larger cache made
+    # workers larger for no throughput (benchmarks/RESULTS.md, "What moved the numbers").
     "cache_size": -2000,
 }
 BEGIN_OPTION = "lastro_sqlite_begin"

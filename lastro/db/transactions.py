@@ -6,8 +6,9 @@ committed when it returns and rolled back when it raises; a transient failure re
 Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access"):
 
 - SQLite, read: on the event loop, on a connection the thread keeps (`ReadConnections`). A WAL reader never
-  waits for a lock, and a read by primary key costs tens of microseconds, less than the hop to a thread
-  would; taking a connection from the pool and giving it back cost 23 µs more per read.
+  waits for a lock, and a read by primary key costs less than the hop to a thread would; the thread keeps
+  its connection because a pool checkout and checkin per read cost a sizeable share of the read itself
+  (benchmarks/RESULTS.md, "What moved the numbers").
 - SQLite, write: in `BEGIN IMMEDIATE`, on the event loop when no other writer holds the lock, else on one
   writer thread per worker (`lastro.db.writer`), several queued units to a transaction. The workers take
   turns through a file lock (`lastro.db.write_lock`) instead of the busy handler's sleeps, and the wait

@@ -2,8 +2,8 @@
 
 SQLite arbitrates writers of different processes with its busy handler: a writer that finds the lock taken
 sleeps 1, 2, 5, 10... up to 100 ms and tries again. Under steady load the worker holding the lock takes it
-again before the sleeper wakes, so the sleeper's waits grow until its busy timeout: measured as a 1.1 s p99
-on write-only load with 2 workers, and the "database is locked" the seeds retried by hand.
+again before the sleeper wakes, so the sleeper's waits grow until its busy timeout: a write tail of
+seconds, then "database is locked" (benchmarks/RESULTS.md, "What moved the numbers").
 
 Before `BEGIN IMMEDIATE`, each worker's writer thread takes an exclusive `flock` on `<database>-lastro-lock`.
 A waiting process sleeps in the kernel and is woken the moment the holder lets go. SQLite's own locking is

@@ -6,8 +6,8 @@ taking the lock across processes, `BEGIN IMMEDIATE`, writing the pages to the WA
 - **Uncontended**: nothing is queued and the write lock is free at this instant (a non-blocking try), so
   the unit runs at once on the event loop, like a read, with the busy timeout at zero: it cannot wait. A
   hop to a thread buys nothing here (the GIL) and costs a turn of the event loop, which under load is the
-  whole queue of ready requests: measured as a 90 ms median for the POSTs of a mixed load at 200
-  connections, against 0.5 ms for its GETs.
+  whole queue of ready requests: a POST then waits far longer than the GETs beside it (benchmarks/RESULTS.md,
+  "What moved the numbers").
 - **Contended**: the unit goes to the writer thread, which waits for the lock off the loop. When units
   are waiting, it takes up to `max_batch` of them and runs them in one transaction, each inside its own
   savepoint: a unit that raises rolls back only its own changes and gets its own exception.

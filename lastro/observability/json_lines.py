@@ -1,9 +1,10 @@
 """JSON rendering shared by every log line, and a direct path for the line written on every request.
 
 A structlog call that goes through stdlib logging walks about fifteen functions, two `LogRecord`s and
-two renderings of the same dict: 24 µs here, more than the FastAPI route it logs. `JsonLines.write`
+two renderings of the same dict, which costs more than the FastAPI route it logs. `JsonLines.write`
 renders the same line (same keys, same order, same serializer) and writes it straight to the one
-handler `configure_logging` installed, under that handler's lock, in about 5 µs. It only does so when
+handler `configure_logging` installed, under that handler's lock, for a fraction of that
+(benchmarks/RESULTS.md, "What moved the numbers"). It only does so when
 nothing else could see the record: the logger and its ancestors have no handlers or filters of their
 own, and the root logger still has exactly lastro's handler (pytest's `caplog`, or an application that
 adds a handler, turns the direct path off and every line goes through logging again).

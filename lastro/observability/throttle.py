@@ -1,7 +1,8 @@
 """`LogThrottle`: one log line per kind of failure per interval, however many requests meet it.
 
-A fault that every request meets (a full disk, say) would otherwise write a line per request: a full disk
-once wrote 111 MB of tracebacks in minutes. The first occurrence of a kind is logged at once; later ones
+A fault that every request meets (a full disk, say) would otherwise write a line per request, and a
+traceback per line fills the very disk that failed within minutes (benchmarks/RESULTS.md, "A fault every
+request meets: log volume"). The first occurrence of a kind is logged at once; later ones
 within the interval are only counted, and the next line after the interval carries that count.
 """
 

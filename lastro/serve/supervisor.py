@@ -1,8 +1,8 @@
 """uvicorn's multi-process supervisor: forked workers, and a liveness check that notices a worker exiting.
 
 **Forked workers (Linux).** uvicorn spawns each worker as a fresh interpreter that imports FastAPI,
-SQLAlchemy, pydantic and the rest again: 0.7 s of CPU per worker here, so 4 workers on 2 cores took 2.3 s
-to be ready, and every recycled worker paid it again under load. The supervisor has imported those
+SQLAlchemy, pydantic and the rest again, which is most of a worker's start-up, paid again by every recycled
+worker under load (benchmarks/RESULTS.md, "What moved the numbers"). The supervisor has imported those
 libraries already (it is `lastro`), so on Linux it forks its workers instead: a worker imports
 only the application's own modules (the supervisor never imports them) and starts in a fraction of that.
 The first rolling restart (SIGHUP, a deploy) switches to spawning for good: a deploy may have upgraded a
