@@ -7,6 +7,7 @@ with one message per problem that names the variable and the fix.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, overload
 
@@ -18,6 +19,28 @@ from lastro.errors import ConfigurationError, UnsafeProductionSettings
 __all__ = ["Settings", "get_settings"]
 
 MIN_SECRET_KEY_LENGTH = 32
+# Fragments of the values guides and templates ship as SECRET_KEY, compared without case, `-`, `_`, `.` or
+# spaces. Each is long enough that a random key holds one with a negligible chance.
+PLACEHOLDER_FRAGMENTS = (
+    "replace",
+    "changeme",
+    "changethis",
+    "changeit",
+    "yoursecret",
+    "mysecret",
+    "supersecret",
+    "topsecret",
+    "secretkey",
+    "default",
+    "example",
+    "placeholder",
+    "insecure",
+    "password",
+    "notsecret",
+)
+# A random key of 32 characters or more has far more distinct characters than this.
+MIN_DISTINCT_KEY_CHARACTERS = 8
+GENERATE_KEY = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 DEFAULT_DATABASE_URL = "sqlite:///./var/lastro.db"
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -167,11 +190,10 @@ class Settings(BaseSettings):
         if self.DEBUG:
             problems.append("DEBUG=true is not allowed in production: set DEBUG=false")
         key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
-        if len(key) < MIN_SECRET_KEY_LENGTH:
+        key_problem = secret_key_problem(key)
+        if key_problem:
             problems.append(
-                f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters in production: "
-                "set SECRET_KEY to the output of "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                f"SECRET_KEY {key_problem} in production: set SECRET_KEY to the output of {GENERATE_KEY}"
             )
         if any("*" in origin for origin in self.CORS_ORIGINS):
             problems.append(
@@ -192,6 +214,20 @@ class Settings(BaseSettings):
         if not prefix.startswith("sqlite") or not rest or rest.startswith(":memory:"):
             return None
         return Path(rest.split("?", 1)[0])
+
+
+def secret_key_problem(key: str) -> str | None:
+    """What makes `key` unfit to sign with in production (too short, a known placeholder, too few distinct
+    characters), or None."""
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"must be at least {MIN_SECRET_KEY_LENGTH} characters"
+    folded = re.sub(r"[-_.\s]", "", key.lower())
+    for fragment in PLACEHOLDER_FRAGMENTS:
+        if fragment in folded:
+            return f"is a placeholder (it contains {fragment!r}), not a key"
+    if len(set(key)) < MIN_DISTINCT_KEY_CHARACTERS:
+        return f"has fewer than {MIN_DISTINCT_KEY_CHARACTERS} distinct characters, not a random key"
+    return None
 
 
 def split_bind(bind: str) -> tuple[str, int]:

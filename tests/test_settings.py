@@ -1,10 +1,35 @@
 from __future__ import annotations
 
+import secrets
+
 import pytest
+from pydantic import SecretStr
 
 from lastro import ConfigurationError, UnsafeProductionSettings, get_settings
 
-STRONG_KEY = "k" * 48
+STRONG_KEY = "Vt3kQ9xLm2Rb7ZpW4sNc8YfHd1Ju6GaE5oKi0TqXyBn-Mw_r"
+KEY_32 = "q8Zr2mXv5LbT9wKc3NfJ7yHd4GsP6aUe"
+GENERATE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+PLACEHOLDERS = [
+    "replace-me-with-at-least-32-random-characters",
+    "replace-with-the-output-of-secrets.token_urlsafe-48",
+    "REPLACE_ME_REPLACE_ME_REPLACE_ME_REPLACE_ME",
+    "changeme-changeme-changeme-changeme",
+    "change-me-to-something-long-and-random",
+    "change_this_to_a_long_random_string_please",
+    "your-secret-key-of-at-least-32-characters",
+    "YourSecretKeyGoesHereAndItIsLongEnough",
+    "my-super-secret-key-that-nobody-will-guess",
+    "an-example-key-for-the-documentation-only",
+    "placeholder-placeholder-placeholder",
+    "insecure-development-key-do-not-use-in-prod",
+    "password-password-password-password",
+    "k" * 32,
+    "k" * 48,
+    "0" * 64,
+    "abababababababababababababababab",
+    "1234567123456712345671234567123456712345",
+]
 
 
 def test_defaults_are_development_on_a_local_sqlite_file() -> None:
@@ -66,3 +91,45 @@ def test_workers_accepts_auto_in_any_case(monkeypatch: pytest.MonkeyPatch) -> No
     """WORKERS=AUTO means the auto formula."""
     monkeypatch.setenv("WORKERS", "AUTO")
     assert get_settings().WORKERS == "auto"
+
+
+def test_a_secret_key_of_exactly_32_characters_is_accepted() -> None:
+    """A random key of 32 characters, the shortest allowed, passes in production."""
+    assert len(KEY_32) == 32
+    assert get_settings(ENVIRONMENT="production", SECRET_KEY=KEY_32).production_problems() == []
+
+
+def test_a_secret_key_of_31_characters_is_refused_with_the_command_that_makes_one() -> None:
+    """One character short is refused, naming SECRET_KEY, the minimum and the command that generates a key."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", SECRET_KEY=KEY_32[:31])
+    assert "SECRET_KEY must be at least 32 characters" in str(refused.value)
+    assert GENERATE_KEY in str(refused.value)
+
+
+@pytest.mark.parametrize("key", PLACEHOLDERS)
+def test_production_refuses_a_placeholder_secret_key(key: str) -> None:
+    """A long enough key copied from a guide or template, or one character repeated, is refused."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", SECRET_KEY=key)
+    message = str(refused.value)
+    assert message.startswith("SECRET_KEY "), message
+    assert GENERATE_KEY in message
+    assert key not in message  # the refusal does not echo the secret
+
+
+def test_development_accepts_a_placeholder_secret_key() -> None:
+    """Placeholders are only refused in production."""
+    assert get_settings(SECRET_KEY=PLACEHOLDERS[0]).production_problems() == []
+
+
+def test_generated_keys_are_never_taken_for_placeholders() -> None:
+    """Keys made by the documented command (and 32-character hex keys) are accepted, a few hundred of them."""
+    keys = [secrets.token_urlsafe(48) for _ in range(300)] + [secrets.token_hex(16) for _ in range(300)]
+    production = get_settings(ENVIRONMENT="production", SECRET_KEY=KEY_32)
+    refused = [
+        key
+        for key in keys
+        if production.model_copy(update={"SECRET_KEY": SecretStr(key)}).production_problems()
+    ]
+    assert refused == []
