@@ -9,24 +9,17 @@ import pytest
 
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.errors import ServiceUnavailable
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeTime
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def time() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def breaker(clock: FakeClock) -> CircuitBreaker:
-    return CircuitBreaker(threshold=3, reset_after=2.0, clock=clock)
+def breaker(time: FakeTime) -> CircuitBreaker:
+    return CircuitBreaker(threshold=3, reset_after=2.0, clock=time.clock)
 
 
 def _fail(breaker: CircuitBreaker, times: int) -> None:
@@ -68,23 +61,23 @@ def test_success_resets_the_count_of_failures_in_a_row(breaker: CircuitBreaker) 
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_retry_after_counts_down_to_the_half_open_moment(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_retry_after_counts_down_to_the_half_open_moment(breaker: CircuitBreaker, time: FakeTime) -> None:
     """retry_after is the whole seconds left before a trial call, at least 1."""
     _fail(breaker, 3)
     assert breaker.retry_after() == 2
-    clock.now += 0.5
+    time.now += 0.5
     assert breaker.retry_after() == 2  # 1.5 s left, rounded up
-    clock.now += 0.7
+    time.now += 0.7
     assert breaker.retry_after() == 1
-    clock.now += 10
+    time.now += 10
     assert breaker.retry_after() == 1
 
 
-def test_refusal_carries_retry_after(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_refusal_carries_retry_after(breaker: CircuitBreaker, time: FakeTime) -> None:
     """The ServiceUnavailable raised while open carries the breaker's retry_after."""
-    breaker = CircuitBreaker(threshold=1, reset_after=30.0, clock=clock)
+    breaker = CircuitBreaker(threshold=1, reset_after=30.0, clock=time.clock)
     _fail(breaker, 1)
-    clock.now += 4.5
+    time.now += 4.5
     with pytest.raises(ServiceUnavailable) as raised:
         breaker.before_call()
     assert raised.value.retry_after == 26
@@ -95,48 +88,48 @@ def test_closed_breaker_retry_after_is_one_second(breaker: CircuitBreaker) -> No
     assert breaker.retry_after() == 1
 
 
-def test_half_open_after_reset_time(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_half_open_after_reset_time(breaker: CircuitBreaker, time: FakeTime) -> None:
     """Once reset_after has elapsed since opening, the breaker is half-open."""
     _fail(breaker, 3)
-    clock.now += 1.99
+    time.now += 1.99
     assert breaker.state is BreakerState.OPEN
-    clock.now += 0.01
+    time.now += 0.01
     assert breaker.state is BreakerState.HALF_OPEN
 
 
-def test_half_open_lets_exactly_one_trial_through(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_half_open_lets_exactly_one_trial_through(breaker: CircuitBreaker, time: FakeTime) -> None:
     """In half-open the first call is the trial; the others are refused while it runs."""
     _fail(breaker, 3)
-    clock.now += 2.0
+    time.now += 2.0
     breaker.before_call()
     with pytest.raises(ServiceUnavailable):
         breaker.before_call()
 
 
-def test_successful_trial_closes(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_successful_trial_closes(breaker: CircuitBreaker, time: FakeTime) -> None:
     """A trial call that reaches the database closes the breaker and forgets the error."""
     _fail(breaker, 3)
-    clock.now += 2.0
+    time.now += 2.0
     breaker.before_call()
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED
     assert breaker.snapshot() == {"state": "closed", "consecutive_failures": 0, "last_error": None}
 
 
-def test_failed_trial_reopens_for_a_full_reset_period(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_failed_trial_reopens_for_a_full_reset_period(breaker: CircuitBreaker, time: FakeTime) -> None:
     """A failed trial opens the breaker again, counting reset_after from the failure."""
     _fail(breaker, 3)
-    clock.now += 2.0
+    time.now += 2.0
     breaker.before_call()
     _fail(breaker, 1)
     assert breaker.state is BreakerState.OPEN
     assert breaker.retry_after() == 2
 
 
-def test_released_trial_lets_another_trial_through(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_released_trial_lets_another_trial_through(breaker: CircuitBreaker, time: FakeTime) -> None:
     """A trial that ended with a permanent error frees the slot for the next trial."""
     _fail(breaker, 3)
-    clock.now += 2.0
+    time.now += 2.0
     breaker.before_call()
     breaker.release_trial()
     breaker.before_call()
@@ -151,20 +144,20 @@ def test_failed_probe_opens_at_once(breaker: CircuitBreaker) -> None:
         breaker.before_call()
 
 
-def test_failed_probe_holds_open_past_the_reset_time(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_failed_probe_holds_open_past_the_reset_time(breaker: CircuitBreaker, time: FakeTime) -> None:
     """A breaker opened by a probe never goes half-open: no trial call hits a database known down."""
     breaker.probe_failed(OSError("down"))
-    clock.now += 60
+    time.now += 60
     assert breaker.state is BreakerState.OPEN
     with pytest.raises(ServiceUnavailable):
         breaker.before_call()
 
 
-def test_probe_failed_keeps_an_open_breaker_open(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_probe_failed_keeps_an_open_breaker_open(breaker: CircuitBreaker, time: FakeTime) -> None:
     """probe_failed on a breaker already open by failures keeps it open, even past reset_after."""
     _fail(breaker, 3)
     breaker.probe_failed(OSError("still down"))
-    clock.now += 5
+    time.now += 5
     assert breaker.state is BreakerState.OPEN
     assert breaker.last_error == "OSError: still down"
 
