@@ -2,9 +2,8 @@
 
 orjson encodes and decodes several times faster than the standard library's `json`, which showed in every
 profile: a page of 50 orders spent more in `json.dumps` than in SQLite (benchmarks/RESULTS.md, "What moved
-the numbers"). The output is compact and UTF-8. What orjson refuses
-(an integer past 64 bits, say) goes to the standard library instead, so the choice never changes what
-can be stored or logged.
+the numbers"). The output is compact and UTF-8. What orjson refuses (an integer past 64 bits, say) goes
+to the standard library instead, so the choice never changes what can be stored or logged.
 """
 
 from __future__ import annotations

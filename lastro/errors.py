@@ -4,7 +4,7 @@
 LastroError
 ├── ConfigurationError        a setting is missing, malformed or unsafe; the message names it and the fix
 │   └── UnsafeProductionSettings
-├── StartupError              a dependency did not answer at start-up (the database, Redis, ...)
+├── StartupError              the service cannot start: a dependency did not answer, or the schema is behind
 ├── ServiceUnavailable        a dependency is down while serving; answered as 503 problem+json
 ├── StorageFull               the disk under the database or the files is full; answered as 507
 └── CommitOutcomeUnknown      a write's COMMIT was sent and its reply lost, and no later check could tell
@@ -46,7 +46,7 @@ class UnsafeProductionSettings(ConfigurationError):
 
 
 class StartupError(LastroError):
-    """A dependency did not answer while the service was starting."""
+    """The service cannot start: a dependency did not answer, or the database's schema is behind the code."""
 
 
 class ServiceUnavailable(LastroError):

@@ -1,9 +1,9 @@
 """Back-pressure: refuse what a worker cannot serve in time with a fast 503, instead of queueing it.
 
 An event loop that accepts everything queues it all, and every request then waits seconds behind the queue
-(benchmarks/RESULTS.md, "Back-pressure").
-Two limits, each answered with `503` problem+json and `Retry-After`, so a client or load balancer can go
-elsewhere or come back while the requests already admitted keep their latency:
+(benchmarks/RESULTS.md, "Back-pressure"). Two limits, each answered with `503` problem+json and
+`Retry-After`, so a client or load balancer can go elsewhere or come back while the requests already
+admitted keep their latency:
 
 - `MAX_IN_FLIGHT`: requests in progress in this worker. This catches handlers that wait (on the database,
   on another service) while more requests keep arriving.

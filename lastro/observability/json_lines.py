@@ -4,10 +4,10 @@ A structlog call that goes through stdlib logging walks about fifteen functions,
 two renderings of the same dict, which costs more than the FastAPI route it logs. `JsonLines.write`
 renders the same line (same keys, same order, same serializer) and writes it straight to the one
 handler `configure_logging` installed, under that handler's lock, for a fraction of that
-(benchmarks/RESULTS.md, "What moved the numbers"). It only does so when
-nothing else could see the record: the logger and its ancestors have no handlers or filters of their
-own, and the root logger still has exactly lastro's handler (pytest's `caplog`, or an application that
-adds a handler, turns the direct path off and every line goes through logging again).
+(benchmarks/RESULTS.md, "What moved the numbers"). It only does so when nothing else could see the
+record: the logger and its ancestors have no handlers or filters of their own, and the root logger still
+has exactly lastro's handler (pytest's `caplog`, or an application that adds a handler, turns the direct
+path off and every line goes through logging again).
 """
 
 from __future__ import annotations

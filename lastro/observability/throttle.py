@@ -2,8 +2,8 @@
 
 A fault that every request meets (a full disk, say) would otherwise write a line per request, and a
 traceback per line fills the very disk that failed within minutes (benchmarks/RESULTS.md, "A fault every
-request meets: log volume"). The first occurrence of a kind is logged at once; later ones
-within the interval are only counted, and the next line after the interval carries that count.
+request meets: log volume"). The first occurrence of a kind is logged at once; later ones within the
+interval are only counted, and the next line after the interval carries that count.
 """
 
 from __future__ import annotations
