@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.apps import sqlite_app
-from lastro.serve.workers import resolve_workers
 from lastro.settings import Settings
+from lastro.workers import resolve_workers
 
 logger = logging.getLogger("benchmarks.servers")
 

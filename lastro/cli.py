@@ -75,8 +75,9 @@ def main() -> None:
 @setting_option("--max-in-flight", "MAX_IN_FLIGHT", "Requests in flight per worker before 503 (0: no cap).")
 def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> None:
     """Serve TARGET (MODULE:APP) with N worker processes."""
-    from lastro.serve import ServeConfig, resolve_workers, run
+    from lastro.serve import ServeConfig, run
     from lastro.serve.preflight import check_database, check_schema
+    from lastro.workers import resolve_workers
 
     if ":" not in target:
         fail(f"TARGET must be MODULE:APP, e.g. examples.orders.app:create_app (got {target!r})", EXIT_CONFIG)

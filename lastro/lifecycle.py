@@ -29,14 +29,14 @@ from lastro.errors import ConfigurationError, StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
 from lastro.observability.watchdog import LoopWatchdog
-from lastro.serve.workers import (
+from lastro.settings import Settings
+from lastro.state import ServiceState
+from lastro.workers import (
     freeze_long_lived_objects,
     is_supervised_worker,
     resolve_workers,
     schema_checked_for,
 )
-from lastro.settings import Settings
-from lastro.state import ServiceState
 
 __all__ = ["wrap_lifespan"]
 

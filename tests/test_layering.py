@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,15 @@ def test_settings_and_errors_stand_at_the_bottom(name: str) -> None:
     """errors imports nothing of lastro; settings only errors."""
     allowed = {"lastro.errors"} if name == "settings.py" else set()
     assert reaching(PACKAGE / name, ("lastro",)) <= allowed
+
+
+def test_importing_lastro_loads_no_server() -> None:
+    """`import lastro` (what an application does) loads neither lastro.serve nor uvicorn's supervisor."""
+    code = (
+        "import sys, lastro; "
+        "print(sorted(m for m in sys.modules if m.startswith(('lastro.serve', 'uvicorn.supervisors'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -4,6 +4,5 @@ The server never imports the application's modules: each worker loads `MODULE:AP
 """
 
 from lastro.serve.runner import ServeConfig, run
-from lastro.serve.workers import resolve_workers
 
-__all__ = ["ServeConfig", "resolve_workers", "run"]
+__all__ = ["ServeConfig", "run"]

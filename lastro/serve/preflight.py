@@ -20,8 +20,8 @@ from lastro.db import migrations
 from lastro.db.engine import Database
 from lastro.errors import one_line
 from lastro.serve.supervisor import can_fork
-from lastro.serve.workers import SCHEMA_CHECKED_ENV
 from lastro.settings import Settings
+from lastro.workers import SCHEMA_CHECKED_ENV
 
 __all__ = ["check_database", "check_schema"]
 

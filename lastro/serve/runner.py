@@ -23,8 +23,8 @@ from lastro.observability.logging import configure_logging, get_logger, logging_
 from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import HEADER_TIMEOUT, protocol_path
 from lastro.serve.supervisor import Supervisor
-from lastro.serve.workers import SUPERVISED_ENV, freeze_long_lived_objects
 from lastro.settings import Settings
+from lastro.workers import SUPERVISED_ENV, freeze_long_lived_objects
 
 __all__ = ["ServeConfig", "event_loop_name", "run"]
 

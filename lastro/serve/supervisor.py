@@ -37,7 +37,7 @@ from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess, Process, logger
 
 from lastro.serve.orphan import die_with_parent
-from lastro.serve.workers import freeze_long_lived_objects
+from lastro.workers import freeze_long_lived_objects
 
 __all__ = ["Supervisor", "WorkerProcess", "can_fork", "worker_answers"]
 

@@ -20,9 +20,9 @@ from starlette.types import Message
 
 from lastro import ServiceState, ServiceUnavailable, StartupError, UnsafeProductionSettings, create_app
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
-from lastro.serve.workers import SCHEMA_CHECKED_ENV
 from lastro.settings import Settings, get_settings
 from lastro.units import ReadUnit
+from lastro.workers import SCHEMA_CHECKED_ENV
 
 pytestmark = pytest.mark.anyio
 

@@ -1,5 +1,9 @@
 """Worker processes: how many `WORKERS=auto` starts, how a worker knows it is one, what it does once loaded.
 
+Both sides of the handshake read this module: `lastro serve` (the supervisor) sets the environment a
+worker inherits, and a worker's start-up (`lastro.lifecycle`) reads it. It stands at the bottom of the
+package, so that loading an application never loads the server.
+
 Each worker is one event loop on one core, so past the core count more workers only add context
 switches. SQLite serialises writers, and its readers gain nothing past 3 or 4 processes, so it is capped at
 4. Two workers is the floor everywhere: one can be recycled or replaced while the other serves.
@@ -53,7 +57,7 @@ def freeze_long_lived_objects() -> None:
     """Move everything alive now out of the garbage collector's reach.
 
     Modules, routes, settings and pools live as long as the worker: frozen, they are no longer walked by
-    every full collection, which showed as p99 spikes under load (benchmarks/RESULTS.md).
+    every full collection, which showed as p99 spikes under load (benchmarks/RESULTS.md, "Server comparison").
     """
     gc.collect()
     gc.freeze()

@@ -1,52 +1,21 @@
-"""The worker count, and the uvicorn configuration `lastro serve` derives from the settings."""
+"""The uvicorn configuration `lastro serve` derives from the settings."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 
-import pytest
 import uvicorn
 
 from lastro.serve.protocol import protocol_path
 from lastro.serve.runner import ServeConfig, WorkerConfig, event_loop_name, uvicorn_config
-from lastro.serve.workers import MIN_WORKERS, SQLITE_MAX_WORKERS, resolve_workers
 from lastro.settings import Settings, get_settings
-
-SQLITE = "sqlite:///./var/lastro.db"
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def config_for(workers: int = 2, factory: bool = False, **settings: object) -> uvicorn.Config:
     return uvicorn_config(
         ServeConfig(target="app:app", settings=get_settings(**settings), workers=workers, factory=factory)
     )
-
-
-def test_explicit_worker_count_is_used_as_is() -> None:
-    """WORKERS=<n> is the count, whatever the cores or the database."""
-    assert resolve_workers(7, SQLITE, cpu_count=1) == 7
-    assert resolve_workers(1, POSTGRES, cpu_count=64) == 1
-
-
-@pytest.mark.parametrize(("cores", "expected"), [(1, 2), (2, 2), (3, 3), (16, 16), (32, 32), (64, 32)])
-def test_auto_on_postgres_is_one_per_core_between_2_and_32(cores: int, expected: int) -> None:
-    """auto on a server database: one worker per core, at least 2, at most 32."""
-    assert resolve_workers("auto", POSTGRES, cpu_count=cores) == expected
-
-
-@pytest.mark.parametrize(("cores", "expected"), [(1, 2), (3, 3), (4, 4), (8, 4), (64, 4)])
-def test_auto_on_sqlite_is_capped_at_4(cores: int, expected: int) -> None:
-    """auto on SQLite: one worker per core, at least 2, at most 4."""
-    assert resolve_workers("auto", SQLITE, cpu_count=cores) == expected
-    assert SQLITE_MAX_WORKERS == 4
-
-
-def test_auto_without_a_core_count_uses_the_machine() -> None:
-    """auto with no explicit core count follows os.cpu_count()."""
-    cores = os.cpu_count() or 1
-    assert resolve_workers("auto", POSTGRES) == max(MIN_WORKERS, min(cores, 32))
 
 
 def test_worker_count_and_target_reach_uvicorn() -> None:
