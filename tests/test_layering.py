@@ -54,11 +54,36 @@ def test_middleware_never_reaches_routes_or_the_database(path: Path) -> None:
     assert not reaching(path, ("lastro.db", "lastro.app", "lastro.units", "lastro.lifecycle", "sqlalchemy"))
 
 
-@pytest.mark.parametrize("name", ["settings.py", "errors.py"])
-def test_settings_and_errors_stand_at_the_bottom(name: str) -> None:
-    """errors imports nothing of lastro; settings only errors."""
-    allowed = {"lastro.errors"} if name == "settings.py" else set()
-    assert reaching(PACKAGE / name, ("lastro",)) <= allowed
+@pytest.mark.parametrize("path", modules("serve"), ids=names(modules("serve")))
+def test_the_server_never_imports_the_application(path: Path) -> None:
+    """lastro.serve loads `MODULE:APP` by name in each worker: it imports no application module itself."""
+    assert not reaching(path, ("lastro.app", "lastro.units", "lastro.lifecycle", "examples"))
+
+
+BELOW_THE_COMMAND = [
+    path for path in modules("") if path.name != "cli.py" and "serve" not in path.relative_to(PACKAGE).parts
+]
+
+
+@pytest.mark.parametrize("path", BELOW_THE_COMMAND, ids=names(BELOW_THE_COMMAND))
+def test_only_the_command_imports_the_server(path: Path) -> None:
+    """Nothing but `lastro serve` (cli.py) imports lastro.serve, so an application never loads uvicorn's
+    supervisor."""
+    assert not reaching(path, ("lastro.serve",))
+
+
+BOTTOM = {
+    "errors.py": set(),
+    "settings.py": {"lastro.errors"},
+    "workers.py": {"lastro.errors", "lastro.settings"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOTTOM))
+def test_errors_settings_and_workers_stand_at_the_bottom(name: str) -> None:
+    """errors imports nothing of lastro; settings only errors; workers (both sides of the worker
+    handshake) only those two."""
+    assert reaching(PACKAGE / name, ("lastro",)) <= BOTTOM[name]
 
 
 def test_importing_lastro_loads_no_server() -> None:
