@@ -29,7 +29,7 @@ from lastro.errors import ConfigurationError, StartupError
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
 from lastro.observability.watchdog import LoopWatchdog
-from lastro.settings import Settings
+from lastro.settings import Settings, is_sqlite_url
 from lastro.state import ServiceState
 from lastro.workers import (
     freeze_long_lived_objects,
@@ -105,7 +105,7 @@ async def startup(state: ServiceState) -> None:
 async def _open_database(settings: Settings) -> Database:
     workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)
     try:
-        if settings.DATABASE_URL.startswith("sqlite"):
+        if is_sqlite_url(settings.DATABASE_URL):
             sqlite.check_version(workers, allow_unsafe=settings.SQLITE_ALLOW_UNSAFE_VERSION)
         options = DatabaseOptions.from_settings(settings, workers, create=not is_supervised_worker())
         database = Database(settings.DATABASE_URL, options)
@@ -171,7 +171,7 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 async def shutdown(state: ServiceState) -> None:
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
-    if state.transactions is not None:
+    if state.is_open:
         logger.info("shutdown: waiting for database writes to finish")
         await anyio.to_thread.run_sync(state.transactions.close)
     if state.database is not None:

@@ -1,4 +1,10 @@
-"""`ServiceState`: everything a running service owns, in one object at `app.state.lastro`."""
+"""`ServiceState`: everything a running service owns, in one object at `app.state.lastro`.
+
+`state.transactions` is what code outside a request (the application's lifespan, background jobs) runs
+units of work with: `await state.transactions.write(repo.purge, cutoff)`. It is not optional: before
+start-up has opened the database (or when it could not), it raises `ServiceUnavailable`, which a request
+answers with a 503.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from dataclasses import dataclass, field
 from lastro.db.engine import Database
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
+from lastro.errors import ServiceUnavailable
 from lastro.health import HealthRegistry
 from lastro.settings import Settings
 from lastro.tasks import BackgroundTasks
@@ -21,6 +28,22 @@ class ServiceState:
     health: HealthRegistry
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     database: Database | None = None
-    transactions: Transactions | None = None
     disk: DiskWatch | None = None  # free space and a recent "disk full", from start-up on
     started_at: float = field(default_factory=time.time)
+    _transactions: Transactions | None = field(default=None, init=False, repr=False)
+
+    @property
+    def transactions(self) -> Transactions:
+        """The service's units of work, read-only or read-write, with retry and the circuit breaker."""
+        if self._transactions is None:
+            raise ServiceUnavailable("the database is not open yet")
+        return self._transactions
+
+    @transactions.setter
+    def transactions(self, transactions: Transactions) -> None:
+        self._transactions = transactions
+
+    @property
+    def is_open(self) -> bool:
+        """Whether start-up has opened the database, so that `transactions` answers."""
+        return self._transactions is not None

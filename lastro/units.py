@@ -3,25 +3,27 @@
 ```python
 @router.get("/orders/{order_id}")
 async def get_order(order_id: int, unit: lastro.ReadUnit) -> Order:
-    return await unit.run(lambda connection: orders.get(connection, order_id))
+    return await unit.run(orders.get, order_id)
 ```
 
-`unit.run(work)` runs `work(connection)` in one transaction, with retry and the circuit breaker (see
-`lastro.db.transactions`). A database outage answers 503 problem+json at once.
+`unit.run(work, *args, **kwargs)` runs `work(connection, *args, **kwargs)` in one transaction, with retry
+and the circuit breaker (see `lastro.db.transactions`); mypy checks the arguments against `work`'s
+signature. A database outage answers 503 problem+json at once.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 
-from lastro.db.transactions import Mode, Transactions, Work
-from lastro.errors import ServiceUnavailable
+from lastro.db.transactions import Mode, Transactions, WorkOf
+from lastro.state import ServiceState
 
 __all__ = ["ReadUnit", "UnitOfWork", "WriteUnit", "transactions_of"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class UnitOfWork:
@@ -33,17 +35,17 @@ class UnitOfWork:
         self.transactions = transactions
         self.mode = mode
 
-    async def run(self, work: Work[T]) -> T:
+    async def run(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `work(connection, *args, **kwargs)` in one transaction of this unit's mode."""
         if self.mode == "write":
-            return await self.transactions.write(work)
-        return await self.transactions.read(work)
+            return await self.transactions.write(work, *args, **kwargs)
+        return await self.transactions.read(work, *args, **kwargs)
 
 
 def transactions_of(request: Request) -> Transactions:
-    transactions: Transactions | None = request.app.state.lastro.transactions
-    if transactions is None:
-        raise ServiceUnavailable("the database is not open yet")
-    return transactions
+    """The service's `Transactions`; `ServiceUnavailable` (503) until start-up has opened the database."""
+    state: ServiceState = request.app.state.lastro
+    return state.transactions
 
 
 # async: a plain `def` dependency would cost a hop to the thread pool on every request.

@@ -1,6 +1,33 @@
 import inspect
+from pathlib import Path
 
 import lastro
+
+# What a service author writes routes, settings, errors and jobs with. A change here is an API change.
+PUBLIC = [
+    "Bulkhead",
+    "CommitOutcomeUnknown",
+    "ConfigurationError",
+    "FileStore",
+    "LastroError",
+    "ProblemResponse",
+    "ReadUnit",
+    "ServiceState",
+    "ServiceUnavailable",
+    "Settings",
+    "StartupError",
+    "StorageFull",
+    "Transactions",
+    "UnitOfWork",
+    "UnsafeProductionSettings",
+    "WriteUnit",
+    "__version__",
+    "create_app",
+    "current_request_id",
+    "get_logger",
+    "get_settings",
+    "install",
+]
 
 
 def test_all_names_are_importable() -> None:
@@ -18,3 +45,23 @@ def test_public_surface_is_curated() -> None:
     }
     assert public == set(lastro.__all__) - {"__version__"}
     assert lastro.__all__ == sorted(lastro.__all__)
+
+
+def test_public_surface_is_the_documented_list() -> None:
+    """`lastro.__all__` is the list above: adding or removing a name is a deliberate change."""
+    assert lastro.__all__ == PUBLIC
+
+
+def test_utilities_stay_importable_from_their_modules() -> None:
+    """What left the top level is still where it lives."""
+    from lastro.encoding import dumps_json
+    from lastro.files import sniff_image
+    from lastro.health import HealthRegistry
+    from lastro.tasks import BackgroundTasks
+
+    assert all(callable(member) for member in (dumps_json, sniff_image, HealthRegistry, BackgroundTasks))
+
+
+def test_the_package_is_marked_typed() -> None:
+    """`py.typed` ships in the package, so mypy checks code that calls lastro (PEP 561)."""
+    assert (Path(lastro.__file__).parent / "py.typed").is_file()

@@ -41,11 +41,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         state.health.add("password_hashing", _bulkhead_check(hashing), critical=False)
         app.state.images = images = lastro.FileStore(settings.IMAGES_DIR)
         await images.open()
-        assert state.transactions is not None
-        transactions = state.transactions
+        transactions = state.transactions  # open by now: lastro's start-up runs before this lifespan
         state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
         if not settings.is_production:
-            await _bootstrap_admin(state, passwords)
+            await _bootstrap_admin(transactions, passwords)
         try:
             yield
         finally:
@@ -74,23 +73,21 @@ def _bulkhead_check(bulkhead: lastro.Bulkhead) -> Callable[[], Awaitable[dict[st
     return check
 
 
-async def _bootstrap_admin(state: lastro.ServiceState, passwords: Passwords) -> None:
+async def _bootstrap_admin(transactions: lastro.Transactions, passwords: Passwords) -> None:
     """In development, with no user at all, create tenant `default` with user admin/admin."""
-    assert state.transactions is not None
-    if await state.transactions.read(repo.count_users):
+    if await transactions.read(repo.count_users):
         return
-    password_hash = await passwords.hash("admin")
-
-    def work(connection: Connection) -> bool:
-        tenant_id = repo.ensure_tenant(connection, "default")
-        try:
-            repo.create_user(connection, tenant_id, "admin", password_hash, True)
-        except repo.Conflict:
-            return False  # another worker created it first
-        return True
-
-    if await state.transactions.write(work):
+    if await transactions.write(_create_admin, await passwords.hash("admin")):
         logger.warning("development: created tenant 'default' with user admin / password admin")
+
+
+def _create_admin(connection: Connection, password_hash: str) -> bool:
+    tenant_id = repo.ensure_tenant(connection, "default")
+    try:
+        repo.create_user(connection, tenant_id, "admin", password_hash, True)
+    except repo.Conflict:
+        return False  # another worker created it first
+    return True
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -22,7 +22,7 @@ from examples.orders import repository as repo
 from examples.orders.auth import Caller, Principal
 from examples.orders.models import ImageBase64In, ImageOut
 from examples.orders.settings import OrdersSettings
-from lastro.db.transactions import Transactions
+from lastro.files import sniff_image
 
 __all__ = ["purge_once", "purge_periodically", "router"]
 
@@ -86,19 +86,15 @@ async def _attach(
     limit = _max_bytes(request)
     if len(data) > limit:
         raise _too_large(limit)
-    content_type = lastro.sniff_image(data)
+    content_type = sniff_image(data)
     if content_type is None:
         raise HTTPException(415, "the upload is not a PNG, JPEG or WebP image")
-    await unit.transactions.read(lambda connection: repo.get_order(connection, caller.tenant_id, order_id))
+    await unit.transactions.read(repo.get_order, caller.tenant_id, order_id)  # 404 before writing the file
     store = _store(request)
     name = store.new_name(SUFFIXES[content_type])
     await store.save(name, data)
     try:
-        image = await unit.run(
-            lambda connection: repo.add_image(
-                connection, caller.tenant_id, order_id, content_type, len(data), name
-            )
-        )
+        image = await unit.run(repo.add_image, caller.tenant_id, order_id, content_type, len(data), name)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await store.delete(name)
@@ -109,7 +105,7 @@ async def _attach(
 
 @router.get("", response_model=list[ImageOut])
 async def list_images(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> list[ImageOut]:
-    images = await unit.run(lambda connection: repo.list_images(connection, caller.tenant_id, order_id))
+    images = await unit.run(repo.list_images, caller.tenant_id, order_id)
     return [_out(image) for image in images]
 
 
@@ -118,9 +114,7 @@ async def get_image(
     order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.ReadUnit
 ) -> Response:
     """The image itself, with its content type."""
-    image = await unit.run(
-        lambda connection: repo.get_image(connection, caller.tenant_id, order_id, image_id)
-    )
+    image = await unit.run(repo.get_image, caller.tenant_id, order_id, image_id)
     store = _store(request)
     if not await store.exists(image.storage_name):
         logger.error("image file missing", image_id=image.id, storage_name=image.storage_name)
@@ -132,33 +126,33 @@ async def get_image(
 async def delete_image(
     order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.WriteUnit
 ) -> Response:
-    name = await unit.run(
-        lambda connection: repo.delete_image(connection, caller.tenant_id, order_id, image_id)
-    )
+    name = await unit.run(repo.delete_image, caller.tenant_id, order_id, image_id)
     await _store(request).delete(name)
     return Response(status_code=204)
 
 
-async def purge_once(transactions: Transactions, store: lastro.FileStore, settings: OrdersSettings) -> int:
+async def purge_once(
+    transactions: lastro.Transactions, store: lastro.FileStore, settings: OrdersSettings
+) -> int:
     """Remove orders deleted longer ago than ORDERS_RETENTION, with their images; forget old keys."""
     now = repo.now()
     cutoff = now - timedelta(seconds=settings.ORDERS_RETENTION)
     total = 0
     while True:
-        purged, names = await transactions.write(lambda connection: repo.purge_orders(connection, cutoff))
+        purged, names = await transactions.write(repo.purge_orders, cutoff)
         await store.delete(*names)  # after the commit: a crash before this leaves files, never rows
         total += purged
         if not purged:
             break
     key_cutoff = now - timedelta(seconds=settings.IDEMPOTENCY_WINDOW)
-    keys = await transactions.write(lambda connection: repo.purge_idempotency_keys(connection, key_cutoff))
+    keys = await transactions.write(repo.purge_idempotency_keys, key_cutoff)
     if total or keys:
         logger.info("purged", orders=total, idempotency_keys=keys)
     return total
 
 
 async def purge_periodically(
-    transactions: Transactions, store: lastro.FileStore, settings: OrdersSettings
+    transactions: lastro.Transactions, store: lastro.FileStore, settings: OrdersSettings
 ) -> None:
     # Every worker runs this; the random start spreads them out and each purge is idempotent.
     await asyncio.sleep(random.uniform(0, settings.PURGE_INTERVAL))

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-import lastro
 from examples.orders.models import TRANSITIONS, Item, OrderIn, OrderPatch, Status
 from examples.orders.schema import idempotency_keys, order_images, orders, tenants, users
+from lastro.encoding import dumps_json
 
 __all__ = [
     "Conflict",
@@ -113,7 +113,7 @@ def order_document(row: Row[Any] | tuple[Any, ...]) -> dict[str, Any]:
 
 
 def to_json(document: Any) -> bytes:
-    return lastro.dumps_json(document)
+    return dumps_json(document)
 
 
 _COLUMNS = (  # `order_document` unpacks a row in this order

@@ -52,7 +52,7 @@ async def issue_token(
     password: Annotated[str, Form(max_length=200)],
 ) -> Token:
     """OAuth2 password flow: a bearer token for a valid username and password."""
-    user = await unit.run(lambda connection: repo.find_user(connection, username))
+    user = await unit.run(repo.find_user, username)
     passwords: Passwords = request.app.state.passwords
     if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
@@ -62,7 +62,7 @@ async def issue_token(
 
 @router.post("/admin/tenants", status_code=201, response_model=TenantOut, tags=["admin"])
 async def create_tenant(body: TenantIn, _: Admin, unit: lastro.WriteUnit) -> TenantOut:
-    tenant_id = await unit.run(lambda connection: repo.create_tenant(connection, body.name))
+    tenant_id = await unit.run(repo.create_tenant, body.name)
     return TenantOut(id=tenant_id, name=body.name)
 
 
@@ -121,7 +121,7 @@ async def create_order(
 
 @router.get("/orders/{order_id}", response_model=Order, tags=["orders"])
 async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> Response:
-    row = await unit.run(lambda connection: repo.get_order(connection, caller.tenant_id, order_id))
+    row = await unit.run(repo.get_order, caller.tenant_id, order_id)
     return _document_response(repo.order_document(row))
 
 
@@ -139,9 +139,7 @@ async def list_orders(
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     where = repo.OrderFilter(status, customer, created_from, created_to)
     capped = min(limit, repo.MAX_PAGE)
-    page = await unit.run(
-        lambda connection: repo.list_orders(connection, caller.tenant_id, where, capped, cursor)
-    )
+    page = await unit.run(repo.list_orders, caller.tenant_id, where, capped, cursor)
     return Response(repo.to_json(page), media_type=JSON)
 
 
@@ -183,5 +181,5 @@ async def delete_order(
     order_id: int, caller: Caller, unit: lastro.WriteUnit, if_match: Annotated[str | None, Header()] = None
 ) -> Response:
     expected = _expected_version(if_match, required=False)
-    await unit.run(lambda connection: repo.delete_order(connection, caller.tenant_id, order_id, expected))
+    await unit.run(repo.delete_order, caller.tenant_id, order_id, expected)
     return Response(status_code=204)

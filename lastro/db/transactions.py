@@ -1,6 +1,7 @@
 """`Transactions`: run units of work, read-only or read-write, with retry and the circuit breaker.
 
-A unit of work is a plain function `work(connection) -> result` that runs inside one transaction. It is
+A unit of work is a plain function `work(connection, *args, **kwargs) -> result` that runs inside one
+transaction: `await transactions.read(repo.get_order, order_id)`, typed like the call it stands for. It is
 committed when it returns and rolled back when it raises; a transient failure re-runs the whole function.
 
 Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access"):
@@ -30,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
@@ -46,10 +47,13 @@ from lastro.db.writer import SQLiteWriter
 from lastro.errors import CommitOutcomeUnknown, LastroError, ServiceUnavailable, StorageFull, one_line
 from lastro.observability.logging import get_logger
 
-__all__ = ["Mode", "ReadConnections", "Transactions", "Work"]
+__all__ = ["Mode", "ReadConnections", "Transactions", "Work", "WorkOf", "bind"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Work = Callable[[Connection], T]
+# A unit of work that takes arguments after the connection: `transactions.read(repo.get_order, order_id)`.
+WorkOf = Callable[Concatenate[Connection, P], T]
 Mode = Literal["read", "write"]
 
 logger = get_logger("lastro.db")
@@ -136,13 +140,13 @@ class Transactions:
             else PostgresUnits(database, self._executor, self.commit_outcomes, self.deadline)
         )
 
-    async def read(self, work: Work[T]) -> T:
-        """Run `work` in a read-only transaction."""
-        return await self._run(work, "read")
+    async def read(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `work(connection, *args, **kwargs)` in a read-only transaction."""
+        return await self._run(bind(work, *args, **kwargs), "read")
 
-    async def write(self, work: Work[T]) -> T:
-        """Run `work` in a read-write transaction (`BEGIN IMMEDIATE` on SQLite)."""
-        return await self._run(work, "write")
+    async def write(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `work(connection, *args, **kwargs)` read-write (in `BEGIN IMMEDIATE` on SQLite)."""
+        return await self._run(bind(work, *args, **kwargs), "write")
 
     async def _run(self, work: Work[T], mode: Mode) -> T:
         deadline = time.monotonic() + self.deadline
@@ -279,6 +283,17 @@ class Transactions:
             self._sqlite_writer.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._probe_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def bind(work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Work[T]:
+    """`work` with its arguments after the connection bound; `work` itself when there are none."""
+    if not args and not kwargs:
+        return work  # the common `run(lambda connection: ...)`: no wrapper on the hot path
+
+    def bound(connection: Connection) -> T:
+        return work(connection, *args, **kwargs)
+
+    return bound
 
 
 def _retryable(error: BaseException) -> bool:

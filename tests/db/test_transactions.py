@@ -124,6 +124,43 @@ async def test_unit_result_is_returned(backend: Backend, transactions: Transacti
     assert count == 1
 
 
+def _insert_name(connection: Connection, table: str, name: str, *, suffix: str = "") -> str:
+    connection.execute(text(f"INSERT INTO {table} (name) VALUES (:name)"), {"name": name + suffix})
+    return name + suffix
+
+
+def _count(connection: Connection, table: str) -> int:
+    count: int = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    return count
+
+
+async def test_arguments_after_the_connection_reach_the_unit(
+    backend: Backend, transactions: Transactions
+) -> None:
+    """read(work, *args, **kwargs) and write(...) call work(connection, *args, **kwargs)."""
+    assert await transactions.write(_insert_name, backend.table, "ada", suffix="!") == "ada!"
+    assert await transactions.write(_insert_name, backend.table, name="bob") == "bob"
+    assert await transactions.read(_count, backend.table) == 2
+    assert backend.names() == ["ada!", "bob"]
+
+
+async def test_a_retried_unit_runs_again_with_its_arguments(
+    backend: Backend, transactions: Transactions
+) -> None:
+    """After a transient failure the unit runs again with the same arguments."""
+    seen: list[str] = []
+
+    def unit(connection: Connection, name: str) -> None:
+        seen.append(name)
+        _insert_name(connection, backend.table, name)
+        if len(seen) == 1:
+            raise backend.transient_failure(connection)
+
+    await transactions.write(unit, "ada")
+    assert seen == ["ada", "ada"]
+    assert backend.names() == ["ada"]
+
+
 async def test_exception_rolls_back_and_propagates(backend: Backend, transactions: Transactions) -> None:
     """An application error in the unit rolls everything back and reaches the caller unchanged, once."""
     calls: list[int] = []
