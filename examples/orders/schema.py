@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = ["idempotency_keys", "metadata", "order_images", "orders", "tenants", "users"]
@@ -58,6 +59,13 @@ orders = Table(
     Index("ix_orders_tenant_status", "tenant_id", "status", "id"),
     Index("ix_orders_tenant_customer", "tenant_id", "customer", "id"),
     Index("ix_orders_tenant_created", "tenant_id", "created_at"),
+    # The purge's: only deleted orders, so live orders' writes do not maintain it.
+    Index(
+        "ix_orders_deleted_at",
+        "deleted_at",
+        sqlite_where=text("deleted_at IS NOT NULL"),
+        postgresql_where=text("deleted_at IS NOT NULL"),
+    ),
 )
 
 order_images = Table(
@@ -82,4 +90,5 @@ idempotency_keys = Table(
     Column("status_code", Integer),
     Column("response", Text),  # the JSON body replayed for a retry with the same key
     Column("created_at", DateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of keys past their window
 )

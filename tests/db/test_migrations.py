@@ -51,7 +51,7 @@ def _tables(database: Database) -> set[str]:
 
 def test_head_revision_is_the_latest_script() -> None:
     """head_revision() reads the scripts directory without a database."""
-    assert head_revision(MIGRATIONS) == "0001"
+    assert head_revision(MIGRATIONS) == "0002"
 
 
 def test_fresh_database_has_no_revision(database: Database) -> None:
@@ -61,7 +61,7 @@ def test_fresh_database_has_no_revision(database: Database) -> None:
 
 def test_upgrade_applies_the_migrations(database: Database) -> None:
     """upgrade() goes from nothing to head and creates the tables."""
-    assert upgrade(database, MIGRATIONS) == (None, "0001")
+    assert upgrade(database, MIGRATIONS) == (None, "0002")
     assert _tables(database) == TABLES
 
 
@@ -74,9 +74,9 @@ def test_current_revision_is_head_after_upgrade(database: Database) -> None:
 def test_second_upgrade_is_a_no_op(database: Database) -> None:
     """Running upgrade again changes nothing and reports head before and after."""
     upgrade(database, MIGRATIONS)
-    assert upgrade(database, MIGRATIONS) == ("0001", "0001")
+    assert upgrade(database, MIGRATIONS) == ("0002", "0002")
     assert _tables(database) == TABLES
-    assert current_revision(database) == "0001"
+    assert current_revision(database) == "0002"
 
 
 def test_upgrade_creates_the_orders_indexes(database: Database) -> None:
@@ -90,6 +90,28 @@ def test_upgrade_creates_the_orders_indexes(database: Database) -> None:
         "ix_orders_tenant_customer",
         "ix_orders_tenant_created",
     } <= names
+
+
+def test_a_database_at_0001_gets_the_purge_indexes_with_its_rows(database: Database) -> None:
+    """Upgrading a database that already holds orders adds the purge indexes and keeps every row."""
+    upgrade(database, MIGRATIONS, "0001")
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO tenants (id, name, created_at) VALUES (1, 'acme', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO orders (tenant_id, customer, items, total_cents, status, version, created_at,"
+            " updated_at, deleted_at) VALUES (1, 'ACME', '[]', 0, 'received', 1, '2026-01-01', '2026-01-01',"
+            " NULL), (1, 'ACME', '[]', 0, 'cancelled', 2, '2026-01-01', '2026-01-02', '2026-01-02')"
+        )
+    assert upgrade(database, MIGRATIONS) == ("0001", "0002")
+    with database.engine.connect() as connection:
+        orders_indexes = {index["name"] for index in inspect(connection).get_indexes("orders")}
+        key_indexes = {index["name"] for index in inspect(connection).get_indexes("idempotency_keys")}
+        count = connection.exec_driver_sql("SELECT count(*) FROM orders").scalar_one()
+    assert "ix_orders_deleted_at" in orders_indexes
+    assert "ix_idempotency_keys_created_at" in key_indexes
+    assert count == 2
 
 
 def test_directory_without_env_py_is_refused(tmp_path: Path) -> None:

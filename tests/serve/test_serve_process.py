@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lastro.db.migrations import head_revision
 from lastro.serve.supervisor import can_fork
 from tests.conftest import POSTGRES_URL
 from tests.support.servers import ORDERS_MIGRATIONS, TcpProxy, serve, wait_for
@@ -167,8 +168,8 @@ def test_workers_are_forked_then_spawned_after_a_rolling_restart(tmp_path: Path)
     assert spawned == [True, True]
 
 
-NEXT_REVISION = """revision = "0002"
-down_revision = "0001"
+NEXT_REVISION = """revision = "next"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -189,7 +190,7 @@ def test_a_rolling_restart_onto_unapplied_migrations_is_refused(tmp_path: Path) 
     with serve(tmp_path, MIGRATIONS_DIR=str(migrations)) as server:
         wait_for(lambda: len(server.worker_pids()) == 2)
         before = server.worker_pids()
-        (migrations / "versions" / "0002_next.py").write_text(NEXT_REVISION)
+        (migrations / "versions" / "next.py").write_text(NEXT_REVISION.format(head=head_revision(migrations)))
         server.signal(signal.SIGHUP)
         refused = wait_for(lambda: server.events("Rolling restart refused"))
         status = httpx.get(f"{server.url}/api/ping").status_code
