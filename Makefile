@@ -20,11 +20,18 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(PY) -m pip install --quiet -e ".[examples]"
 	touch $@
 
+# A PostgreSQL DATABASE_URL (postgres://, postgresql://, postgresql+psycopg://) needs the postgres extra too.
+RUN_INSTALLED := $(VENV)/.installed $(if $(filter postgres%,$(DATABASE_URL)),$(VENV)/.installed-postgres)
+
+$(VENV)/.installed-postgres: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[examples,postgres]"
+	touch $@
+
 $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $@ $(VENV)/.installed
+	touch $@ $(VENV)/.installed $(VENV)/.installed-postgres
 
-run: $(VENV)/.installed
+run: $(RUN_INSTALLED)
 	$(BIN)/lastro db upgrade
 	$(BIN)/lastro serve examples.orders.app:create_app --factory
 

@@ -7,19 +7,21 @@ so that the workers, which read their settings on start, see the same values. A 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from lastro._version import __version__
 from lastro.errors import ConfigurationError, one_line
 from lastro.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from lastro.db.engine import Database
 
 __all__ = ["main"]
 
@@ -75,24 +77,24 @@ def main() -> None:
 @setting_option("--max-in-flight", "MAX_IN_FLIGHT", "Requests in flight per worker before 503 (0: no cap).")
 def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> None:
     """Serve TARGET (MODULE:APP) with N worker processes."""
+    from lastro.db.sqlite import check_pragmas, pragmas_for
+    from lastro.db.urls import check_database_url
     from lastro.serve import ServeConfig, run
     from lastro.serve.preflight import check_database, check_schema
+    from lastro.serve.target import target_problem
     from lastro.workers import resolve_workers
 
-    if ":" not in target:
-        fail(f"TARGET must be MODULE:APP, e.g. examples.orders.app:create_app (got {target!r})", EXIT_CONFIG)
     sys.path.insert(0, os.path.abspath(app_dir))
-    module = target.partition(":")[0]
-    if not _module_exists(module):
-        fail(
-            f"no module named {module!r} on the import path (TARGET {target!r}, --app-dir {app_dir})",
-            EXIT_CONFIG,
-        )
+    mistake = target_problem(target, app_dir)
+    if mistake is not None:
+        fail(mistake, EXIT_CONFIG)
     for name, value in overrides.items():
         if value is not None:
             os.environ[name] = value
     try:
         settings = get_settings()
+        check_database_url(settings.DATABASE_URL)
+        check_pragmas(pragmas_for(settings))  # here, once, rather than in every worker
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
     if settings.SECRET_KEY is None:
@@ -111,7 +113,15 @@ def db() -> None:
     """Database schema migrations (Alembic)."""
 
 
-def migrations_option() -> Callable[..., Any]:
+def db_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--migrations and --app-dir: where the scripts are, and where the modules their env.py imports are."""
+    command = click.option(
+        "--app-dir",
+        default=".",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Directory added to the import path before env.py imports the application's metadata.",
+    )(command)
     return click.option(
         "--migrations",
         "migrations_dir",
@@ -119,20 +129,18 @@ def migrations_option() -> Callable[..., Any]:
         show_default="$MIGRATIONS_DIR or ./migrations",
         type=click.Path(file_okay=False),
         help="Alembic scripts directory of the application.",
-    )
+    )(command)
 
 
 @db.command()
-@migrations_option()
+@db_options
 @click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
-def upgrade(migrations_dir: str | None, revision: str) -> None:
+def upgrade(migrations_dir: str | None, app_dir: str, revision: str) -> None:
     """Apply the migrations to DATABASE_URL; running it again changes nothing."""
     from lastro.db import migrations
-    from lastro.db.engine import Database
 
-    settings = _settings_or_fail()
-    directory = Path(migrations_dir) if migrations_dir else settings.MIGRATIONS_DIR
-    database = Database(settings.DATABASE_URL)
+    settings, directory = _db_context(migrations_dir, app_dir)
+    database = _database_or_fail(settings)
     try:
         before, after = migrations.upgrade(database, directory, revision)
     except ConfigurationError as exc:
@@ -146,15 +154,13 @@ def upgrade(migrations_dir: str | None, revision: str) -> None:
 
 
 @db.command()
-@migrations_option()
-def current(migrations_dir: str | None) -> None:
+@db_options
+def current(migrations_dir: str | None, app_dir: str) -> None:
     """Show the schema revision of DATABASE_URL and the newest one available."""
     from lastro.db import migrations
-    from lastro.db.engine import Database
 
-    settings = _settings_or_fail()
-    directory = Path(migrations_dir) if migrations_dir else settings.MIGRATIONS_DIR
-    database = Database(settings.DATABASE_URL)
+    settings, directory = _db_context(migrations_dir, app_dir)
+    database = _database_or_fail(settings)
     try:
         found, head = migrations.current_revision(database), migrations.head_revision(directory)
     except ConfigurationError as exc:
@@ -166,19 +172,54 @@ def current(migrations_dir: str | None) -> None:
     click.echo(f"{database.display_url}: revision {found or 'none'} (newest available: {head})")
 
 
-def _settings_or_fail() -> Settings:
+@db.command()
+@db_options
+@click.option("-m", "--message", required=True, help="What the revision changes, e.g. 'add notes'.")
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    default=False,
+    help="Write the operations that bring DATABASE_URL's schema to env.py's metadata.",
+)
+def revision(migrations_dir: str | None, app_dir: str, message: str, autogenerate: bool) -> None:
+    """Write a new migration script; DATABASE_URL must be at the newest revision for --autogenerate."""
+    from alembic.util import CommandError
+
+    from lastro.db import migrations
+
+    settings, directory = _db_context(migrations_dir, app_dir)
+    database = _database_or_fail(settings) if autogenerate else None
     try:
-        return get_settings()
+        paths = migrations.revision(directory, message, database)
+    except (ConfigurationError, CommandError) as exc:
+        fail(one_line(exc), EXIT_CONFIG)
+    except Exception as exc:
+        fail(f"writing the revision failed: {one_line(exc)}", EXIT_STARTUP)
+    finally:
+        if database is not None:
+            database.dispose()
+    for path in paths:
+        click.echo(f"created {path}")
+
+
+def _db_context(migrations_dir: str | None, app_dir: str) -> tuple[Settings, Path]:
+    """The settings and the scripts directory, with `app_dir` on the import path as `serve` puts it."""
+    from lastro.db.urls import check_database_url
+
+    sys.path.insert(0, os.path.abspath(app_dir))
+    try:
+        settings = get_settings()
+        check_database_url(settings.DATABASE_URL)  # even where unused: a bad value is a bad value
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
+    return settings, Path(migrations_dir) if migrations_dir else settings.MIGRATIONS_DIR
 
 
-def _module_exists(name: str) -> bool:
-    """True if module `name` can be found. Only its parent packages are imported, never the module itself:
-    the workers import it, and an import here would run the application's module-level code twice."""
-    if not name or any(not part.isidentifier() for part in name.split(".")):
-        return False
+def _database_or_fail(settings: Settings) -> Database:
+    from lastro.db.engine import Database, normalize_url, safe_url
+
+    url = normalize_url(settings.DATABASE_URL)
     try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # a parent package is missing, or is a module
-        return False
+        return Database(url)
+    except Exception as exc:  # e.g. the SQLite file's directory cannot be created
+        fail(f"DATABASE_URL={safe_url(url)} is not usable: {one_line(exc)}", EXIT_STARTUP)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar, overload
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from lastro.errors import ConfigurationError, UnsafeProductionSettings
 
@@ -254,6 +254,8 @@ def get_settings(cls: type[Settings] = Settings, /, **overrides: object) -> Sett
         settings = cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
+    except SettingsError as exc:  # a value that should be JSON (SQLITE_PRAGMAS) is not
+        raise ConfigurationError(_describe_unparsed(exc)) from None
     settings.check_production()
     return settings
 
@@ -263,5 +265,16 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         name = ".".join(str(loc) for loc in error["loc"]) or "settings"
         message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{name}: {message} (got {error.get('input')!r})")
+        # Messages of lastro's own validators already name the variable and the value: say each once.
+        described = message if message.startswith(f"{name} ") else f"{name}: {message}"
+        if "(got " not in message:
+            described += f" (got {error.get('input')!r})"
+        parts.append(described)
     return "; ".join(parts)
+
+
+def _describe_unparsed(exc: SettingsError) -> str:
+    found = re.search(r'field "([^"]+)"', str(exc))
+    name = found.group(1) if found else "a setting"
+    reason = str(exc.__cause__).splitlines()[0] if exc.__cause__ else str(exc)
+    return f"{name} must be valid JSON ({reason})"

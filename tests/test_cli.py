@@ -153,7 +153,7 @@ def test_db_upgrade_migrates_an_empty_sqlite_database(
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     result = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     assert result.exit_code == 0, result.output
-    assert "upgraded from an empty schema to revision 0002" in result.stdout
+    assert "upgraded from an empty schema to revision 0001" in result.stdout
 
 
 def test_db_upgrade_twice_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_db_upgrade_twice_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_p
     first = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     second = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     assert (first.exit_code, second.exit_code) == (0, 0), second.output
-    assert "already at revision 0002" in second.stdout
+    assert "already at revision 0001" in second.stdout
 
 
 def test_db_current_before_and_after_upgrade(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -172,8 +172,8 @@ def test_db_current_before_and_after_upgrade(monkeypatch: pytest.MonkeyPatch, tm
     invoke("db", "upgrade", "--migrations", MIGRATIONS)
     after = invoke("db", "current", "--migrations", MIGRATIONS)
     assert before.exit_code == 0, before.output
-    assert "revision none (newest available: 0002)" in before.stdout
-    assert "revision 0002 (newest available: 0002)" in after.stdout
+    assert "revision none (newest available: 0001)" in before.stdout
+    assert "revision 0001 (newest available: 0001)" in after.stdout
 
 
 def test_db_upgrade_reads_migrations_dir_from_the_setting(
@@ -184,7 +184,7 @@ def test_db_upgrade_reads_migrations_dir_from_the_setting(
     monkeypatch.setenv("MIGRATIONS_DIR", MIGRATIONS)
     result = invoke("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0002" in result.stdout
+    assert "revision 0001" in result.stdout
 
 
 def test_db_upgrade_without_a_migrations_directory_is_one_error_line(
@@ -213,4 +213,72 @@ def test_db_command_with_a_malformed_setting_is_one_error_line(monkeypatch: pyte
     monkeypatch.setenv("DB_POOL_TIMEOUT", "soon")
     result = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     assert_one_error_line(result, "DB_POOL_TIMEOUT")
+    assert result.exit_code == 2
+
+
+def test_unknown_app_in_an_existing_module_is_a_usage_error(tmp_path: Path) -> None:
+    """A TARGET whose module exists but defines no APP is one line and exit code 2, not a worker failure."""
+    (tmp_path / "myapp.py").write_text("app = None\n")
+    result = invoke("serve", "myapp:ap", "--app-dir", str(tmp_path), "--bind", "127.0.0.1:0")
+    assert_one_error_line(result, "myapp", "'ap'")
+    assert result.exit_code == 2
+    assert "lastro serving" not in result.output
+
+
+def test_checking_the_target_never_imports_the_application(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The supervisor finds APP in the source: the application's module-level code never runs in it."""
+    marker = tmp_path / "imported"
+    (tmp_path / "sideeffect.py").write_text(f"open({str(marker)!r}, 'w').close()\napp = None\n")
+    monkeypatch.setenv("DATABASE_URL", "nonsense")  # stops serve after the target check, before any worker
+    result = invoke("serve", "sideeffect:app", "--app-dir", str(tmp_path))
+    assert_one_error_line(result, "DATABASE_URL")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("pragmas", "fragment"),
+    [("notjson", "SQLITE_PRAGMAS must be valid JSON"), ('{"cache size": 1}', "SQLITE_PRAGMAS must map")],
+    ids=["not-json", "not-a-pragma"],
+)
+def test_bad_sqlite_pragmas_stop_serve_before_any_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pragmas: str, fragment: str
+) -> None:
+    """SQLITE_PRAGMAS that are not JSON, or not plain pragmas, are one line and exit code 2."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("SQLITE_PRAGMAS", pragmas)
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory", "--bind", "127.0.0.1:0")
+    assert_one_error_line(result, fragment)
+    assert result.exit_code == 2
+    assert "lastro serving" not in result.output
+
+
+@pytest.mark.parametrize("url", ["nonsense", "mysql://user@127.0.0.1/db"])
+def test_unusable_database_url_stops_serve_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """A DATABASE_URL that is not a SQLite or PostgreSQL URL is a usage error, not an outage."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory")
+    assert_one_error_line(result, "DATABASE_URL", url)
+    assert result.exit_code == 2
+
+
+def test_missing_postgres_driver_stops_serve_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` on PostgreSQL without psycopg installed: one line with the install command, exit code 2."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an environment without psycopg looks like
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory")
+    assert_one_error_line(result, 'pip install -e ".[postgres]"')
+    assert result.exit_code == 2
+
+
+def test_a_malformed_bind_names_its_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BIND=bogus is one line that names BIND and quotes the value once."""
+    monkeypatch.setenv("BIND", "bogus")
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory")
+    assert_one_error_line(result, "BIND must be HOST:PORT")
+    assert result.stderr.count("bogus") == 1
+    assert result.stderr.count("BIND") == 1
     assert result.exit_code == 2

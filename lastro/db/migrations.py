@@ -21,6 +21,7 @@ supervisor checks the schema once for all of them (`lastro.serve.preflight`).
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "is_scripts_directory",
+    "revision",
     "run_migrations",
     "schema_problem",
     "upgrade",
@@ -56,7 +58,7 @@ def _config(directory: Path, connection: Connection | None = None) -> Config:
         raise ConfigurationError(
             f"MIGRATIONS_DIR must be an Alembic scripts directory with an env.py (got {str(directory)!r})"
         )
-    config = Config()
+    config = Config(cmd_opts=Namespace(quiet=True))  # lastro's command says what it did, once
     config.set_main_option("script_location", str(directory))
     config.attributes["connection"] = connection
     return config
@@ -105,6 +107,28 @@ def upgrade(database: Database, directory: Path, revision: str = "head") -> tupl
             command.upgrade(_config(directory, connection), revision)
             after = MigrationContext.configure(connection).get_current_revision()
     return before, after
+
+
+def revision(directory: Path, message: str, database: Database | None = None) -> list[Path]:
+    """Write a new revision script in `directory` and return its path. With `database`, autogenerate its
+    operations: what turns that database's schema into the metadata `env.py` passes to `run_migrations`."""
+    from alembic import command
+    from alembic.script import Script
+
+    if database is None:
+        written = command.revision(_config(directory), message)
+    else:
+        found, head = current_revision(database), head_revision(directory)
+        if found != head:  # a diff against an old schema would repeat migrations already written
+            raise ConfigurationError(
+                f"autogenerate compares the metadata with a database at the newest revision; "
+                f"{database.display_url} is at {found or 'none'}, the newest is {head}: "
+                f"run `lastro db upgrade --migrations {directory}` first"
+            )
+        with database.engine.connect() as connection:
+            written = command.revision(_config(directory, connection), message, autogenerate=True)
+    scripts = written if isinstance(written, list) else [written]
+    return [Path(script.path) for script in scripts if isinstance(script, Script)]
 
 
 def run_migrations(context: Any, target_metadata: MetaData) -> None:

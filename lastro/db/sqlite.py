@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_PRAGMAS",
     "SAFE_VERSION",
     "BeginMode",
+    "check_pragmas",
     "check_version",
     "configure_engine",
     "driver",
@@ -118,8 +119,9 @@ def driver_connection(connection: Connection) -> Any:
     return driver
 
 
-def configure_engine(engine: Engine, pragmas: dict[str, str | int]) -> None:
-    """Install the pragmas, explicit BEGIN and `PRAGMA optimize` on an engine's connections."""
+def check_pragmas(pragmas: dict[str, str | int]) -> dict[str, str | int]:
+    """The effective pragmas; raises `ConfigurationError` for a name or value that is not a plain word, since
+    each becomes a `PRAGMA name=value` statement. `lastro serve` checks them before starting any worker."""
     settings = effective_pragmas(pragmas)
     for name, value in settings.items():
         if not _PRAGMA_NAME.match(name) or not _PRAGMA_VALUE.match(str(value)):
@@ -127,6 +129,12 @@ def configure_engine(engine: Engine, pragmas: dict[str, str | int]) -> None:
                 f'SQLITE_PRAGMAS must map pragma names to plain values, e.g. {{"cache_size": -64000}} '
                 f"(got {name!r}: {value!r})"
             )
+    return settings
+
+
+def configure_engine(engine: Engine, pragmas: dict[str, str | int]) -> None:
+    """Install the pragmas, explicit BEGIN and `PRAGMA optimize` on an engine's connections."""
+    settings = check_pragmas(pragmas)
     if int(settings.get("mmap_size", 0) or 0) > 0:
         logger.warning("SQLITE_PRAGMAS sets mmap_size: SQLite documents it as unsafe with several writers")
 
