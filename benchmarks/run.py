@@ -75,6 +75,7 @@ from benchmarks.servers import (
 from examples.orders.schema import orders
 from lastro.db import migrations
 from lastro.db.engine import Database
+from lastro.settings import is_sqlite_url
 
 logger = logging.getLogger("benchmarks.run")
 
@@ -567,7 +568,7 @@ def orders_env(workdir: Path, port: int, url: str, workers: int) -> dict[str, st
         # The supervisor checks the schema once; the workers then never load Alembic.
         "MIGRATIONS_DIR": str(ROOT / "examples" / "orders" / "migrations"),
     }
-    if not url.startswith("sqlite"):
+    if not is_sqlite_url(url):
         extra |= POSTGRES_POOL
     return lastro_env(workdir, port, workers, **extra)
 

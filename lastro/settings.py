@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, overload
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from lastro.errors import ConfigurationError, UnsafeProductionSettings
 
-__all__ = ["Settings", "get_settings"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["Settings", "get_settings", "is_sqlite_url"]
 
 MIN_SECRET_KEY_LENGTH = 32
 # Fragments of the values guides and templates ship as SECRET_KEY, compared without case, `-`, `_`, `.` or
@@ -208,13 +211,6 @@ class Settings(BaseSettings):
         if problems:
             raise UnsafeProductionSettings("; ".join(problems))
 
-    def sqlite_path(self) -> Path | None:
-        """The SQLite file of `DATABASE_URL`, or None for another engine or an in-memory database."""
-        prefix, _, rest = self.DATABASE_URL.partition(":///")
-        if not prefix.startswith("sqlite") or not rest or rest.startswith(":memory:"):
-            return None
-        return Path(rest.split("?", 1)[0])
-
 
 def secret_key_problem(key: str) -> str | None:
     """What makes `key` unfit to sign with in production (too short, a known placeholder, too few distinct
@@ -238,6 +234,16 @@ def split_bind(bind: str) -> tuple[str, int]:
             f"BIND must be HOST:PORT, e.g. 127.0.0.1:8000; port 0 picks a free one (got {bind!r})"
         )
     return host.strip("[]"), int(port)
+
+
+def is_sqlite_url(url: str | URL) -> bool:
+    """Whether a database URL names SQLite, with any driver: `sqlite://...`, `sqlite+pysqlite://...`.
+
+    The backend is what precedes `+` in the scheme, as SQLAlchemy's `make_url(url).get_backend_name()` reads
+    it; read here by hand, so that the settings do not import SQLAlchemy.
+    """
+    scheme, sep, _ = str(url).partition("://")
+    return bool(sep) and scheme.partition("+")[0] == "sqlite"
 
 
 SettingsT = TypeVar("SettingsT", bound=Settings)

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from lastro.settings import is_sqlite_url
+
 __all__ = [
     "MIN_WORKERS",
     "SCHEMA_CHECKED_ENV",
@@ -49,7 +51,7 @@ def resolve_workers(workers: int | Literal["auto"], database_url: str, cpu_count
     if workers != "auto":
         return workers
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    ceiling = SQLITE_MAX_WORKERS if database_url.startswith("sqlite") else SERVER_MAX_WORKERS
+    ceiling = SQLITE_MAX_WORKERS if is_sqlite_url(database_url) else SERVER_MAX_WORKERS
     return max(MIN_WORKERS, min(cores, ceiling))
 
 

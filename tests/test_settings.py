@@ -4,8 +4,10 @@ import secrets
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import make_url
 
 from lastro import ConfigurationError, UnsafeProductionSettings, get_settings
+from lastro.settings import is_sqlite_url
 
 STRONG_KEY = "Vt3kQ9xLm2Rb7ZpW4sNc8YfHd1Ju6GaE5oKi0TqXyBn-Mw_r"
 KEY_32 = "q8Zr2mXv5LbT9wKc3NfJ7yHd4GsP6aUe"
@@ -133,3 +135,31 @@ def test_generated_keys_are_never_taken_for_placeholders() -> None:
         if production.model_copy(update={"SECRET_KEY": SecretStr(key)}).production_problems()
     ]
     assert refused == []
+
+
+URLS = [
+    "sqlite:///./var/lastro.db",
+    "sqlite+pysqlite:///var/x.db?timeout=5",
+    "sqlite://",
+    "sqlite:///:memory:",
+    "sqlite:///file:shared?mode=memory&uri=true",
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql+psycopg://user:sqlite@host/sqlite",
+    "postgres://user:pass@host/db",
+    "sqlite3:///x.db",
+    "sqlitex:///x.db",
+    "mysql://u@h/sqlite:///x",
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_sqlite_urls_are_told_as_sqlalchemy_tells_them(url: str) -> None:
+    """is_sqlite_url agrees with SQLAlchemy's own reading of the URL's backend, whatever the driver."""
+    assert is_sqlite_url(url) is (make_url(url).get_backend_name() == "sqlite")
+    assert is_sqlite_url(make_url(url)) is is_sqlite_url(url)
+
+
+@pytest.mark.parametrize("url", ["", "sqlite", "./var/lastro.db", "sqlite:/x.db"])
+def test_what_is_no_url_is_no_sqlite_url(url: str) -> None:
+    """A string without a scheme is not taken for SQLite (the engine then refuses it by name)."""
+    assert not is_sqlite_url(url)

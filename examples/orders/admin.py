@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -93,14 +92,15 @@ def describe(exc: ValidationError) -> str:
 
 def open_database(settings: OrdersSettings) -> Database:
     """The service's database, at the schema its migrations need; never a new empty SQLite file."""
-    path = settings.sqlite_path()
-    if path is not None and not Path(path).exists():
+    database = Database(settings.DATABASE_URL, DatabaseOptions.from_settings(settings, 1, create=False))
+    path = database.sqlite_path
+    if path is not None and not path.exists():
+        database.dispose()
         fail(
             f"the database {path} does not exist: check DATABASE_URL, then run "
             f"`lastro db upgrade --migrations {settings.MIGRATIONS_DIR}`",
             EXIT_DATABASE,
         )
-    database = Database(settings.DATABASE_URL, DatabaseOptions.from_settings(settings, 1, create=False))
     problem = schema_problem(database, settings.MIGRATIONS_DIR)
     if problem is not None:
         database.dispose()

@@ -24,7 +24,7 @@ from sqlalchemy.pool import QueuePool
 from lastro.db import sqlite
 from lastro.encoding import dumps_json_text, loads_json
 from lastro.errors import ConfigurationError
-from lastro.settings import Settings
+from lastro.settings import Settings, is_sqlite_url
 
 __all__ = [
     "MIN_POSTGRES_VERSION",
@@ -119,7 +119,7 @@ class Database:
     def __init__(self, url: str | URL, options: DatabaseOptions | None = None) -> None:
         self.url = normalize_url(url)
         self.options = options or DatabaseOptions()
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.is_sqlite = is_sqlite_url(self.url)
         self.sqlite_path = self._sqlite_path()
         self._connect_args: dict[str, object] = {} if self.is_sqlite else self._postgres_connect_args()
         self.engine = self._sqlite_engine() if self.is_sqlite else self._postgres_engine()
