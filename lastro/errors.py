@@ -12,7 +12,8 @@ LastroError
                               never invites a blind retry
 ```
 
-`one_line(error)` is how lastro quotes an error in a message or a log field.
+`one_line(error)` is how lastro quotes an error in a message or a log field; `one_line_with_type(error)`
+where the reader sees the error alone, without the code that caught it (`/health`, a task's status).
 
 This module imports nothing else from lastro, so every layer may raise these.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "StorageFull",
     "UnsafeProductionSettings",
     "one_line",
+    "one_line_with_type",
 ]
 
 
@@ -87,3 +89,9 @@ def one_line(error: BaseException) -> str:
     """The first line of the error's message, or its type's name when it has none."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def one_line_with_type(error: BaseException) -> str:
+    """`Type: first line of the message`, or the type's name alone when the message is empty."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__

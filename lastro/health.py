@@ -22,6 +22,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from lastro.errors import one_line_with_type
+
 __all__ = ["CheckFailed", "CheckResult", "HealthCheck", "HealthRegistry", "health_router"]
 
 CheckResult = dict[str, Any]
@@ -56,7 +58,7 @@ class HealthCheck:
         except CheckFailed as exc:
             return {"status": "error", "error": str(exc), **exc.detail}
         except Exception as exc:
-            return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+            return {"status": "error", "error": one_line_with_type(exc)}
         return {"status": "ok", **(detail or {})}
 
 

@@ -25,7 +25,7 @@ from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
-from lastro.errors import ConfigurationError, StartupError
+from lastro.errors import ConfigurationError, StartupError, one_line
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
 from lastro.observability.watchdog import LoopWatchdog
@@ -121,7 +121,7 @@ async def _open_database(settings: Settings) -> Database:
         raise StartupError(str(exc)) from None
     except Exception as exc:
         database.dispose()
-        message = f"the database at DATABASE_URL={database.display_url} did not answer: {exc}"
+        message = f"the database at DATABASE_URL={database.display_url} did not answer: {one_line(exc)}"
         logger.error("startup failed", reason=message)
         raise StartupError(message) from None
     return database
@@ -157,9 +157,7 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
         await transactions.probe(within)
     except Exception as error:
         if breaker.state is BreakerState.CLOSED:
-            logger.error(
-                "database unreachable", error=str(error).strip().splitlines()[0] if str(error) else ""
-            )
+            logger.error("database unreachable", error=one_line(error))
         breaker.probe_failed(error)
         return error
     if breaker.state is not BreakerState.CLOSED:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, overload
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from lastro.errors import ConfigurationError, UnsafeProductionSettings
+from lastro.errors import ConfigurationError, UnsafeProductionSettings, one_line
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -282,5 +282,5 @@ def _describe(exc: ValidationError) -> str:
 def _describe_unparsed(exc: SettingsError) -> str:
     found = re.search(r'field "([^"]+)"', str(exc))
     name = found.group(1) if found else "a setting"
-    reason = str(exc.__cause__).splitlines()[0] if exc.__cause__ else str(exc)
+    reason = one_line(exc.__cause__ or exc)
     return f"{name} must be valid JSON ({reason})"

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lastro.errors import one_line_with_type
 from lastro.observability.logging import get_logger
 
 __all__ = ["BackgroundTasks", "TaskStatus"]
@@ -67,7 +68,7 @@ class BackgroundTasks:
                 raise
             except Exception as exc:
                 status.failures += 1
-                status.last_error = f"{type(exc).__name__}: {exc}"
+                status.last_error = one_line_with_type(exc)
                 status.state = "restarting"
                 # The exponent is capped: 2.0 ** 1024 overflows, which would end the supervision for good.
                 delay = min(2.0 ** min(status.failures - 1, 64), self.max_backoff)

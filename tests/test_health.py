@@ -205,3 +205,16 @@ async def test_a_check_failed_keeps_its_figures_beside_the_error() -> None:
     response = await get(registry_with(disk=low_disk), "/health")
     assert response.status_code == 503
     assert response.json()["checks"]["disk"] == {"status": "error", "error": "5 bytes free", "free_bytes": 5}
+
+
+async def test_a_failing_check_shows_its_error_type_and_first_line() -> None:
+    """A check's error is one line in /health: its type and the first line of its message."""
+
+    async def chatty() -> None:
+        raise OSError("could not connect to server\nIs the server running on that host?\n")
+
+    response = await get(registry_with(database=chatty), "/health")
+    assert response.json()["checks"]["database"] == {
+        "status": "error",
+        "error": "OSError: could not connect to server",
+    }

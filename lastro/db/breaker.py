@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from lastro.errors import ServiceUnavailable
+from lastro.errors import ServiceUnavailable, one_line_with_type
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 
@@ -91,7 +91,7 @@ class CircuitBreaker:
         """The watchdog could not reach the database: open at once and hold open until a probe succeeds."""
         with self._lock:
             self._failures += 1
-            self.last_error = _describe(error)
+            self.last_error = one_line_with_type(error)
             if self._opened_at is None:
                 self._opened_at = self._clock()
             self._held = True
@@ -106,7 +106,7 @@ class CircuitBreaker:
     def record_failure(self, error: BaseException) -> None:
         with self._lock:
             self._failures += 1
-            self.last_error = _describe(error)
+            self.last_error = one_line_with_type(error)
             if self._trial_running or self._failures >= self.threshold:
                 self._opened_at = self._clock()
             self._trial_running = False
@@ -122,8 +122,3 @@ class CircuitBreaker:
             "consecutive_failures": self._failures,
             "last_error": self.last_error,
         }
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
