@@ -6,7 +6,6 @@ and requests go through httpx's ASGI transport.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,13 +15,13 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
-from starlette.types import Message
 
 from lastro import ServiceState, ServiceUnavailable, StartupError, UnsafeProductionSettings, create_app
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from lastro.settings import Settings, get_settings
 from lastro.units import ReadUnit
 from lastro.workers import SCHEMA_CHECKED_ENV
+from tests.support.lifespan import running
 
 pytestmark = pytest.mark.anyio
 
@@ -58,28 +57,6 @@ def make_app(settings: Settings) -> FastAPI:
         raise ServiceUnavailable("the payment provider is down", retry_after=9)
 
     return app
-
-
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[None]:
-    """Run `app`'s ASGI lifespan around the block: start-up before, shutdown after."""
-    to_app: asyncio.Queue[Message] = asyncio.Queue()
-    from_app: asyncio.Queue[Message] = asyncio.Queue()
-    task = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}}, to_app.get, from_app.put)
-    )
-    await to_app.put({"type": "lifespan.startup"})
-    started = await from_app.get()
-    if started["type"] == "lifespan.startup.failed":
-        await task  # raises the start-up error itself
-    assert started["type"] == "lifespan.startup.complete", started
-    try:
-        yield
-    finally:
-        await to_app.put({"type": "lifespan.shutdown"})
-        stopped = await from_app.get()
-        await task
-        assert stopped["type"] == "lifespan.shutdown.complete", stopped
 
 
 @pytest.fixture
