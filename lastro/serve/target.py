@@ -18,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["target_problem"]
 
-EXAMPLE = "examples.orders.app:create_app"
+EXAMPLE = "myapp:app"
 _DYNAMIC_CALLS = frozenset({"globals", "exec", "setattr", "vars"})
 
 
