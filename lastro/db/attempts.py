@@ -16,19 +16,32 @@ freed, instead of waiting for the network to come back.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import suppress
+from typing import Any, TypeVar
 
-__all__ = ["Abandoned", "BoundedAttempt"]
+__all__ = ["Abandoned", "BoundedAttempt", "TimedOut", "consume", "wait_for_attempt"]
+
+T = TypeVar("T")
 
 
 class Abandoned(Exception):
     """The coroutine gave up on this attempt before its COMMIT was sent; nothing was applied."""
+
+
+class TimedOut(Exception):
+    """The coroutine stopped waiting at the deadline and abandoned the attempt."""
+
+    def __init__(self, never_committed: bool) -> None:
+        super().__init__("the attempt did not finish before its deadline")
+        self.never_committed = never_committed  # its COMMIT was never sent: certainly not applied
 
 
 class _State(enum.Enum):
@@ -94,3 +107,20 @@ def _shutdown(fd: int) -> None:
             duplicate.shutdown(socket.SHUT_RDWR)
         finally:
             duplicate.close()
+
+
+async def wait_for_attempt(future: asyncio.Future[T], bounded: BoundedAttempt) -> T:
+    """`future`'s result, awaited until `bounded`'s deadline; then the attempt is abandoned."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), bounded.remaining())
+    except TimeoutError:
+        if future.done():
+            return future.result()
+        future.add_done_callback(consume)
+        raise TimedOut(bounded.abandon()) from None
+
+
+def consume(future: Future[Any] | asyncio.Future[Any]) -> None:
+    """Read an abandoned attempt's outcome, so that asyncio never reports it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

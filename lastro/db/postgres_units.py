@@ -17,19 +17,19 @@ import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection
 
-from lastro.db.attempts import Abandoned, BoundedAttempt
+from lastro.db.attempts import Abandoned, BoundedAttempt, TimedOut, wait_for_attempt
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
 from lastro.db.outcome import PendingCommit, pending_commit, resolve
 from lastro.errors import CommitOutcomeUnknown, ServiceUnavailable, one_line
 from lastro.observability.logging import get_logger
 
-__all__ = ["CommitOutcomes", "PostgresUnits", "consume"]
+__all__ = ["CommitOutcomes", "PostgresUnits"]
 
 T = TypeVar("T")
 Mode = Literal["read", "write"]
@@ -67,12 +67,9 @@ class PostgresUnits:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._transaction, work, mode, bounded)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), bounded.remaining())
-        except TimeoutError:
-            if future.done():
-                return future.result()
-            future.add_done_callback(consume)
-            if bounded.abandon():
+            return await wait_for_attempt(future, bounded)
+        except TimedOut as timed_out:
+            if timed_out.never_committed:
                 logger.warning("database unit abandoned at its deadline", mode=mode, deadline_s=self.deadline)
                 raise ServiceUnavailable(f"the database did not answer within {self.deadline:g} s") from None
             raise CommitOutcomeUnknown(
@@ -139,9 +136,3 @@ class PostgresUnits:
             f"the COMMIT's reply was lost and the database could not tell within {self.deadline:g} s "
             "whether it was applied; read the resource before writing again"
         ) from None
-
-
-def consume(future: Future[Any] | asyncio.Future[Any]) -> None:
-    """Read an abandoned attempt's outcome, so that asyncio never reports it as never retrieved."""
-    if not future.cancelled():
-        future.exception()

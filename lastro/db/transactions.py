@@ -36,11 +36,11 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
-from lastro.db.attempts import Abandoned, BoundedAttempt
+from lastro.db.attempts import Abandoned, BoundedAttempt, TimedOut, wait_for_attempt
 from lastro.db.breaker import CircuitBreaker
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
-from lastro.db.postgres_units import CommitOutcomes, PostgresUnits, consume
+from lastro.db.postgres_units import CommitOutcomes, PostgresUnits
 from lastro.db.retry import Attempt, RetryPolicy, Stop, StopAfterDelay, StopAny
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.db.writer import SQLiteWriter
@@ -210,13 +210,8 @@ class Transactions:
         bounded = BoundedAttempt(time.monotonic() + within)
         future = asyncio.get_running_loop().run_in_executor(self._probe_executor, self._probe, bounded)
         try:
-            await asyncio.wait_for(asyncio.shield(future), within)
-        except TimeoutError:
-            if future.done():
-                future.result()
-                return
-            future.add_done_callback(consume)
-            bounded.abandon()
+            await wait_for_attempt(future, bounded)
+        except TimedOut:
             raise TimeoutError(f"the database did not answer within {within:g} s") from None
 
     def _probe(self, bounded: BoundedAttempt) -> None:
