@@ -27,8 +27,6 @@ which is safe, only redundant.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,13 +35,10 @@ from urllib.parse import quote
 import anyio.to_thread
 
 from lastro.db import sqlite
-from lastro.db.write_lock import WriteLock
+from lastro.db.write_lock import WriteLock, lock_path
 from lastro.errors import one_line
 from lastro.observability.logging import get_logger
 from lastro.observability.throttle import LogThrottle
-
-if sys.platform != "win32":
-    import fcntl
 
 __all__ = ["CheckpointLock", "WalCheckpointer", "checkpoint_lock_path", "wal_path"]
 
@@ -55,32 +50,24 @@ def wal_path(database: Path) -> Path:
 
 
 def checkpoint_lock_path(database: Path) -> Path:
-    return database.with_name(database.name + "-lastro-checkpoint")
+    return lock_path(database, CheckpointLock.suffix)
 
 
-class CheckpointLock:
-    """A non-blocking, cross-process lock: at most one worker checkpoints a database at a time."""
+class CheckpointLock(WriteLock):
+    """A non-blocking, cross-process lock: at most one worker checkpoints a database at a time.
 
-    def __init__(self, database: Path) -> None:
-        self.path = checkpoint_lock_path(database)
-        self._fd: int | None = None
+    The write lock's flock on a file of its own. Where there is no lock (Windows), every worker may.
+    """
+
+    suffix = "-lastro-checkpoint"
+    unavailable = "WAL checkpoint lock unavailable; this worker does not checkpoint"
 
     def try_acquire(self) -> bool:
-        if sys.platform == "win32":
-            return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        return self.path is None or super().try_acquire()
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor lets go of its flock
-            self._fd = None
+        super().release()
+        self.close()  # taken a few times a minute at most: no descriptor kept open between turns
 
 
 class WalCheckpointer:

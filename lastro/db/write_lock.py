@@ -29,13 +29,17 @@ __all__ = ["WriteLock", "lock_path"]
 logger = get_logger("lastro.db")
 
 
-def lock_path(database: Path) -> Path:
-    return database.with_name(database.name + "-lastro-lock")
+def lock_path(database: Path, suffix: str = "-lastro-lock") -> Path:
+    return database.with_name(database.name + suffix)
 
 
 class WriteLock:
+    suffix = "-lastro-lock"
+    unavailable = "SQLite write lock unavailable; this worker writes with the busy timeout alone"
+
     def __init__(self, database: Path | None) -> None:
-        self.path = lock_path(database) if database is not None and sys.platform != "win32" else None
+        windows = sys.platform == "win32"
+        self.path = lock_path(database, self.suffix) if database is not None and not windows else None
         self._file: IO[bytes] | None = None
         self._warned = False
 
@@ -75,7 +79,7 @@ class WriteLock:
                 if not self._warned:
                     self._warned = True
                     logger.warning(
-                        "SQLite write lock unavailable; this worker writes with the busy timeout alone",
+                        self.unavailable,
                         path=str(self.path),
                         error=str(error),
                     )
