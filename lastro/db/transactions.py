@@ -155,7 +155,8 @@ class Transactions:
             self.breaker.before_call()
             reconnected = False
             while True:
-                bounded = BoundedAttempt(deadline)
+                # Only PostgreSQL units run bounded in a thread: SQLite's need no per-attempt state.
+                bounded = BoundedAttempt(deadline) if self._postgres is not None else None
                 try:
                     result = await self._execute(work, mode, bounded)
                 except Exception as error:
@@ -191,12 +192,12 @@ class Transactions:
                 f"the database did not complete the request: {one_line(error)}"
             ) from None
 
-    async def _execute(self, work: Work[T], mode: Mode, bounded: BoundedAttempt) -> T:
+    async def _execute(self, work: Work[T], mode: Mode, bounded: BoundedAttempt | None) -> T:
         if mode == "read" and self.inline_reads:
             return self._inline_reads.run(work)
         if mode == "write" and self._sqlite_writer is not None:
             return await self._sqlite_writer.submit(work)
-        if self._postgres is not None:
+        if self._postgres is not None and bounded is not None:
             return await self._postgres.run(work, mode, bounded)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, work, mode)
@@ -236,9 +237,9 @@ class Transactions:
             with connection.begin():
                 return work(connection)
 
-    def _record(self, error: BaseException, bounded: BoundedAttempt) -> None:
+    def _record(self, error: BaseException, bounded: BoundedAttempt | None) -> None:
         unreachable = classify(error) is Failure.UNREACHABLE or isinstance(error, ServiceUnavailable)
-        if unreachable and not bounded.connected:
+        if unreachable and not _connected(bounded):
             self.breaker.record_failure(error)  # no connection could be made or checked out
         elif unreachable or isinstance(error, CommitOutcomeUnknown):
             self.breaker.release_trial()  # connected, then lost: says nothing about reaching the database
@@ -295,9 +296,16 @@ def _retryable(error: BaseException) -> bool:
     return not isinstance(error, LastroError) and classify(error).retryable
 
 
-def _dropped(error: BaseException, bounded: BoundedAttempt) -> bool:
+def _connected(bounded: BoundedAttempt | None) -> bool:
+    """Whether the attempt had a connection (so a failure means it was lost, not that none could be made)."""
+    return bounded is not None and bounded.connected
+
+
+def _dropped(error: BaseException, bounded: BoundedAttempt | None) -> bool:
     """The unit failed because the connection it had was lost (not because none could be made)."""
-    return bounded.connected and not isinstance(error, LastroError) and classify(error) is Failure.UNREACHABLE
+    if not _connected(bounded) or isinstance(error, LastroError):
+        return False
+    return classify(error) is Failure.UNREACHABLE
 
 
 def _deadline_of(stop: Stop, default: float = 5.0) -> float:
