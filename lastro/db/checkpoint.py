@@ -5,7 +5,7 @@ oldest snapshot a reader still holds, and the WAL starts over from its beginning
 from it. Under constant reads that never happens and the file grows without bound ("checkpoint
 starvation" in SQLite's WAL documentation).
 
-So a background task of each worker looks at the size of `<database>-wal` five times a second (a write
+So a background task of each worker looks at the size of `<database>-wal` twenty times a second (a write
 load can add megabytes a second). Past the limit, off the event loop, it runs
 `PRAGMA wal_checkpoint(TRUNCATE)` on a connection of its own:
 
@@ -76,7 +76,7 @@ class WalCheckpointer:
         database: Path,
         max_bytes: int,
         *,
-        interval: float = 0.2,
+        interval: float = 0.05,
         busy_timeout_ms: int = 1000,
     ) -> None:
         self.database = database.resolve()

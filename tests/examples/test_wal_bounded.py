@@ -27,7 +27,7 @@ from tests.examples.test_orders_load import Connection
 from tests.support.servers import ServeProcess, wait_for
 
 LIMIT = 1024 * 1024
-# What the WAL may pass the limit by: what the writes add between two looks at it (0.2 s) and while a
+# What the WAL may pass the limit by: what the writes add between two looks at it (0.05 s) and while a
 # checkpoint waits for its turn. Without the checkpointer SQLite's own checkpoints let it reach 4 MiB.
 MARGIN = 2 * 1024 * 1024
 SECONDS = 60.0 if os.environ.get("LASTRO_FAULTS") == "1" else 12.0
