@@ -42,6 +42,37 @@ def test_the_library_never_imports_the_examples(path: Path) -> None:
     assert not reaching(path, ("examples",))
 
 
+@pytest.mark.parametrize("path", modules(""), ids=names(modules("")))
+def test_the_library_never_imports_its_tooling(path: Path) -> None:
+    """The test and benchmark harnesses are no part of the product: nothing under lastro/ imports tests/
+    or benchmarks/."""
+    assert not reaching(path, ("tests", "benchmarks"))
+
+
+ROOT = PACKAGE.parent
+HARNESS = ROOT / "tests" / "support" / "process.py"
+BENCHMARKS = sorted((ROOT / "benchmarks").rglob("*.py"))
+TESTS = sorted(path for path in (ROOT / "tests").rglob("*.py") if "benchmarks" not in path.parts)
+
+
+def test_the_server_harness_stands_alone() -> None:
+    """tests/support/process.py, which tests and benchmarks share, imports only the standard library."""
+    assert {name.split(".")[0] for name in imports_of(HARNESS)} <= {*sys.stdlib_module_names, "__future__"}
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=[str(path.relative_to(ROOT)) for path in BENCHMARKS])
+def test_the_benchmarks_take_only_the_harness_from_the_tests(path: Path) -> None:
+    """benchmarks/ starts its servers with the tests' harness and imports nothing else of tests/."""
+    assert reaching(path, ("tests",)) <= {"tests.support.process"}
+
+
+@pytest.mark.parametrize("path", TESTS, ids=[str(path.relative_to(ROOT)) for path in TESTS])
+def test_only_the_benchmark_tests_import_the_benchmarks(path: Path) -> None:
+    """Imports between tests/ and benchmarks/ go one way: outside tests/benchmarks/, no test imports
+    benchmarks/."""
+    assert not reaching(path, ("benchmarks",))
+
+
 @pytest.mark.parametrize("path", modules("db"), ids=names(modules("db")))
 def test_the_data_layer_knows_nothing_of_http(path: Path) -> None:
     """lastro.db imports neither FastAPI, Starlette nor lastro's HTTP and app modules."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from lastro.observability.watchdog import WATCHDOG_EXIT_CODE
-from tests.support.servers import ROOT, free_port, serve, serve_env, wait_for
+from tests.support.process import ServerProcess
+from tests.support.servers import free_port, serve, serve_env, wait_for
 
 TIMEOUT = 2.0
 BLOCKING_APP = ("tests.support.apps:blocking_app", "--factory")
@@ -61,23 +60,14 @@ def test_under_plain_uvicorn_the_process_exits_with_the_watchdog_code(tmp_path: 
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", BLOCKING_APP[0], "--factory", "--port", str(port)]
     env = serve_env(tmp_path, TIMEOUT=str(TIMEOUT))
-    with (tmp_path / "uvicorn.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        try:
-            wait_for(lambda: live_answers_within_a_second(f"http://127.0.0.1:{port}"), timeout=20)
-            started = time.monotonic()
-            with ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(httpx.get, f"http://127.0.0.1:{port}/block?seconds=6", timeout=30)
-                code = process.wait(TIMEOUT + 5)
-                exited_after = time.monotonic() - started
-                error = pending.exception()
-        finally:
-            process.kill()
-            process.wait()
-    lines = [
-        json.loads(line) for line in (tmp_path / "uvicorn.log").read_text().splitlines() if line[:1] == "{"
-    ]
-    [report] = [line for line in lines if line.get("event") == "event loop blocked, worker exits"]
+    plain = ServerProcess(command, env, tmp_path / "uvicorn.log", port=port, ready_path="/health/live")
+    with plain as server, ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(httpx.get, f"{server.url}/block?seconds=6", timeout=30)
+        code = server.process.wait(TIMEOUT + 5)
+        exited_after = time.monotonic() - started
+        error = pending.exception()
+        [report] = [line for line in server.logs() if line.get("event") == "event loop blocked, worker exits"]
     assert code == WATCHDOG_EXIT_CODE
     assert exited_after < TIMEOUT + 2
     assert isinstance(error, httpx.RemoteProtocolError)

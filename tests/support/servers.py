@@ -1,105 +1,51 @@
-"""Real servers on loopback for tests: `lastro serve` subprocesses, uvicorn in a thread, a TCP proxy."""
+"""Real servers on loopback for tests: `lastro serve` subprocesses, uvicorn in a thread, a TCP proxy.
+
+Starting, waiting for and stopping a server process is `tests/support/process.py`, which the benchmarks
+share; this module adds what only the tests need: the orders service's environment and migrations.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.process import ROOT, ServerProcess, free_port, wait_for
+
+__all__ = [
+    "LASTRO",
+    "ORDERS",
+    "ORDERS_MIGRATIONS",
+    "ROOT",
+    "ServeProcess",
+    "TcpProxy",
+    "free_port",
+    "migrate",
+    "serve",
+    "serve_env",
+    "uvicorn_thread",
+    "wait_for",
+]
+
 LASTRO = str(Path(sys.executable).with_name("lastro"))
 ORDERS = "examples.orders.app:create_app"
 ORDERS_MIGRATIONS = ROOT / "examples" / "orders" / "migrations"
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-class ServeProcess:
-    """`lastro serve` as a subprocess, its JSON log lines read from a file."""
+class ServeProcess(ServerProcess):
+    """`lastro serve` with `args`, started at once on the port BIND names (0: the banner tells)."""
 
     def __init__(self, log_path: Path, args: list[str], env: dict[str, str]) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [LASTRO, "serve", *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def logs(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                lines.append({"event": raw, "unparsed": True})
-        return lines
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.logs() if event in str(line.get("event", ""))]
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        banner = wait_for(lambda: self.events("lastro serving") or self.process.poll() is not None, timeout)
-        assert self.process.poll() is None, self.log_path.read_text()
-        self.port = banner[0]["port"]
-        wait_for(self._ready, timeout)
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def worker_pids(self) -> set[int]:
-        started = {line["pid"] for line in self.events("Application startup complete")}
-        finished = {line["pid"] for line in self.events("Finished server process")}
-        return started - finished
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        # Workers live in the same session: make sure none outlives the test.
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self._log.close()
-        return self.process.returncode
+        super().__init__([LASTRO, "serve", *args], env, log_path)
+        self.start()
 
 
 def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -161,13 +107,6 @@ def uvicorn_thread(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TcpProxy:
