@@ -43,19 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.apps.db_access_app import TABLE
-from benchmarks.servers import (
-    LUA,
-    Server,
-    _ms,
-    _n,
-    _table,
-    _uvicorn,
-    _version,
-    free_port,
-    load_average,
-    machine,
-    run_wrk,
-)
+from benchmarks.harness import Server, free_port
+from benchmarks.servers import LUA, _ms, _n, _table, _uvicorn, _version, load_average, machine, run_wrk
 from lastro.db import sqlite
 
 logger = logging.getLogger("benchmarks.db_access")

@@ -26,16 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import (
-    LASTRO_SCRIPTS,
-    Plan,
-    TimedServer,
-    drive,
-    fetch_token,
-    migrate_and_seed,
-    orders_env,
-)
-from benchmarks.servers import BIN, free_port, load_average, machine
+from benchmarks.harness import BIN, Server, free_port
+from benchmarks.orders.systems import fetch_token, migrate_and_seed, orders_env
+from benchmarks.orders.workloads import LASTRO_SCRIPTS, Plan, drive
+from benchmarks.servers import load_average, machine
 from lastro.db import sqlite
 
 __all__ = ["main", "measure", "report"]
@@ -46,14 +40,14 @@ LEVELS = ("NORMAL", "FULL")
 WORKERS = 2
 
 
-def _server(workdir: Path, level: str, seed: int) -> TimedServer:
+def _server(workdir: Path, level: str, seed: int) -> Server:
     url = f"sqlite:///{workdir / f'{level.lower()}.db'}"
     seconds = migrate_and_seed(url, seed)
     logger.info("%s: migrated and seeded %d orders in %.1f s", level, seed, seconds)
     port = free_port()
     env = orders_env(workdir, port, url, WORKERS) | {"SQLITE_SYNCHRONOUS": level}
     argv = [str(BIN / "lastro"), "serve", "examples.orders.app:create_app", "--factory"]
-    return TimedServer(argv, port, "/health/ready", env, workdir / f"{level.lower()}.log")
+    return Server(argv, port, "/health/ready", env, workdir / f"{level.lower()}.log")
 
 
 def measure(workdir: Path, plan: Plan, rounds: int, connections: int) -> dict[str, list[dict[str, Any]]]:

@@ -14,7 +14,6 @@ status, and every failure by its exception: a reset shows as `ReadError(... rese
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -29,9 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.process import ROOT, ServerProcess
+
 __all__ = ["Run", "main", "measure"]
 
-ROOT = Path(__file__).resolve().parents[1]
 LASTRO = str(Path(sys.executable).with_name("lastro"))
 ORDER = b'{"customer":"restart","items":[{"sku":"SKU-1","name":"Widget","quantity":2,"unit_price":19.9}]}'
 
@@ -74,48 +74,23 @@ def environment(directory: Path, max_requests: int) -> dict[str, str]:
     return env
 
 
-def started(log: Path, deadline: float) -> int:
-    """The port from the supervisor's banner, once the service answers ready."""
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if '"lastro serving"' in line:
-                port: int = json.loads(line)["port"]
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                        return port
-                except httpx.HTTPError:
-                    pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the service did not start: {log.read_text()[-2000:]}")
-
-
 def measure(seconds: float, writers: int, sighups: int, max_requests: int) -> Run:
     with tempfile.TemporaryDirectory(prefix="lastro-restarts-") as name:
         directory = Path(name)
         env = environment(directory, max_requests)
         command = [LASTRO, "db", "upgrade", "--migrations", env["MIGRATIONS_DIR"]]
         subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)
-        log = directory / "serve.log"
-        with log.open("wb") as output:
-            server = subprocess.Popen(
-                [LASTRO, "serve", "examples.orders.app:create_app", "--factory"],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-            try:
-                url = f"http://127.0.0.1:{started(log, time.monotonic() + 30)}"
-                run = drive(url, server, seconds, writers, sighups)
-            finally:
-                server.send_signal(signal.SIGTERM)
-                server.wait(60)
-        run.workers_stopped = log.read_text(errors="replace").count("Finished server process")
+        argv = [LASTRO, "serve", "examples.orders.app:create_app", "--factory"]
+        server = ServerProcess(argv, env, directory / "serve.log")
+        server.ready_timeout, server.stop_timeout = 30.0, 60.0
+        with server:
+            run = drive(server, seconds, writers, sighups)
+        run.workers_stopped = len(server.events("Finished server process"))
         return run
 
 
-def drive(url: str, server: subprocess.Popen[bytes], seconds: float, writers: int, sighups: int) -> Run:
+def drive(server: ServerProcess, seconds: float, writers: int, sighups: int) -> Run:
+    url = server.url
     login = {"username": "admin", "password": "admin"}
     token = httpx.post(f"{url}/api/auth/token", data=login, timeout=20).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -141,7 +116,7 @@ def drive(url: str, server: subprocess.Popen[bytes], seconds: float, writers: in
     begun = time.monotonic()
     for index in range(1, sighups + 1):
         time.sleep(max(0.0, begun + index * seconds / (sighups + 1) - time.monotonic()))
-        server.send_signal(signal.SIGHUP)
+        server.signal(signal.SIGHUP)
     time.sleep(max(0.0, begun + seconds - time.monotonic()))
     done.set()
     for thread in threads:

@@ -26,30 +26,24 @@ import json
 import logging
 import os
 import platform
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks.apps import sqlite_app
+from benchmarks.harness import BIN, HOST, ROOT, Server, free_port, lastro_env
 from lastro.settings import Settings
 from lastro.workers import resolve_workers
 
 logger = logging.getLogger("benchmarks.servers")
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 LUA = ROOT / "benchmarks" / "lua"
-HOST = "127.0.0.1"
 
 WORKERS = 2
 CONNECTIONS = (50, 200)
@@ -59,8 +53,6 @@ SWEEP_ROWS = 100_000
 PRESSURE_CONNECTIONS = 200
 PRESSURE_PROBE_CONNECTIONS = 20  # of the 200: timed one by one, so 200s and 503s get their own latency
 WRK_TIMEOUT = "10s"  # wrk's default 2 s would drop the slowest responses from the percentiles
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 40.0
 
 # wrk runs this after the test: one line with exact counts, instead of parsing its rounded text.
 DONE_HOOK = """
@@ -363,88 +355,6 @@ APPS = {
     "raw ASGI hello": "benchmarks.apps.hello_asgi:app",
     "FastAPI hello": "benchmarks.apps.hello_fastapi:app",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def lastro_env(workdir: Path, port: int, workers: int, **extra: str) -> dict[str, str]:
-    """The environment of a `lastro serve` child: development, quiet, its own database, and `extra`."""
-    env = {name: value for name, value in os.environ.items() if name.upper() not in Settings.model_fields}
-    env.update(
-        ENVIRONMENT="development",
-        LOG_LEVEL="warning",
-        WORKERS=str(workers),
-        BIND=f"{HOST}:{port}",
-        DATABASE_URL=f"sqlite:///{workdir / 'x.db'}",
-    )
-    env.update(extra)
-    return env
-
-
-class Server:
-    """A server process, from start until it answers `ready_path`, stopped with SIGTERM at the end."""
-
-    def __init__(self, argv: list[str], port: int, ready_path: str, env: dict[str, str], log: Path) -> None:
-        self.argv, self.port, self.ready_path, self.env, self.log = argv, port, ready_path, env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def __enter__(self) -> Server:
-        env = {**self.env, "PYTHONPATH": str(ROOT)}
-        with self.log.open("wb") as log:
-            # A session of its own: SIGTERM goes to the manager only, and leftovers can be found by group.
-            self.process = subprocess.Popen(
-                self.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_until_ready()
-        return self
-
-    def _wait_until_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.argv[0]} exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
-                    if response.status == 200:
-                        time.sleep(0.5)  # the other workers start alongside the first to answer
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        self._stop()
-        raise RuntimeError(f"{self.argv[0]} did not answer in {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s ignored SIGTERM for %.0f s; killing it", self.argv[0], STOP_TIMEOUT)
-        # Whatever is left of this server's own process group (a worker the manager lost) goes too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # --- the three parts -------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from benchmarks.run import BASELINE_DIR, LIMIT_SYSTEMS, ORDER_SYSTEMS, POSTGRES_ADMIN_URL, WORKLOADS
+from benchmarks.orders.baseline import BASELINE_DIR
+from benchmarks.orders.systems import LIMIT_SYSTEMS, ORDER_SYSTEMS, POSTGRES_ADMIN_URL
+from benchmarks.orders.workloads import WORKLOADS
 from lastro import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
