@@ -12,14 +12,13 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.http.request_id import current_request_id
-from lastro.observability.json_lines import JSON_LINES
-from lastro.observability.logging import get_logger
+from lastro.observability.logging import ACCESS_LOGGER, get_line_logger
 from lastro.observability.requests import IN_FLIGHT, route_template
 
 __all__ = ["AccessLogMiddleware"]
 
-logger = get_logger("lastro.access")
-_stdlib_logger = logging.getLogger("lastro.access")
+logger = get_line_logger(ACCESS_LOGGER)
+_stdlib_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 def _client(scope: Scope) -> str | None:
@@ -65,5 +64,4 @@ class AccessLogMiddleware:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "client": _client(scope),
             }
-            if not JSON_LINES.write(_stdlib_logger, "request", fields):
-                logger.info("request", **fields)
+            logger.info("request", **fields)

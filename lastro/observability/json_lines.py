@@ -1,13 +1,11 @@
-"""JSON rendering shared by every log line, and a direct path for the line written on every request.
+"""The JSON log format: the serializer of every line, and the handler that writes the per-request line.
 
-A structlog call that goes through stdlib logging walks about fifteen functions, two `LogRecord`s and
-two renderings of the same dict, which costs more than the FastAPI route it logs. `JsonLines.write`
-renders the same line (same keys, same order, same serializer) and writes it straight to the one
-handler `configure_logging` installed, under that handler's lock, for a fraction of that
-(benchmarks/RESULTS.md, "What moved the numbers"). It only does so when nothing else could see the
-record: the logger and its ancestors have no handlers or filters of their own, and the root logger still
-has exactly lastro's handler (pytest's `caplog`, or an application that adds a handler, turns the direct
-path off and every line goes through logging again).
+Stdlib and structlog records are rendered by the handler's formatter like on any handler. The access
+line, written on every request, is the exception: through logging it costs more than the route it logs,
+and structlog's native fast path does not close the gap (benchmarks/RESULTS.md, section "Logging:
+which path the access line takes"). So, in the JSON format, `logging_config` gives the `lastro.access`
+logger a `JsonLinesHandler` of its own, and `write_line` renders that line (same keys, same order, same
+serializer as the formatter) and writes it under the handler's lock, without a `LogRecord`.
 """
 
 from __future__ import annotations
@@ -17,15 +15,13 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
 from lastro.encoding import dumps_json
 
-__all__ = ["JSON_LINES", "JsonLines", "dumps"]
-
-_UTC = datetime.UTC
+__all__ = ["JsonLinesHandler", "dumps", "dumps_bytes"]
 
 
 def _fallback(obj: Any) -> Any:
@@ -47,8 +43,11 @@ def dumps(event: dict[str, Any], **_: Any) -> str:
     return dumps_bytes(event).decode("ascii")
 
 
-class _UtcTimestamp:
-    """The text of structlog's `TimeStamper(fmt="iso", utc=True)`; the seconds are formatted once a second."""
+class UtcTimestamp:
+    """The text of structlog's `TimeStamper(fmt="iso", utc=True)`, the seconds formatted once a second.
+
+    `TimeStamper` builds and formats a datetime per line, a large part of what a direct line costs.
+    """
 
     def __init__(self) -> None:
         self._second = -1
@@ -58,61 +57,34 @@ class _UtcTimestamp:
         now = time.time()
         second = int(now)
         if second != self._second:
-            moment = datetime.datetime.fromtimestamp(second, tz=_UTC)
+            moment = datetime.datetime.fromtimestamp(second, tz=datetime.UTC)
             self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
         micros = int((now - second) * 1_000_000)
         # isoformat() leaves the fraction out when it is zero; so does this.
         return f"{self._prefix}.{micros:06d}Z" if micros else f"{self._prefix}Z"
 
 
-_utc_timestamp = _UtcTimestamp()
+class JsonLinesHandler(logging.StreamHandler[TextIO]):
+    """A `StreamHandler` that can also write a structlog-shaped info line directly."""
 
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._timestamp = UtcTimestamp()
 
-class JsonLines:
-    """The handler `configure_logging` installed for JSON output, and the direct way to write to it."""
-
-    def __init__(self) -> None:
-        self.handler: logging.StreamHandler[Any] | None = None
-
-    def attach(self, handler: logging.Handler | None) -> None:
-        """Write directly through `handler` from now on; with `None` (console format), always log instead."""
-        self.handler = handler if isinstance(handler, logging.StreamHandler) else None
-
-    def write(self, logger: logging.Logger, event: str, fields: dict[str, Any]) -> bool:
-        """Write one info line for `logger`; False when it must go through logging instead."""
-        handler = self._direct_handler(logger)
-        if handler is None:
-            return False
+    def write_line(self, logger: str, event: str, fields: dict[str, Any]) -> None:
+        """Write the info line `logger.info(event, **fields)` would, without going through logging."""
         line = {**fields, "event": event}
-        line.update(structlog.contextvars.get_contextvars())
+        structlog.contextvars.merge_contextvars(None, "info", line)
         line["level"] = "info"
-        line["logger"] = logger.name
-        line["timestamp"] = _utc_timestamp()
+        line["logger"] = logger
+        line["timestamp"] = self._timestamp()
         line["pid"] = os.getpid()
-        text = dumps(line) + handler.terminator
-        handler.acquire()
+        text = dumps(line) + self.terminator
+        self.acquire()
         try:
-            handler.stream.write(text)
-            handler.stream.flush()
-        except Exception:  # a closed or broken stream: let logging report it the way it always does
-            return False
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
+            self.handleError(logging.makeLogRecord({"name": logger, "msg": event, "levelname": "INFO"}))
         finally:
-            handler.release()
-        return True
-
-    def _direct_handler(self, logger: logging.Logger) -> logging.StreamHandler[Any] | None:
-        handler = self.handler
-        root = logging.root
-        if handler is None or root.handlers != [handler] or root.filters or handler.filters:
-            return None
-        if handler.level > logging.INFO:
-            return None
-        node: logging.Logger | None = logger
-        while node is not None and node is not root:
-            if node.handlers or node.filters or not node.propagate:
-                return None
-            node = node.parent
-        return handler
-
-
-JSON_LINES = JsonLines()
+            self.release()

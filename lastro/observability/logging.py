@@ -3,6 +3,7 @@
 structlog renders every record, including the stdlib ones from uvicorn and SQLAlchemy, so one line has
 one shape: timestamp, level, logger, event, request_id (bound per request via contextvars), pid, and
 whatever structured context the call passed (`extra=` for stdlib loggers, keywords for structlog).
+The access line, written on every request, takes a shorter path in the JSON format: see `LineLogger`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,58 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from lastro.observability.json_lines import JSON_LINES, dumps
+from lastro.observability.json_lines import JsonLinesHandler, dumps
 
-__all__ = ["configure_logging", "get_logger", "logging_config"]
+__all__ = [
+    "ACCESS_LOGGER",
+    "LineLogger",
+    "configure_logging",
+    "get_line_logger",
+    "get_logger",
+    "logging_config",
+]
 
 LogFormat = Literal["json", "console"]
 
 _DROP_KEYS = ("color_message", "_record", "_from_structlog")
+
+ACCESS_LOGGER = "lastro.access"
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger that goes through the stdlib `logging` tree under `name`."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+class LineLogger:
+    """`info` for a line written on every request, where going through logging costs more than the request.
+
+    In the JSON format `logging_config` gives the logger a `JsonLinesHandler` of its own, without
+    propagation, and the line is written straight to it: handlers added elsewhere (pytest's `caplog`, an
+    application's) do not see it. In the console format the line goes through structlog and logging.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._stdlib = logging.getLogger(name)
+        self._structlog = get_logger(name)
+
+    def info(self, event: str, **fields: Any) -> None:
+        stdlib = self._stdlib
+        if not stdlib.isEnabledFor(logging.INFO):
+            return
+        # What `logging_config` gave the logger: its own JSON lines handler, or none (the console format).
+        for handler in stdlib.handlers:
+            if isinstance(handler, JsonLinesHandler):
+                handler.write_line(self.name, event, fields)
+                return
+        self._structlog.info(event, **fields)
+
+
+def get_line_logger(name: str) -> LineLogger:
+    """The logger of a per-request line; `logging_config` names the loggers that write directly."""
+    return LineLogger(name)
 
 
 def add_pid(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -74,16 +114,28 @@ def make_formatter(fmt: LogFormat = "json") -> structlog.stdlib.ProcessorFormatt
 
 
 def logging_config(level: str = "INFO", fmt: LogFormat = "json") -> dict[str, Any]:
-    """A `logging.config.dictConfig` mapping; also handed to uvicorn so the server logs the same way."""
+    """A `logging.config.dictConfig` mapping; also handed to uvicorn so the server logs the same way.
+
+    The path of the access line is chosen here, once: in the JSON format `lastro.access` does not
+    propagate and has the stdout handler, a `JsonLinesHandler`, as its own, which `LineLogger` writes to
+    directly; in the console format it propagates to the root logger like any other.
+    """
+    direct = fmt == "json"
+    handler_class = "lastro.observability.json_lines.JsonLinesHandler" if direct else "logging.StreamHandler"
+    stdout = {"class": handler_class, "formatter": "lastro", "stream": "ext://sys.stdout"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"lastro": {"()": f"{__name__}.make_formatter", "fmt": fmt}},
-        "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "formatter": "lastro", "stream": "ext://sys.stdout"}
-        },
+        "handlers": {"stdout": stdout},
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
+            # Named in both formats: dictConfig leaves a logger it is not told about as it was.
+            ACCESS_LOGGER: {
+                "handlers": ["stdout"] if direct else [],
+                "level": "NOTSET",
+                "propagate": not direct,
+            },
             # uvicorn's own handlers would print a second, unstructured copy.
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
@@ -96,18 +148,8 @@ def logging_config(level: str = "INFO", fmt: LogFormat = "json") -> dict[str, An
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "json") -> None:
-    """Route stdlib logging and structlog through one formatter. Safe to call again.
-
-    The lines carry no caller, thread or process name (the pid is added by a processor), so logging is
-    told not to collect them, as its documentation's "Optimization" section describes: a fifth of the cost
-    of an access line went to walking the stack for a caller nobody prints.
-    """
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
+    """Route stdlib logging and structlog through one formatter. Safe to call again."""
     logging.config.dictConfig(logging_config(level, fmt))
-    JSON_LINES.attach(logging.root.handlers[0] if fmt == "json" else None)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

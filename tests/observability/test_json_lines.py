@@ -1,9 +1,11 @@
-"""JsonLines: the direct path writes the same line logging would, and steps aside when others listen."""
+"""The JSON format's handler and the access line's path: the same line as logging writes, chosen once."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -11,8 +13,15 @@ from typing import Any
 import pytest
 import structlog
 
-from lastro.observability.json_lines import JSON_LINES, dumps
-from lastro.observability.logging import configure_logging, get_logger
+from lastro.observability.json_lines import JsonLinesHandler, dumps
+from lastro.observability.logging import (
+    ACCESS_LOGGER,
+    configure_logging,
+    get_line_logger,
+    get_logger,
+    logging_config,
+)
+from tests.support.log_records import Records
 
 Capture = pytest.CaptureFixture[str]
 FIELDS = {"method": "GET", "path": "/x", "status": 200, "duration_ms": 1.5}
@@ -25,6 +34,14 @@ def clear_context() -> Iterator[None]:
     structlog.contextvars.clear_contextvars()
 
 
+@pytest.fixture
+def root_records() -> Iterator[Records]:
+    """A `Records` handler, taken off the root logger after the test (the test adds it)."""
+    handler = Records()
+    yield handler
+    logging.root.removeHandler(handler)
+
+
 def lines(capsys: Capture) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
@@ -33,8 +50,8 @@ def test_direct_line_matches_the_logged_line(capsys: Capture) -> None:
     """Same keys in the same order, same values, as the line structlog renders through logging."""
     configure_logging("INFO", "json")
     structlog.contextvars.bind_contextvars(request_id="r-1")
-    assert JSON_LINES.write(logging.getLogger("t.direct"), "request", dict(FIELDS))
-    get_logger("t.direct").info("request", **FIELDS)
+    get_line_logger(ACCESS_LOGGER).info("request", **FIELDS)
+    get_logger(ACCESS_LOGGER).info("request", **FIELDS)
     direct, logged = lines(capsys)
     assert list(direct) == list(logged)
     assert {**direct, "timestamp": None} == {**logged, "timestamp": None}
@@ -44,33 +61,57 @@ def test_direct_line_matches_the_logged_line(capsys: Capture) -> None:
     assert abs(gap.total_seconds()) < 5
 
 
-def test_another_root_handler_turns_the_direct_path_off(capsys: Capture) -> None:
-    """With a second handler on the root logger (caplog, say), the line must go through logging."""
+def test_json_access_line_is_written_once_and_only_to_stdout(capsys: Capture, root_records: Records) -> None:
+    """In the JSON format the access line goes straight to stdout: another root handler does not see it."""
     configure_logging("INFO", "json")
-    extra = logging.NullHandler()
-    logging.root.addHandler(extra)
-    try:
-        assert not JSON_LINES.write(logging.getLogger("t.other"), "request", dict(FIELDS))
-    finally:
-        logging.root.removeHandler(extra)
-    assert lines(capsys) == []
+    logging.root.addHandler(root_records)  # configure_logging replaced the root logger's handlers
+    get_line_logger(ACCESS_LOGGER).info("request", **FIELDS)
+    (line,) = lines(capsys)
+    assert (line["event"], line["logger"], line["status"]) == ("request", ACCESS_LOGGER, 200)
+    assert root_records.records == []
 
 
-def test_a_handler_on_the_logger_turns_the_direct_path_off() -> None:
-    """A handler on the logger itself or an ancestor sees every record, so nothing bypasses it."""
-    configure_logging("INFO", "json")
-    parent = logging.getLogger("t.parent")
-    parent.addHandler(logging.NullHandler())
-    try:
-        assert not JSON_LINES.write(logging.getLogger("t.parent.child"), "request", dict(FIELDS))
-    finally:
-        parent.handlers.clear()
-
-
-def test_console_format_never_writes_directly() -> None:
-    """The console format is rendered by structlog's ConsoleRenderer only."""
+def test_console_access_line_goes_through_logging(capsys: Capture, root_records: Records) -> None:
+    """In the console format the access line is a record like any other, rendered by the console renderer."""
     configure_logging("INFO", "console")
-    assert not JSON_LINES.write(logging.getLogger("t.console"), "request", dict(FIELDS))
+    logging.root.addHandler(root_records)
+    get_line_logger(ACCESS_LOGGER).info("request", **FIELDS)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert not line.startswith("{")
+    assert "status=200" in line
+    assert [record.name for record in root_records.records] == [ACCESS_LOGGER]
+
+
+def test_switching_to_console_gives_the_access_logger_back_to_the_root() -> None:
+    """After JSON then console, the access logger has no handler of its own and propagates again."""
+    configure_logging("INFO", "json")
+    configure_logging("INFO", "console")
+    access = logging.getLogger(ACCESS_LOGGER)
+    assert (access.handlers, access.propagate) == ([], True)
+
+
+def test_level_above_info_drops_the_access_line(capsys: Capture) -> None:
+    """With LOG_LEVEL=WARNING the direct path writes nothing, as logging would not."""
+    configure_logging("WARNING", "json")
+    get_line_logger(ACCESS_LOGGER).info("request", **FIELDS)
+    assert capsys.readouterr().out == ""
+
+
+def test_logging_config_alone_sets_up_the_direct_path(capsys: Capture) -> None:
+    """A worker that only applies `logging_config` (uvicorn's `log_config`) writes access lines directly."""
+    configure_logging("INFO", "console")
+    logging.config.dictConfig(logging_config("INFO", "json"))
+    get_line_logger(ACCESS_LOGGER).info("request", **FIELDS)
+    (line,) = lines(capsys)
+    assert (line["event"], line["level"], line["method"]) == ("request", "info", "GET")
+
+
+def test_broken_stream_is_reported_like_a_failed_emit(capsys: Capture) -> None:
+    """A write to a closed stream prints logging's "Logging error" report on stderr and does not raise."""
+    stream = io.StringIO()
+    stream.close()
+    JsonLinesHandler(stream).write_line("t.broken", "request", dict(FIELDS))
+    assert "--- Logging error ---" in capsys.readouterr().err
 
 
 def test_non_ascii_values_are_escaped() -> None:

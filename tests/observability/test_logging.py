@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import structlog
 
 from lastro.observability.logging import configure_logging, get_logger, logging_config
+from tests.support.log_records import Records
 
 Capture = pytest.CaptureFixture[str]
 
@@ -113,6 +115,20 @@ def test_debug_level_lets_debug_lines_through(capsys: Capture) -> None:
     configure_logging("DEBUG", "json")
     get_logger("tests.logging").debug("details")
     assert [line["level"] for line in json_lines(capsys)] == ["debug"]
+
+
+def test_stdlib_records_keep_their_caller_and_thread() -> None:
+    """configure_logging turns off none of logging's switches: a record still names its caller and thread."""
+    configure_logging("INFO", "json")
+    records = Records()
+    logging.root.addHandler(records)
+    try:
+        logging.getLogger("tests.stdlib").info("where from")
+    finally:
+        logging.root.removeHandler(records)
+    (record,) = records.records
+    assert record.funcName == "test_stdlib_records_keep_their_caller_and_thread"
+    assert record.threadName == threading.current_thread().name
 
 
 def test_console_format_is_readable_text(capsys: Capture) -> None:
