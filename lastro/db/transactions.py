@@ -42,7 +42,6 @@ from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
 from lastro.db.postgres_units import CommitOutcomes, PostgresUnits
 from lastro.db.retry import Attempt, RetryPolicy, Stop, StopAfterDelay, StopAny
-from lastro.db.sqlite import BEGIN_OPTION
 from lastro.db.writer import SQLiteWriter
 from lastro.errors import CommitOutcomeUnknown, LastroError, ServiceUnavailable, StorageFull, one_line
 from lastro.observability.logging import get_logger
@@ -199,8 +198,9 @@ class Transactions:
             return await self._sqlite_writer.submit(work)
         if self._postgres is not None and bounded is not None:
             return await self._postgres.run(work, mode, bounded)
+        # Left: a SQLite read with inline reads off, on a thread, in the default BEGIN DEFERRED.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, work, mode)
+        return await loop.run_in_executor(self._executor, self._read, work)
 
     async def probe(self, within: float) -> None:
         """Reach the database within `within` seconds on the probe's own connection and thread, or raise.
@@ -230,12 +230,9 @@ class Transactions:
         finally:
             bounded.detach()
 
-    def _transaction(self, work: Work[T], mode: Mode) -> T:
-        with self.database.engine.connect() as connection:
-            if self.database.is_sqlite:
-                connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE" if mode == "write" else "DEFERRED"})
-            with connection.begin():
-                return work(connection)
+    def _read(self, work: Work[T]) -> T:
+        with self.database.engine.connect() as connection, connection.begin():
+            return work(connection)
 
     def _record(self, error: BaseException, bounded: BoundedAttempt | None) -> None:
         unreachable = classify(error) is Failure.UNREACHABLE or isinstance(error, ServiceUnavailable)

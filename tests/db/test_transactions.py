@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from sqlalchemy import exc as sa_exc
 from lastro import ServiceUnavailable
 from lastro.db import sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
-from lastro.db.engine import Database
-from lastro.db.retry import RetryPolicy, StopAfterAttempt
+from lastro.db.engine import Database, DatabaseOptions
+from lastro.db.retry import RetryPolicy, Stop, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from tests.conftest import POSTGRES_URL
 from tests.support.clock import FakeTime
@@ -330,3 +331,103 @@ async def test_concurrent_writes_on_sqlite_never_meet_a_lock_error(tmp_path: Pat
             worker.close()
         for database in databases:
             database.dispose()
+
+
+# --- where each unit runs -------------------------------------------------------------------------------
+
+
+def _thread_name(_: Connection) -> str:
+    return threading.current_thread().name
+
+
+async def test_sqlite_writes_go_through_the_writer(tmp_path: Path) -> None:
+    """A SQLite write is counted by the worker's writer, which ran it in a transaction of its own."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'w.db'}"))
+    try:
+        await transactions.write(_select_one)
+        assert transactions.stats()["writes"] == {"units": 1, "inline": 1, "transactions": 1}
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+async def test_sqlite_reads_run_on_the_event_loop_by_default(tmp_path: Path) -> None:
+    """A SQLite read runs inline, on the event loop's thread."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'r.db'}"))
+    try:
+        assert await transactions.read(_thread_name) == threading.current_thread().name
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+async def test_sqlite_reads_run_on_a_thread_when_inline_reads_are_off(tmp_path: Path) -> None:
+    """With inline_reads=False a SQLite read runs on a read thread, in a transaction that sees the data."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'r.db'}"), inline_reads=False)
+    try:
+        await transactions.write(lambda connection: connection.execute(text("CREATE TABLE t (n INTEGER)")))
+        await transactions.write(lambda connection: connection.execute(text("INSERT INTO t VALUES (7)")))
+        assert (await transactions.read(_thread_name)).startswith("lastro-db-read")
+        assert await transactions.read(lambda c: c.execute(text("SELECT n FROM t")).scalar_one()) == 7
+        assert transactions.stats()["writes"]["units"] == 2
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_units_run_on_the_pool_threads() -> None:
+    """On PostgreSQL reads and writes both run on lastro's database threads, and nothing counts writes."""
+    transactions = Transactions(Database(POSTGRES_URL))
+    try:
+        assert (await transactions.read(_thread_name)).startswith("lastro-db_")
+        assert (await transactions.write(_thread_name)).startswith("lastro-db_")
+        assert "writes" not in transactions.stats()
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("stop", "deadline"),
+    [
+        (StopAfterDelay(3.0), 3.0),
+        (StopAfterAttempt(3) | StopAfterDelay(1.5), 1.5),
+        (StopAfterDelay(4.0) | StopAfterDelay(2.5), 2.5),
+        (StopAfterAttempt(3), 5.0),
+        (StopAfterAttempt(3) | StopAfterAttempt(4), 5.0),
+    ],
+)
+def test_a_unit_deadline_is_the_retry_policy_delay(tmp_path: Path, stop: Stop, deadline: float) -> None:
+    """The deadline is the shortest StopAfterDelay of the policy, or 5 s when it has none."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'd.db'}"), retry=RetryPolicy(stop=stop))
+    try:
+        assert transactions.deadline == deadline
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+async def test_no_free_pooled_connection_is_503_at_once(tmp_path: Path, fake_time: FakeTime) -> None:
+    """A unit that finds the pool exhausted fails with ServiceUnavailable, not retried, breaker closed."""
+    options = DatabaseOptions(pool_size=1, max_overflow=0, pool_timeout=0.01)
+    database = Database(f"sqlite:///{tmp_path / 'pool.db'}", options)
+    policy = RetryPolicy(stop=StopAfterAttempt(3), sleep=fake_time.sleep, clock=fake_time.clock)
+    transactions = Transactions(database, retry=policy, inline_reads=False)
+    held = database.engine.connect()
+    try:
+        with pytest.raises(ServiceUnavailable, match="the database is overloaded"):
+            await transactions.read(_select_one)
+        assert (fake_time.sleeps, transactions.retries) == ([], {})
+        assert transactions.breaker.state is BreakerState.CLOSED
+    finally:
+        held.close()
+        transactions.close()
+        database.dispose()
+
+
+async def test_stats_start_at_zero(backend: Backend, transactions: Transactions) -> None:
+    """A new Transactions reports no retries, no give-ups, no reconnects and a closed breaker."""
+    stats = transactions.stats()
+    assert (stats["retries"], stats["gave_up"], stats["reconnects"]) == ({}, 0, 0)
+    assert stats["breaker"] == {"state": "closed", "consecutive_failures": 0, "last_error": None}
