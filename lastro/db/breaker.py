@@ -64,7 +64,7 @@ class CircuitBreaker:
                 self._trial_running = True
                 return
             raise ServiceUnavailable(
-                f"the database is unavailable ({self.last_error or 'recent failures'})",
+                f"the database is unavailable ({self.last_error})",
                 retry_after=self.retry_after(),
             )
 
@@ -77,10 +77,8 @@ class CircuitBreaker:
     def record_success(self) -> None:
         """A call reached the database: close the breaker, unless a probe holds it open."""
         with self._lock:
-            if self._held:
-                self._trial_running = False
-                return
-            self._close()
+            if not self._held:  # a held breaker's trial flag is reset when a probe closes it
+                self._close()
 
     def probe_succeeded(self) -> None:
         """The watchdog reached the database: close the breaker whatever opened it."""

@@ -192,3 +192,86 @@ def test_snapshot_reports_state_failures_and_first_line_of_error(breaker: Circui
         "consecutive_failures": 3,
         "last_error": "ConnectionRefusedError: connection refused",
     }
+
+
+def test_defaults_open_at_the_third_failure_and_half_open_two_seconds_later(time: FakeTime) -> None:
+    """Without arguments, three failures in a row open the breaker and a trial is let through after 2 s."""
+    breaker = CircuitBreaker(clock=time.clock)
+    _fail(breaker, 2)
+    assert breaker.state is BreakerState.CLOSED
+    _fail(breaker, 1)
+    time.now += 1.999
+    assert breaker.state is BreakerState.OPEN
+    time.now += 0.001
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_half_open_exactly_at_reset_after(breaker: CircuitBreaker, time: FakeTime) -> None:
+    """The trial is let through at reset_after to the instant, not a tick later."""
+    _fail(breaker, 3)
+    time.now += 2.0
+    breaker.before_call()
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_a_new_breaker_reports_nothing_wrong(breaker: CircuitBreaker) -> None:
+    """A new breaker's snapshot: closed, no failures, no error."""
+    assert breaker.snapshot() == {"state": "closed", "consecutive_failures": 0, "last_error": None}
+
+
+def test_snapshot_names_the_half_open_state(breaker: CircuitBreaker, time: FakeTime) -> None:
+    """Half-open is reported as half_open, open as open."""
+    _fail(breaker, 3)
+    assert breaker.snapshot()["state"] == "open"
+    time.now += 2.0
+    assert breaker.snapshot()["state"] == "half_open"
+
+
+def test_failed_probes_add_up(breaker: CircuitBreaker) -> None:
+    """Each failed probe counts one more failure in a row, on top of failed calls."""
+    _fail(breaker, 1)
+    breaker.probe_failed(ConnectionRefusedError("refused"))
+    breaker.probe_failed(ConnectionRefusedError("refused"))
+    assert breaker.snapshot()["consecutive_failures"] == 3
+
+
+def test_a_failed_probe_keeps_the_moment_the_breaker_opened(breaker: CircuitBreaker, time: FakeTime) -> None:
+    """retry_after still counts from the first opening when a probe fails later."""
+    _fail(breaker, 3)
+    time.now += 1.5
+    breaker.probe_failed(ConnectionRefusedError("refused"))
+    assert breaker.retry_after() == 1
+
+
+def test_after_a_probe_closed_it_the_breaker_recovers_by_trial_again(
+    breaker: CircuitBreaker, time: FakeTime
+) -> None:
+    """Once a probe closed a probe-held breaker, a later outage ends with a successful trial call."""
+    breaker.probe_failed(ConnectionRefusedError("refused"))
+    breaker.probe_succeeded()
+    _fail(breaker, 3)
+    time.now += 2.0
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_breaker_cycles_through_several_outages(breaker: CircuitBreaker, time: FakeTime) -> None:
+    """Open, failed trial, open again, successful trial, closed; then a new outage opens it once more."""
+    _fail(breaker, 3)
+    time.now += 2.0
+    breaker.before_call()
+    _fail(breaker, 1)
+    assert breaker.state is BreakerState.OPEN
+    time.now += 2.0
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.snapshot() == {"state": "closed", "consecutive_failures": 0, "last_error": None}
+    _fail(breaker, 2)
+    assert breaker.state is BreakerState.CLOSED
+    _fail(breaker, 1)
+    assert breaker.state is BreakerState.OPEN
+    time.now += 2.0
+    breaker.before_call()
+    with pytest.raises(ServiceUnavailable):
+        breaker.before_call()
