@@ -348,3 +348,115 @@ def test_postgres_statement_timeout_is_overloaded() -> None:
         database.dispose()
     assert getattr(getattr(error, "orig", None), "sqlstate", None) == "57014"
     assert classify(error) is Failure.OVERLOADED
+
+
+# --- the codes no server here can be made to raise on demand ----------------------------------------------
+# Errors built as the drivers build them: psycopg's class for each SQLSTATE, sqlite3's exception with the
+# result code the module sets on it, or without one as older drivers raise it.
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "kind"),
+    [
+        ("40001", Failure.CONTENTION),
+        ("40P01", Failure.CONTENTION),
+        ("55P03", Failure.CONTENTION),
+        ("53300", Failure.UNREACHABLE),
+        ("57P01", Failure.UNREACHABLE),
+        ("57P02", Failure.UNREACHABLE),
+        ("57P03", Failure.UNREACHABLE),
+        ("57P04", Failure.UNREACHABLE),
+        ("57P05", Failure.UNREACHABLE),
+        ("08000", Failure.UNREACHABLE),
+        ("08006", Failure.UNREACHABLE),
+        ("57014", Failure.OVERLOADED),
+        ("53100", Failure.STORAGE_FULL),
+        ("53200", Failure.PERMANENT),
+        ("42P01", Failure.PERMANENT),
+        ("23505", Failure.PERMANENT),
+    ],
+)
+def test_each_documented_sqlstate_has_its_kind(sqlstate: str, kind: Failure) -> None:
+    """psycopg's error for each SQLSTATE named in the module's table is sorted as the table says."""
+    error = psycopg.errors.lookup(sqlstate)("from the server")
+    assert classify(error) is kind
+    assert classify(sa_exc.DBAPIError("SELECT 1", None, error)) is kind
+
+
+def _sqlite_error(message: str, code: int | None) -> Exception:
+    error = sqlite.driver().OperationalError(message)
+    if code is not None:
+        error.sqlite_errorcode = code
+    return error
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (5, Failure.CONTENTION),  # SQLITE_BUSY
+        (5 | 1 << 8, Failure.CONTENTION),  # SQLITE_BUSY_RECOVERY
+        (6, Failure.CONTENTION),  # SQLITE_LOCKED
+        (6 | 1 << 8, Failure.CONTENTION),  # SQLITE_LOCKED_SHAREDCACHE
+        (10, Failure.UNREACHABLE),  # SQLITE_IOERR
+        (10 | 1 << 8, Failure.UNREACHABLE),  # SQLITE_IOERR_READ
+        (14, Failure.UNREACHABLE),  # SQLITE_CANTOPEN
+        (13, Failure.STORAGE_FULL),  # SQLITE_FULL
+        (1, Failure.PERMANENT),  # SQLITE_ERROR
+        (19 | 8 << 8, Failure.PERMANENT),  # SQLITE_CONSTRAINT_UNIQUE
+    ],
+)
+def test_a_sqlite_result_code_is_read_over_the_message(code: int, kind: Failure) -> None:
+    """The result code (extended codes by their low byte) decides, whatever the message says."""
+    misleading = "database is locked" if kind is not Failure.CONTENTION else "no such table: t"
+    assert classify(_sqlite_error(misleading, code)) is kind
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("database is locked", Failure.CONTENTION),
+        ("database table is locked: t", Failure.CONTENTION),
+        ("Database is busy", Failure.CONTENTION),
+        ("database or disk is full", Failure.STORAGE_FULL),
+        ("disk I/O error", Failure.UNREACHABLE),
+        ("unable to open database file", Failure.UNREACHABLE),
+        ("no such table: t", Failure.PERMANENT),
+    ],
+)
+def test_a_sqlite_error_without_a_code_is_read_by_its_message(message: str, kind: Failure) -> None:
+    """A driver that sets no result code is sorted by the message SQLite wrote, in any case."""
+    assert classify(_sqlite_error(message, None)) is kind
+    assert classify(sa_exc.OperationalError("SELECT 1", None, _sqlite_error(message, None))) is kind
+
+
+def test_a_dropped_connection_sqlalchemy_noticed_is_unreachable() -> None:
+    """An error SQLAlchemy marks as having invalidated the connection is unreachable, whatever it says."""
+    error = sa_exc.DBAPIError("SELECT 1", None, RuntimeError("server closed the connection"))
+    error.connection_invalidated = True
+    assert classify(error) is Failure.UNREACHABLE
+    error.connection_invalidated = False
+    assert classify(error) is Failure.PERMANENT
+
+
+def test_a_psycopg_error_without_sqlstate_is_unreachable_only_if_operational() -> None:
+    """psycopg's OperationalError with no SQLSTATE is a failed connection; its other errors are permanent."""
+    assert classify(psycopg.OperationalError("connection failed")) is Failure.UNREACHABLE
+    assert classify(psycopg.InterfaceError("the connection is closed")) is Failure.PERMANENT
+
+
+def test_a_malformed_sqlstate_is_not_read_as_one() -> None:
+    """A sqlstate attribute that is not five characters is ignored: the error is read like any other."""
+    error = RuntimeError("database is locked")
+    error.sqlstate = "0800"  # type: ignore[attr-defined]
+    assert classify(error) is Failure.CONTENTION
+
+
+def test_the_kinds_are_named_as_stats_report_them() -> None:
+    """Each kind's value is the key it is counted under in the retry stats."""
+    assert [kind.value for kind in Failure] == [
+        "contention",
+        "unreachable",
+        "overloaded",
+        "storage_full",
+        "permanent",
+    ]
