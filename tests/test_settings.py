@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import make_url
 
 from lastro import ConfigurationError, UnsafeProductionSettings, get_settings
-from lastro.settings import is_sqlite_url
+from lastro.settings import PLACEHOLDER_FRAGMENTS, is_sqlite_url
 
 STRONG_KEY = "Vt3kQ9xLm2Rb7ZpW4sNc8YfHd1Ju6GaE5oKi0TqXyBn-Mw_r"
 KEY_32 = "q8Zr2mXv5LbT9wKc3NfJ7yHd4GsP6aUe"
@@ -163,3 +164,260 @@ def test_sqlite_urls_are_told_as_sqlalchemy_tells_them(url: str) -> None:
 def test_what_is_no_url_is_no_sqlite_url(url: str) -> None:
     """A string without a scheme is not taken for SQLite (the engine then refuses it by name)."""
     assert not is_sqlite_url(url)
+
+
+MIB = 1024 * 1024
+DEFAULTS = {
+    "ENVIRONMENT": "development",
+    "DEBUG": False,
+    "SERVICE_NAME": "lastro",
+    "SERVICE_VERSION": "0.0.0",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": None,
+    "DATABASE_URL": "sqlite:///./var/lastro.db",
+    "REDIS_URL": None,
+    "MIGRATIONS_DIR": Path("migrations"),
+    "DB_POOL_SIZE": None,
+    "DB_MAX_OVERFLOW": None,
+    "DB_POOL_TIMEOUT": 5.0,
+    "DB_POOL_RECYCLE": 1800.0,
+    "DB_POOL_PRE_PING": True,
+    "DB_STATEMENT_TIMEOUT": 15.0,
+    "DB_CONNECT_TIMEOUT": 5.0,
+    "DB_RETRY_ATTEMPTS": 5,
+    "DB_RETRY_DEADLINE": 5.0,
+    "DB_BREAKER_THRESHOLD": 3,
+    "DB_WATCH_INTERVAL": 1.0,
+    "DB_BREAKER_RESET": 2.0,
+    "SQLITE_PRAGMAS": {},
+    "SQLITE_SYNCHRONOUS": "NORMAL",
+    "SQLITE_WAL_MAX_BYTES": 64 * MIB,
+    "DISK_MIN_FREE_BYTES": 64 * MIB,
+    "SQLITE_ALLOW_UNSAFE_VERSION": False,
+    "WORKERS": "auto",
+    "BIND": "127.0.0.1:8000",
+    "TIMEOUT": 30.0,
+    "KEEPALIVE": 5.0,
+    "GRACEFUL_TIMEOUT": 30.0,
+    "MAX_REQUESTS": 0,
+    "MAX_REQUESTS_JITTER": 0,
+    "MAX_IN_FLIGHT": 256,
+    "MAX_LOOP_LAG": 0.5,
+    "MAX_CONNECTIONS": 2048,
+    "HEADER_TIMEOUT": 20.0,
+    "BODY_TIMEOUT": 20.0,
+    "BODY_MIN_RATE": 500,
+    "MAX_BODY_BYTES": 10 * MIB,
+    "HEALTH_CHECK_TIMEOUT": 2.0,
+    "SECRET_KEY": None,
+    "CORS_ORIGINS": [],
+}
+
+# Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.
+POSITIVE = (0.001, 0)
+NOT_NEGATIVE = (0, -0.001)
+BOUNDS = {
+    "DB_POOL_SIZE": (1, 0),
+    "DB_MAX_OVERFLOW": (0, -1),
+    "DB_POOL_TIMEOUT": POSITIVE,
+    "DB_POOL_RECYCLE": POSITIVE,
+    "DB_STATEMENT_TIMEOUT": NOT_NEGATIVE,
+    "DB_CONNECT_TIMEOUT": POSITIVE,
+    "DB_RETRY_ATTEMPTS": (1, 0),
+    "DB_RETRY_DEADLINE": POSITIVE,
+    "DB_BREAKER_THRESHOLD": (1, 0),
+    "DB_WATCH_INTERVAL": POSITIVE,
+    "DB_BREAKER_RESET": POSITIVE,
+    "SQLITE_WAL_MAX_BYTES": (0, -1),
+    "DISK_MIN_FREE_BYTES": (0, -1),
+    "TIMEOUT": POSITIVE,
+    "KEEPALIVE": NOT_NEGATIVE,
+    "GRACEFUL_TIMEOUT": NOT_NEGATIVE,
+    "MAX_REQUESTS": (0, -1),
+    "MAX_REQUESTS_JITTER": (0, -1),
+    "MAX_IN_FLIGHT": (0, -1),
+    "MAX_LOOP_LAG": NOT_NEGATIVE,
+    "MAX_CONNECTIONS": (1, 0),
+    "HEADER_TIMEOUT": POSITIVE,
+    "BODY_TIMEOUT": POSITIVE,
+    "BODY_MIN_RATE": (0, -1),
+    "MAX_BODY_BYTES": (0, -1),
+    "HEALTH_CHECK_TIMEOUT": POSITIVE,
+}
+
+
+def test_every_setting_has_its_documented_default() -> None:
+    """An empty environment gives each setting the default the documentation names."""
+    assert get_settings().model_dump() == DEFAULTS
+
+
+@pytest.mark.parametrize(("name", "bounds"), BOUNDS.items(), ids=list(BOUNDS))
+def test_a_bounded_setting_takes_its_lowest_value(name: str, bounds: tuple[float, float]) -> None:
+    """A bounded setting accepts the lowest value its bound allows."""
+    assert getattr(get_settings(**{name: bounds[0]}), name) == bounds[0]
+
+
+@pytest.mark.parametrize(("name", "bounds"), BOUNDS.items(), ids=list(BOUNDS))
+def test_a_bounded_setting_refuses_the_value_below_its_bound(name: str, bounds: tuple[float, float]) -> None:
+    """Just past its bound, a setting is refused with a message that starts with its name."""
+    with pytest.raises(ConfigurationError, match=f"^{name}: "):
+        get_settings(**{name: bounds[1]})
+
+
+@pytest.mark.parametrize("level", ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"])
+def test_every_log_level_is_accepted_in_any_case(level: str) -> None:
+    """Each of the five levels is accepted, written in lower case too."""
+    assert level == get_settings(LOG_LEVEL=level.lower()).LOG_LEVEL
+
+
+def test_an_unknown_log_level_names_the_levels() -> None:
+    """A level that is not one of the five is refused, listing them and echoing the value."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(LOG_LEVEL="loud")
+    assert str(refused.value) == (
+        "LOG_LEVEL: Input should be 'CRITICAL', 'ERROR', 'WARNING', 'INFO' or 'DEBUG' (got 'LOUD')"
+    )
+
+
+def test_settings_are_read_from_a_dot_env_file(tmp_path: Path) -> None:
+    """A .env file in the working directory is read, its names in any case, UTF-8 text included."""
+    (tmp_path / ".env").write_text("service_name=café\nWORKERS=2\nUNKNOWN_NAME=ignored\n", encoding="utf-8")
+    settings = get_settings()
+    assert (settings.SERVICE_NAME, settings.WORKERS) == ("café", 2)
+
+
+def test_settings_are_frozen() -> None:
+    """Settings cannot be changed once built."""
+    settings = get_settings()
+    with pytest.raises(ValidationError):
+        settings.DEBUG = True
+
+
+def test_workers_of_one_is_accepted() -> None:
+    """WORKERS=1, the lowest count, is accepted."""
+    assert get_settings(WORKERS="1").WORKERS == 1
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-2"])
+def test_workers_refusal_says_what_is_expected(value: str) -> None:
+    """A WORKERS that is not a positive integer or auto is refused with the expected form and the value."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(WORKERS=value)
+    assert str(refused.value) == f"WORKERS must be a positive integer or 'auto' (got {value!r})"
+
+
+def test_workers_auto_accepts_surrounding_spaces() -> None:
+    """WORKERS=' auto ' means the auto formula."""
+    assert get_settings(WORKERS=" auto ").WORKERS == "auto"
+
+
+def test_two_malformed_values_are_both_named() -> None:
+    """Every malformed value is named in one message, in the order of the settings."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(DB_POOL_SIZE=0, MAX_CONNECTIONS=0)
+    assert str(refused.value) == (
+        "DB_POOL_SIZE: Input should be greater than or equal to 1 (got 0); "
+        "MAX_CONNECTIONS: Input should be greater than or equal to 1 (got 0)"
+    )
+
+
+def test_sqlite_pragmas_that_are_not_json_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLITE_PRAGMAS that is not JSON is refused naming it and the parser's reason."""
+    monkeypatch.setenv("SQLITE_PRAGMAS", "not json")
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings()
+    assert (
+        str(refused.value) == "SQLITE_PRAGMAS must be valid JSON (Expecting value: line 1 column 1 (char 0))"
+    )
+
+
+def test_sqlite_pragmas_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLITE_PRAGMAS holds a JSON object of pragma names and values."""
+    monkeypatch.setenv("SQLITE_PRAGMAS", '{"cache_size": -64000, "temp_store": "memory"}')
+    assert get_settings().SQLITE_PRAGMAS == {"cache_size": -64000, "temp_store": "memory"}
+
+
+def test_cors_origins_given_as_a_list_are_kept() -> None:
+    """CORS_ORIGINS passed as a list is taken as it is."""
+    assert get_settings(CORS_ORIGINS=["https://a.example"]).CORS_ORIGINS == ["https://a.example"]
+
+
+def test_empty_cors_entries_are_dropped() -> None:
+    """Blank entries between commas are not origins."""
+    assert get_settings(CORS_ORIGINS=" , https://a.example,, ").CORS_ORIGINS == ["https://a.example"]
+
+
+def test_explicit_log_format_wins_over_the_environment_default() -> None:
+    """LOG_FORMAT=console in production logs to the console; json in development logs JSON."""
+    production = get_settings(ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, LOG_FORMAT="console")
+    assert (production.log_format, get_settings(LOG_FORMAT="json").log_format) == ("console", "json")
+
+
+def test_production_is_only_the_production_environment() -> None:
+    """is_production holds in production and not in development."""
+    production = get_settings(ENVIRONMENT="production", SECRET_KEY=STRONG_KEY)
+    assert (production.is_production, get_settings().is_production) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("bind", "host", "port"),
+    [
+        ("[::1]:8000", "::1", 8000),
+        ("[::]:0", "::", 0),
+        ("0.0.0.0:65535", "0.0.0.0", 65535),
+        ("localhost:1", "localhost", 1),
+    ],
+)
+def test_bind_splits_into_host_and_port(bind: str, host: str, port: int) -> None:
+    """BIND gives a host (an IPv6 one without its brackets) and a port from 0 to 65535."""
+    settings = get_settings(BIND=bind)
+    assert (settings.BIND, settings.host, settings.port) == (bind, host, port)
+
+
+@pytest.mark.parametrize("bind", ["localhost", ":8000", "localhost:", "localhost:http", "localhost:65536"])
+def test_a_bind_without_host_or_valid_port_is_refused(bind: str) -> None:
+    """BIND needs a host and a port below 65536, and the refusal echoes the value once."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(BIND=bind)
+    assert str(refused.value) == (
+        f"BIND must be HOST:PORT, e.g. 127.0.0.1:8000; port 0 picks a free one (got {bind!r})"
+    )
+
+
+@pytest.mark.parametrize("fragment", PLACEHOLDER_FRAGMENTS)
+def test_each_placeholder_fragment_alone_is_refused(fragment: str) -> None:
+    """A random-looking key holding one placeholder fragment is refused, naming the fragment."""
+    key = "Vt3kQ9xLm2Rb7ZpW4Nc8" + "-".join(fragment.upper())
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", SECRET_KEY=key)
+    assert f"it contains {fragment!r}" in str(refused.value)
+
+
+def test_a_key_of_eight_distinct_characters_is_accepted() -> None:
+    """Eight distinct characters, the fewest allowed, pass; seven are refused."""
+    production = get_settings(ENVIRONMENT="production", SECRET_KEY="abcdefgh" * 4)
+    seven = production.model_copy(update={"SECRET_KEY": SecretStr("abcdefga" * 4)})
+    assert (production.production_problems(), len(seven.production_problems())) == ([], 1)
+
+
+def test_a_short_key_refusal_is_one_line_with_the_command() -> None:
+    """A short key is refused with one message: the minimum, then the command in backquotes."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", SECRET_KEY="short")
+    assert str(refused.value) == (
+        "SECRET_KEY must be at least 32 characters in production: "
+        f"set SECRET_KEY to the output of `{GENERATE_KEY}`"
+    )
+
+
+def test_every_production_problem_is_named_at_once() -> None:
+    """DEBUG, a missing key and a wildcard origin are all named in one refusal, in that order."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", DEBUG="true", CORS_ORIGINS="https://a.example,*")
+    assert str(refused.value) == (
+        "DEBUG=true is not allowed in production: set DEBUG=false; "
+        "SECRET_KEY must be at least 32 characters in production: "
+        f"set SECRET_KEY to the output of `{GENERATE_KEY}`; "
+        "CORS_ORIGINS must not contain a wildcard in production: "
+        "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
+    )
