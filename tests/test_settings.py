@@ -4,10 +4,10 @@ import secrets
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError, model_validator
 from sqlalchemy import make_url
 
-from lastro import ConfigurationError, UnsafeProductionSettings, get_settings
+from lastro import ConfigurationError, Settings, UnsafeProductionSettings, get_settings
 from lastro.settings import PLACEHOLDER_FRAGMENTS, is_sqlite_url
 
 STRONG_KEY = "Vt3kQ9xLm2Rb7ZpW4sNc8YfHd1Ju6GaE5oKi0TqXyBn-Mw_r"
@@ -150,6 +150,7 @@ URLS = [
     "sqlite3:///x.db",
     "sqlitex:///x.db",
     "mysql://u@h/sqlite:///x",
+    "sqlite:///x.db?note=a://b",
 ]
 
 
@@ -366,6 +367,7 @@ def test_production_is_only_the_production_environment() -> None:
         ("[::]:0", "::", 0),
         ("0.0.0.0:65535", "0.0.0.0", 65535),
         ("localhost:1", "localhost", 1),
+        ("XPS-13:8000", "XPS-13", 8000),
     ],
 )
 def test_bind_splits_into_host_and_port(bind: str, host: str, port: int) -> None:
@@ -421,3 +423,26 @@ def test_every_production_problem_is_named_at_once() -> None:
         "CORS_ORIGINS must not contain a wildcard in production: "
         "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
     )
+
+
+def test_a_nested_value_is_named_by_its_path() -> None:
+    """A malformed value inside a setting is named by the setting and the keys down to it."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(SQLITE_PRAGMAS={"cache_size": [1]})
+    assert str(refused.value) == (
+        "SQLITE_PRAGMAS.cache_size.str: Input should be a valid string (got [1]); "
+        "SQLITE_PRAGMAS.cache_size.int: Input should be a valid integer (got [1])"
+    )
+
+
+class RegionalSettings(Settings):
+    @model_validator(mode="after")
+    def _require_region(self) -> RegionalSettings:
+        raise ValueError("REGION is required")
+
+
+def test_an_application_check_of_the_whole_settings_is_named_settings() -> None:
+    """An application's check over all its settings is reported as about the settings."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(RegionalSettings)
+    assert str(refused.value) == "settings: REGION is required (got {})"
