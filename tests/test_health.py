@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from lastro.health import CheckFailed, HealthRegistry, health_router
+from lastro.health import CheckFailed, HealthCheck, HealthRegistry, health_router
 from lastro.settings import get_settings
 from lastro.state import ServiceState
 
@@ -218,3 +218,31 @@ async def test_a_failing_check_shows_its_error_type_and_first_line() -> None:
         "status": "error",
         "error": "OSError: could not connect to server",
     }
+
+
+async def test_ready_lists_the_failing_checks_by_name() -> None:
+    """/health/ready names every failing check, sorted, whatever order they were added in."""
+    response = await get(
+        registry_with(queue=failing_check, cache=failing_check, db=ok_check), "/health/ready"
+    )
+    assert response.json() == {"status": "not ready", "failing": ["cache", "queue"]}
+
+
+async def test_uptime_is_given_to_the_millisecond() -> None:
+    """uptime_seconds is the time since the registry's start, rounded to three decimals."""
+    registry = HealthRegistry(version="1", started_at=time.time() - 5.123456)
+    uptime = (await get(registry, "/health")).json()["uptime_seconds"]
+    assert 5.123 <= uptime < 6
+    assert round(uptime, 3) == uptime
+
+
+async def test_uptime_counts_from_the_registry_creation_by_default() -> None:
+    """Without started_at, uptime starts when the registry is made."""
+    document = (await get(HealthRegistry(version="1"), "/health")).json()
+    assert 0 <= document["uptime_seconds"] < 60
+
+
+def test_a_check_waits_two_seconds_by_default() -> None:
+    """A HealthCheck made without a timeout gives its check 2 s, and is critical."""
+    check = HealthCheck("database", ok_check)
+    assert (check.timeout, check.critical) == (2.0, True)
