@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 from sqlalchemy import text
 
 from lastro.db import sqlite
-from lastro.db.checkpoint import CheckpointLock, WalCheckpointer, wal_path
+from lastro.db.checkpoint import CheckpointLock, WalCheckpointer, checkpoint_lock_path, wal_path
 from lastro.db.engine import Database
 from lastro.db.write_lock import WriteLock
 
@@ -120,3 +122,59 @@ def test_the_checkpoint_waits_for_lastro_writers(database: Database) -> None:
     assert done.wait(5)
     thread.join(5)
     assert wal_path(database.sqlite_path.resolve()).stat().st_size == 0
+
+
+def test_at_the_limit_exactly_nothing_is_done(database: Database) -> None:
+    """A WAL of exactly max_bytes is within the limit; one byte over is not."""
+    _grow_wal(database)
+    assert database.sqlite_path is not None
+    size = _checkpointer(database).wal_bytes()
+    assert WalCheckpointer(database.sqlite_path, size).run_once() is None
+    assert WalCheckpointer(database.sqlite_path, size - 1).run_once() is True
+
+
+def test_a_missing_wal_counts_as_empty(tmp_path: Path) -> None:
+    """Before the first write there is no WAL file: its size is zero and nothing is done."""
+    checkpointer = WalCheckpointer(tmp_path / "new.db", 0)
+    assert (checkpointer.wal_bytes(), checkpointer.run_once()) == (0, None)
+
+
+def test_by_default_it_looks_twenty_times_a_second_and_waits_a_second_for_readers(tmp_path: Path) -> None:
+    """The default interval is 50 ms and the default busy timeout 1000 ms."""
+    checkpointer = WalCheckpointer(tmp_path / "app.db", LIMIT)
+    assert (checkpointer.interval, checkpointer.busy_timeout_ms) == (0.05, 1000)
+
+
+def test_the_checkpoint_lock_is_a_file_beside_the_database(tmp_path: Path) -> None:
+    """The checkpoint lock is `<database>-lastro-checkpoint`, apart from the write lock."""
+    database = tmp_path / "app.db"
+    assert checkpoint_lock_path(database) == tmp_path / "app.db-lastro-checkpoint"
+
+
+@pytest.mark.anyio
+async def test_health_detail_reports_the_wal_and_the_checkpoints(database: Database) -> None:
+    """The check reports the WAL size and limit, the checkpoints done, incomplete and skipped, and the last
+    one's duration in milliseconds."""
+    checkpointer = _checkpointer(database)
+    assert (await checkpointer.check())["last_duration_ms"] is None
+    _grow_wal(database)
+    checkpointer.run_once()
+    detail = await checkpointer.check()
+    duration = detail.pop("last_duration_ms")
+    assert detail == {"wal_bytes": 0, "wal_max_bytes": LIMIT, "checkpoints": 1, "incomplete": 0, "skipped": 0}
+    assert 0 < duration < 5000
+    assert round(duration, 3) == duration
+
+
+@pytest.mark.anyio
+async def test_the_watch_truncates_a_wal_grown_past_the_limit(database: Database) -> None:
+    """The background task notices a WAL over the limit and truncates it, without being asked."""
+    checkpointer = _checkpointer(database, interval=0)
+    _grow_wal(database)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(checkpointer.watch)
+            while checkpointer.checkpoints == 0:
+                await anyio.lowlevel.checkpoint()  # the watch runs at interval 0: nothing waits
+            group.cancel_scope.cancel()
+    assert checkpointer.wal_bytes() == 0
