@@ -6,11 +6,13 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import JSON, Text, literal, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 
 from lastro import get_settings
 from lastro.db import sqlite
@@ -306,3 +308,227 @@ def test_postgres_before_13_is_refused_naming_the_url_and_the_need() -> None:
 def test_postgres_13_is_accepted() -> None:
     """PostgreSQL 13.0, the first with pg_xact_status(), is accepted."""
     check_postgres_version("13.0", 130000, "postgresql://db/x")
+
+
+def test_an_old_postgres_refusal_is_one_exact_message() -> None:
+    """The refusal names the URL, the version, the minimum and why it is needed, in one sentence."""
+    with pytest.raises(ConfigurationError) as refused:
+        check_postgres_version("12.17", 120017, "postgresql://db/x")
+    assert str(refused.value) == (
+        "the PostgreSQL server at DATABASE_URL=postgresql://db/x is version 12.17; lastro needs 13 or newer, "
+        "where pg_xact_status() tells whether a write whose COMMIT reply was lost was applied"
+    )
+
+
+def test_options_from_settings_carry_the_create_flag_and_the_pragmas() -> None:
+    """from_settings passes create= through and the settings' SQLite pragmas."""
+    settings = get_settings(SQLITE_PRAGMAS={"cache_size": -64000})
+    options = DatabaseOptions.from_settings(settings, 2, create=False)
+    assert (options.create_sqlite_file, options.sqlite_pragmas) == (False, sqlite.pragmas_for(settings))
+    assert options.sqlite_pragmas["cache_size"] == -64000
+    assert DatabaseOptions.from_settings(settings, 2).create_sqlite_file is True
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (DatabaseOptions(workers=1, pool_size=50), (50, 10)),
+        (DatabaseOptions(workers=0, pool_size=70), (70, 9)),
+        (DatabaseOptions(workers=7), (6, 4)),
+        (DatabaseOptions(workers=2, pool_size=100), (100, 0)),
+    ],
+)
+def test_the_derived_overflow_fills_the_share_left_by_the_pool(
+    options: DatabaseOptions, expected: tuple[int, int]
+) -> None:
+    """The overflow is what the worker's share leaves beside the pool, in whole connections, never below 0."""
+    assert options.postgres_pool() == expected
+
+
+@pg
+@pytest.mark.parametrize(("connect_timeout", "interval"), [(7.0, "3"), (0.2, "1")])
+def test_postgres_connections_notice_a_dead_peer(connect_timeout: float, interval: str) -> None:
+    """Connections carry TCP keepalives and a user timeout scaled to the connect timeout (whole seconds)."""
+    database = Database(POSTGRES_URL, DatabaseOptions(connect_timeout=connect_timeout))
+    seconds = str(max(1, int(connect_timeout + 0.999)))
+    try:
+        with database.engine.connect() as connection:
+            parameters = connection.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        database.dispose()
+    assert {key: parameters[key] for key in CONNECTION_KEYS} == {
+        "connect_timeout": seconds,
+        "keepalives": "1",
+        "keepalives_idle": seconds,
+        "keepalives_interval": interval,
+        "keepalives_count": "3",
+        "tcp_user_timeout": str(int(seconds) * 2000),
+    }
+
+
+CONNECTION_KEYS = [
+    "connect_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+]
+
+
+@pg
+def test_postgres_url_options_given_twice_are_all_kept() -> None:
+    """Two `options` in the URL are both applied, with the statement timeout after them."""
+    url = f"{POSTGRES_URL}?options=-csearch_path%3Dpublic&options=-cwork_mem%3D8MB"
+    database = Database(url, DatabaseOptions(statement_timeout=2))
+    try:
+        with database.engine.connect() as connection:
+            settings = connection.execute(
+                text("SELECT current_setting('work_mem'), current_setting('statement_timeout')")
+            ).one()
+    finally:
+        database.dispose()
+    assert tuple(settings) == ("8MB", "2s")
+
+
+@pg
+def test_a_pooled_postgres_connection_the_server_dropped_is_replaced_unseen() -> None:
+    """With pre-ping on (the default), a pooled connection the server terminated is replaced at checkout."""
+    database = Database(POSTGRES_URL)
+    try:
+        with database.engine.connect() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with database.engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        database.dispose()
+
+
+@pg
+def test_a_postgres_pool_waits_pool_timeout_for_a_connection() -> None:
+    """The pool gives a checkout DB_POOL_TIMEOUT seconds before the pool-timeout error."""
+    database = Database(POSTGRES_URL, DatabaseOptions(pool_timeout=0.05, pool_size=1, max_overflow=0))
+    try:
+        with database.engine.connect(), pytest.raises(sa_exc.TimeoutError):
+            database.engine.connect()
+    finally:
+        database.dispose()
+
+
+@pg
+def test_the_postgres_probe_tells_its_socket(postgres: Database) -> None:
+    """probe() reaches the server and tells the caller the socket it waits on."""
+    sockets: list[int] = []
+    postgres.probe(on_socket=sockets.append)
+    postgres.probe()
+    assert len(sockets) == 1
+    assert sockets[0] >= 0
+
+
+@pg
+def test_a_connection_outside_the_pool_is_in_autocommit(postgres: Database) -> None:
+    """connect_outside_pool opens a connection of its own, in autocommit, on the same database."""
+    connection = postgres.connect_outside_pool(timeout=0.3)
+    try:
+        assert connection.autocommit is True
+        assert connection.info.get_parameters()["connect_timeout"] == "1"
+        assert connection.execute("SELECT current_database()").fetchone() == ("test",)
+    finally:
+        connection.close()
+    assert postgres.pool_status()["checked_out"] == 0
+
+
+@pg
+def test_postgres_json_columns_are_written_compactly(postgres: Database) -> None:
+    """JSON values are serialized by lastro's encoder: compact, without spaces."""
+    with postgres.engine.connect() as connection:
+        stored = connection.execute(select(literal({"a": [1, 2]}, JSON).cast(Text))).scalar_one()
+    assert stored == '{"a":[1,2]}'
+
+
+def test_sqlite_json_columns_are_written_compactly(sqlite_db: Database) -> None:
+    """On SQLite too, JSON values are serialized compactly."""
+    with sqlite_db.engine.connect() as connection:
+        stored = connection.execute(select(literal({"a": [1, 2]}, JSON).cast(Text))).scalar_one()
+    assert stored == '{"a":[1,2]}'
+
+
+def test_in_memory_sqlite_json_columns_are_written_compactly() -> None:
+    """An in-memory SQLite database serializes JSON the same way."""
+    database = Database("sqlite://")
+    try:
+        with database.engine.connect() as connection:
+            stored = connection.execute(select(literal({"a": [1, 2]}, JSON).cast(Text))).scalar_one()
+    finally:
+        database.dispose()
+    assert stored == '{"a":[1,2]}'
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "FILE"])
+def test_a_sqlite_connection_serves_any_thread(url: str, tmp_path: Path) -> None:
+    """A pooled SQLite connection used on one thread can be used on the next (the writer's and the loop's)."""
+    database = Database(f"sqlite:///{tmp_path / 'threads.db'}" if url == "FILE" else url)
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(database.ping).result() is None
+            assert database.pool_status()["size"] == 2
+        database.ping()
+    finally:
+        database.dispose()
+
+
+def test_a_sqlite_file_is_created_in_missing_directories(tmp_path: Path) -> None:
+    """A new SQLite file is created with the directories above it, and the data lands in that file."""
+    path = tmp_path / "a" / "b" / "app.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    finally:
+        database.dispose()
+    raw = sqlite.driver().connect(str(path))
+    try:
+        assert raw.execute("SELECT name FROM sqlite_schema").fetchall() == [("t",)]
+    finally:
+        raw.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["app.db"]
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///:memory:", "sqlite:///file:shared?mode=memory&uri=true", "sqlite://"]
+)
+def test_sqlite_databases_without_a_file_have_no_path(url: str) -> None:
+    """In-memory databases, and those named by a `file:` URI, have no path to watch."""
+    database = Database(url)
+    try:
+        assert database.sqlite_path is None
+    finally:
+        database.dispose()
+
+
+def test_the_sqlite_probe_fails_once_the_file_is_gone(sqlite_db: Database, tmp_path: Path) -> None:
+    """probe() opens the file afresh and fails once it was moved away, without recreating it."""
+    assert sqlite_db.sqlite_path is not None
+    sqlite_db.probe()
+    shutil.move(sqlite_db.sqlite_path, tmp_path / "moved.db")
+    with pytest.raises(sqlite.driver().OperationalError, match="unable to open database file"):
+        sqlite_db.probe()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["moved.db"]
+
+
+def test_the_sqlite_in_memory_probe_answers() -> None:
+    """probe() on an in-memory database asks it a trivial query."""
+    database = Database("sqlite://")
+    try:
+        database.probe()
+    finally:
+        database.dispose()
+
+
+def test_pool_overflow_is_never_reported_negative(sqlite_db: Database) -> None:
+    """An idle pool reports zero overflow connections in use."""
+    assert sqlite_db.pool_status()["overflow"] == 0
