@@ -431,3 +431,52 @@ async def test_stats_start_at_zero(backend: Backend, transactions: Transactions)
     stats = transactions.stats()
     assert (stats["retries"], stats["gave_up"], stats["reconnects"]) == ({}, 0, 0)
     assert stats["breaker"] == {"state": "closed", "consecutive_failures": 0, "last_error": None}
+
+
+async def test_the_probe_reaches_a_sqlite_database(tmp_path: Path) -> None:
+    """probe() returns once the database answered."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'p.db'}"))
+    try:
+        await transactions.probe(5.0)
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+async def test_a_probe_without_time_left_times_out_naming_its_limit(tmp_path: Path) -> None:
+    """A probe given no time raises TimeoutError saying how long it waited."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'p.db'}"))
+    try:
+        with pytest.raises(TimeoutError) as timed_out:
+            await transactions.probe(0)
+        assert str(timed_out.value) == "the database did not answer within 0 s"
+    finally:
+        transactions.close()
+        transactions.database.dispose()
+
+
+async def test_a_probe_of_a_missing_sqlite_file_raises(
+    vanishing: tuple[Transactions, Path], tmp_path: Path
+) -> None:
+    """probe() raises the driver's error when the file is gone."""
+    transactions, path = vanishing
+    shutil.move(path, tmp_path / "elsewhere.db")
+    with pytest.raises(sqlite.driver().OperationalError, match="unable to open database file"):
+        await transactions.probe(5.0)
+
+
+async def test_sqlite_reads_off_the_loop_use_four_threads(tmp_path: Path) -> None:
+    """Reads off the event loop share four threads: eight units that wait in fours all finish."""
+    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'r.db'}"), inline_reads=False)
+    together = threading.Barrier(4, timeout=5)
+
+    def unit(_: Connection) -> str:
+        together.wait()
+        return threading.current_thread().name
+
+    try:
+        names = await asyncio.gather(*(transactions.read(unit) for _ in range(8)))
+        assert sorted(set(names)) == [f"lastro-db-read_{n}" for n in range(4)]
+    finally:
+        transactions.close()
+        transactions.database.dispose()
