@@ -480,3 +480,9 @@ async def test_sqlite_reads_off_the_loop_use_four_threads(tmp_path: Path) -> Non
     finally:
         transactions.close()
         transactions.database.dispose()
+
+
+async def test_keyword_arguments_alone_reach_the_unit(backend: Backend, transactions: Transactions) -> None:
+    """read(work, key=value) calls work(connection, key=value), with no positional argument."""
+    await transactions.write(_insert(backend, "ada"))
+    assert await transactions.read(_count, table=backend.table) == 1
