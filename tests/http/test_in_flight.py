@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from lastro.http.in_flight import InFlightLimitMiddleware
+from lastro.http.loop_lag import LoopLag
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
 
 pytestmark = pytest.mark.anyio
@@ -165,3 +166,143 @@ async def test_a_request_waiting_for_its_body_holds_no_slot() -> None:
     assert waiting == 0
     assert admitted.status_code == 200
     assert middleware.in_flight == 0
+
+
+class FixedLag(LoopLag):
+    """A loop that is always `lag` seconds late."""
+
+    def __init__(self, lag: float) -> None:
+        super().__init__()
+        self.lag = lag
+
+    def current(self) -> float:
+        return self.lag
+
+
+async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def get_quick(middleware: InFlightLimitMiddleware, path: str = "/quick") -> httpx.Response:
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get(path)
+
+
+async def test_without_limits_nothing_is_refused() -> None:
+    """By default there is no cap and no lag limit: a late worker with a request held inside serves on."""
+    release, inside = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/held":
+            inside.set()
+            await release.wait()
+        await ok(scope, receive, send)
+
+    middleware = InFlightLimitMiddleware(app, loop_lag=FixedLag(5.0))
+    held = asyncio.create_task(get_quick(middleware, "/held"))
+    await asyncio.wait_for(inside.wait(), 5)
+    served = await get_quick(middleware)
+    release.set()
+    assert ((await held).status_code, served.status_code) == (200, 200)
+
+
+async def test_a_loop_exactly_at_its_lag_limit_is_served() -> None:
+    """A loop late by exactly MAX_LOOP_LAG still serves; later than that it sheds."""
+    at_limit = InFlightLimitMiddleware(ok, max_loop_lag=0.5, loop_lag=FixedLag(0.5))
+    assert (await get_quick(at_limit)).status_code == 200
+    refused = await get_quick(InFlightLimitMiddleware(ok, max_loop_lag=0.5, loop_lag=FixedLag(0.6)))
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["detail"] == "this worker is 600 ms behind (MAX_LOOP_LAG is 0.5 s)"
+
+
+async def test_health_paths_are_served_even_behind_the_lag_limit() -> None:
+    """/health answers however late the loop runs, and its request body reaches the handler."""
+
+    async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    middleware = InFlightLimitMiddleware(echo, max_loop_lag=0.5, loop_lag=FixedLag(9.0))
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answered = await client.post("/health/live", content=b"ping")
+    assert (answered.status_code, answered.content) == (200, b"ping")
+
+
+async def test_a_request_whose_body_arrived_counts_while_it_waits_again() -> None:
+    """Once its body is complete a request is counted, even while it waits on receive for a disconnect."""
+    counted: list[int] = []
+    messages = [
+        {"type": "http.request", "body": b"a", "more_body": True},
+        {"type": "http.request", "body": b"b"},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        counted.append(middleware.in_flight)
+        return messages.pop(0)
+
+    async def watcher(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(3):
+            await receive()
+        counted.append(middleware.in_flight)
+
+    async def ignore(message: Message) -> None:
+        pass
+
+    middleware = InFlightLimitMiddleware(watcher, max_in_flight=CAP)
+    await middleware({"type": "http", "method": "POST", "path": "/upload", "headers": []}, receive, ignore)
+    assert counted == [0, 0, 1, 1]
+    assert middleware.in_flight == 0
+
+
+async def test_requests_back_from_their_body_count_each() -> None:
+    """Two requests whose bodies arrived are both counted again: the third is refused."""
+    release = asyncio.Event()
+    inside = asyncio.Event()
+    arrived = 0
+
+    async def handler(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal arrived
+        await receive()
+        arrived += 1
+        if arrived == CAP:
+            inside.set()
+        await release.wait()
+        await ok(scope, receive, send)
+
+    async def body() -> Message:
+        return {"type": "http.request", "body": b"x", "more_body": False}
+
+    async def ignore(message: Message) -> None:
+        pass
+
+    middleware = InFlightLimitMiddleware(handler, max_in_flight=CAP)
+    scope: Scope = {"type": "http", "method": "POST", "path": "/upload", "headers": []}
+    held = [asyncio.create_task(middleware(scope, body, ignore)) for _ in range(CAP)]
+    await asyncio.wait_for(inside.wait(), 5)
+    refused = await get_quick(middleware)
+    release.set()
+    await asyncio.gather(*held)
+    assert refused.status_code == 503
+
+
+async def test_lifespan_messages_pass_through_untouched() -> None:
+    """A lifespan scope goes straight to the application, with the server's own receive."""
+    seen: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def ignore(message: Message) -> None:
+        pass
+
+    await InFlightLimitMiddleware(app, max_in_flight=1)({"type": "lifespan"}, receive, ignore)
+    assert seen == [{"type": "lifespan.startup"}]
