@@ -22,8 +22,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa_exc
 
 from lastro import ServiceUnavailable
+from lastro.db.attempts import BoundedAttempt
 from lastro.db.engine import Database, DatabaseOptions
-from lastro.db.outcome import sqlite_commit_in_doubt
+from lastro.db.outcome import PendingCommit, pending_commit, resolve, sqlite_commit_in_doubt
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.errors import CommitOutcomeUnknown
@@ -244,3 +245,126 @@ async def test_sqlite_commit_refused_applies_nothing_and_is_not_retried(tmp_path
     finally:
         transactions.close()
         database.dispose()
+
+
+def _sqlite_error(message: str, code: int | None) -> Exception:
+    error = sqlite3.OperationalError(message)
+    if code is not None:
+        error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "in_doubt"),
+    [
+        ("no such table: t", SQLITE_IOERR_FSYNC, True),  # the code decides, whatever the message says
+        ("disk I/O error", 1, False),
+        ("Disk I/O error", None, True),  # a driver without codes: the message tells
+        ("database is locked", None, False),
+    ],
+)
+def test_an_io_error_is_told_by_its_code_else_by_its_message(
+    message: str, code: int | None, in_doubt: bool
+) -> None:
+    """The result code says whether COMMIT met an I/O error; without one, SQLite's message does."""
+    error = _sqlite_error(message, code)
+    assert sqlite_commit_in_doubt(error, in_transaction=False) is in_doubt
+    wrapped = sa_exc.OperationalError("COMMIT", None, error)
+    assert sqlite_commit_in_doubt(wrapped, in_transaction=False) is in_doubt
+
+
+# --- asking PostgreSQL what became of a transaction -----------------------------------------------------
+
+
+@pytest.fixture
+def pg_table() -> Iterator[str]:
+    table = f"lastro_test_resolve_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE TABLE {} (name TEXT)").format(sql.Identifier(table)))
+    yield table
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+
+def _connect(timeout: float) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=max(1, int(timeout)))
+
+
+def _insert(connection: psycopg.Connection[tuple[object, ...]], table: str) -> None:
+    connection.execute(sql.SQL("INSERT INTO {} VALUES ('x')").format(sql.Identifier(table)))
+
+
+@pytest.mark.postgres
+def test_a_transaction_that_wrote_nothing_has_nothing_pending() -> None:
+    """A transaction that only read has no id: nothing can be lost, it may simply run again."""
+    with psycopg.connect(POSTGRES_URL) as connection:
+        connection.execute("SELECT 1")
+        assert pending_commit(connection) is None
+
+
+@pytest.mark.postgres
+def test_a_writing_transaction_is_pending_with_its_backend(pg_table: str) -> None:
+    """A transaction that wrote has an id, and the pid of the server process running it."""
+    with psycopg.connect(POSTGRES_URL) as connection:
+        _insert(connection, pg_table)
+        pending = pending_commit(connection)
+        assert pending is not None
+        assert pending.backend_pid == connection.info.backend_pid
+        assert int(pending.xid) > 0
+
+
+@pytest.mark.postgres
+def test_a_committed_transaction_resolves_committed(pg_table: str) -> None:
+    """A transaction that did commit is reported committed."""
+    with psycopg.connect(POSTGRES_URL) as connection:
+        _insert(connection, pg_table)
+        pending = pending_commit(connection)
+        connection.commit()
+    assert pending is not None
+    assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 5)) == "committed"
+
+
+@pytest.mark.postgres
+def test_a_transaction_still_open_is_ended_and_resolves_aborted(pg_table: str) -> None:
+    """A transaction its backend still holds open is ended by terminating the backend: it was not applied."""
+    connection = psycopg.connect(POSTGRES_URL)
+    try:
+        _insert(connection, pg_table)
+        pending = pending_commit(connection)
+        assert pending is not None
+        assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 5)) == "aborted"
+        with pytest.raises(psycopg.OperationalError):
+            connection.execute("SELECT 1")
+    finally:
+        connection.close()
+    with psycopg.connect(POSTGRES_URL) as reader:
+        count = reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg_table))).fetchone()
+    assert count == (0,)
+
+
+@pytest.mark.postgres
+def test_a_rolled_back_transaction_resolves_aborted(pg_table: str) -> None:
+    """A transaction that rolled back is reported aborted, so the unit may run again."""
+    with psycopg.connect(POSTGRES_URL) as connection:
+        _insert(connection, pg_table)
+        pending = pending_commit(connection)
+        connection.rollback()
+    assert pending is not None
+    assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 5)) == "aborted"
+
+
+@pytest.mark.postgres
+def test_nothing_is_asked_once_the_attempt_is_abandoned_or_out_of_time(pg_table: str) -> None:
+    """An abandoned attempt, or one past its deadline, resolves to unknown without connecting."""
+    connections: list[float] = []
+
+    def counting(timeout: float) -> psycopg.Connection[tuple[object, ...]]:
+        connections.append(timeout)
+        return _connect(timeout)
+
+    abandoned = BoundedAttempt(time.monotonic() + 5)
+    abandoned.abandon()
+    pending = PendingCommit("1", 1)
+    assert resolve(counting, pending, abandoned) is None
+    assert resolve(counting, pending, BoundedAttempt(time.monotonic() - 1)) is None
+    assert connections == []
