@@ -35,13 +35,15 @@ def lock_path(database: Path, suffix: str = "-lastro-lock") -> Path:
 
 class WriteLock:
     suffix = "-lastro-lock"
-    unavailable = "SQLite write lock unavailable; this worker writes with the busy timeout alone"
+    unavailable = (
+        "SQLite write lock unavailable; this worker writes with the busy timeout alone"  # pragma: no mutate
+    )
 
     def __init__(self, database: Path | None) -> None:
         windows = sys.platform == "win32"
         self.path = lock_path(database, self.suffix) if database is not None and not windows else None
         self._file: IO[bytes] | None = None
-        self._warned = False
+        self._warned = False  # pragma: no mutate (whether it logged)
 
     def acquire(self) -> bool:
         """Block until this process is the only lastro writer of the file; False when it writes unordered."""
@@ -76,7 +78,7 @@ class WriteLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as error:  # tried again next time: the directory may be back by then
-                if not self._warned:
+                if not self._warned:  # pragma: no mutate block (log once)
                     self._warned = True
                     logger.warning(
                         self.unavailable,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -73,3 +74,79 @@ def test_an_unopenable_lock_file_means_writing_without_it(tmp_path: Path) -> Non
 def test_the_lock_file_sits_beside_the_database(tmp_path: Path) -> None:
     """`<database>-lastro-lock`, next to SQLite's own -wal and -shm files."""
     assert lock_path(tmp_path / "app.db") == tmp_path / "app.db-lastro-lock"
+
+
+def test_try_acquire_takes_a_free_lock_only(tmp_path: Path) -> None:
+    """try_acquire takes a free lock, returns False at once while another writer holds it, and takes it
+    again once released."""
+    first, second = WriteLock(tmp_path / "app.db"), WriteLock(tmp_path / "app.db")
+    try:
+        assert first.try_acquire() is True
+        assert second.try_acquire() is False
+        first.release()
+        assert second.try_acquire() is True
+    finally:
+        second.release()
+        first.close()
+        second.close()
+
+
+def test_try_acquire_without_a_lock_file_is_false(tmp_path: Path) -> None:
+    """With no lock file to open, try_acquire says the lock was not taken."""
+    assert WriteLock(tmp_path / "missing" / "app.db").try_acquire() is False
+
+
+def test_a_database_without_a_file_has_no_lock() -> None:
+    """An in-memory database has no lock file: writing is never ordered by one."""
+    lock = WriteLock(None)
+    assert (lock.path, lock.acquire(), lock.try_acquire()) == (None, False, False)
+
+
+def test_the_lock_is_taken_again_and_again_on_one_file(tmp_path: Path) -> None:
+    """One WriteLock keeps one open file across turns; close gives it back; releasing after is harmless."""
+    lock = WriteLock(tmp_path / "app.db")
+    for _ in range(3):
+        assert lock.acquire()
+        lock.release()
+    lock.close()
+    lock.release()
+    lock.close()
+    assert not held(tmp_path / "app.db")
+
+
+def test_a_lock_file_that_could_not_be_opened_is_tried_again(tmp_path: Path) -> None:
+    """Once the directory exists, the next turn takes the lock."""
+    lock = WriteLock(tmp_path / "later" / "app.db")
+    assert lock.acquire() is False
+    (tmp_path / "later").mkdir()
+    try:
+        assert lock.acquire() is True
+        assert held(tmp_path / "later" / "app.db")
+    finally:
+        lock.release()
+        lock.close()
+
+
+def test_the_lock_file_is_not_executable(tmp_path: Path) -> None:
+    """The lock file is created rw-r--r-- at most, like the database beside it."""
+    lock = WriteLock(tmp_path / "app.db")
+    lock.acquire()
+    lock.release()
+    lock.close()
+    assert stat.S_IMODE(lock_path(tmp_path / "app.db").stat().st_mode) & 0o133 == 0
+
+
+def test_a_subclass_locks_the_file_its_suffix_names(tmp_path: Path) -> None:
+    """A lock class naming another suffix takes a file of its own, apart from the write lock."""
+
+    class OtherLock(WriteLock):
+        suffix = "-other-lock"
+
+    other, writer = OtherLock(tmp_path / "app.db"), WriteLock(tmp_path / "app.db")
+    try:
+        assert other.path == tmp_path / "app.db-other-lock"
+        assert (other.try_acquire(), writer.try_acquire()) == (True, True)
+    finally:
+        for lock in (other, writer):
+            lock.release()
+            lock.close()
