@@ -295,3 +295,26 @@ def test_vanished_file_is_not_recreated(database: Database) -> None:
     with pytest.raises(sa_exc.OperationalError, match="unable to open database file"):
         database.ping()
     assert not database.sqlite_path.exists()
+
+
+def test_the_default_pragmas_are_lastros() -> None:
+    """Without SQLITE_PRAGMAS every connection gets WAL, NORMAL sync, a 5 s busy timeout, foreign keys,
+    temp tables in memory and SQLite's own cache size."""
+    assert sqlite.effective_pragmas({}) == {
+        "journal_mode": "WAL",
+        "synchronous": "NORMAL",
+        "busy_timeout": 5000,
+        "foreign_keys": "ON",
+        "temp_store": "MEMORY",
+        "cache_size": -2000,
+    }
+
+
+def test_several_workers_on_an_unsafe_sqlite_are_refused_with_the_ways_out() -> None:
+    """The refusal names the version, the worker count, the fix and each way out, in one message."""
+    with pytest.raises(ConfigurationError) as refused:
+        sqlite.check_version(3, allow_unsafe=False, version_info=(3, 45, 1))
+    assert str(refused.value) == (
+        "SQLite 3.45.1 can corrupt a WAL database when 3 workers write at once (fixed in 3.51.3): "
+        "install pysqlite3>=0.6.1, or set WORKERS=1, or accept the risk with SQLITE_ALLOW_UNSAFE_VERSION=true"
+    )
