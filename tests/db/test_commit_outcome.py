@@ -183,7 +183,7 @@ async def test_probe_fails_within_its_deadline_on_a_silent_network(setup: Setup)
     await setup.transactions.probe(1.0)
     setup.proxy.blackhole()
     started = time.monotonic()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError, match=r"^the database did not answer within 0\.5 s$"):
         await setup.transactions.probe(0.5)
     assert time.monotonic() - started < 0.5 + MARGIN
 

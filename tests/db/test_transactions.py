@@ -443,18 +443,6 @@ async def test_the_probe_reaches_a_sqlite_database(tmp_path: Path) -> None:
         transactions.database.dispose()
 
 
-async def test_a_probe_without_time_left_times_out_naming_its_limit(tmp_path: Path) -> None:
-    """A probe given no time raises TimeoutError saying how long it waited."""
-    transactions = Transactions(Database(f"sqlite:///{tmp_path / 'p.db'}"))
-    try:
-        with pytest.raises(TimeoutError) as timed_out:
-            await transactions.probe(0)
-        assert str(timed_out.value) == "the database did not answer within 0 s"
-    finally:
-        transactions.close()
-        transactions.database.dispose()
-
-
 async def test_a_probe_of_a_missing_sqlite_file_raises(
     vanishing: tuple[Transactions, Path], tmp_path: Path
 ) -> None:
