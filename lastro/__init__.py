@@ -7,6 +7,8 @@ JSON encoder, image sniffing, the health registry, ...) stays importable from it
 from lastro._version import __version__
 from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
+from lastro.cache import LRUCache
+from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
     CommitOutcomeUnknown,
@@ -30,6 +32,8 @@ __all__ = [
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "FileStore",
+    "FilteredSelect",
+    "LRUCache",
     "LastroError",
     "ProblemResponse",
     "ReadUnit",

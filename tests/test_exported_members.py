@@ -9,6 +9,8 @@ PUBLIC = [
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "FileStore",
+    "FilteredSelect",
+    "LRUCache",
     "LastroError",
     "ProblemResponse",
     "ReadUnit",
