@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 import lastro
-from examples.orders import repository as repo
+from examples.orders import accounts
 from examples.orders.auth import hash_password
+from examples.orders.errors import Conflict
 from examples.orders.models import TenantIn, UserIn
 from examples.orders.settings import OrdersSettings
 from lastro.db.engine import Database, DatabaseOptions, safe_url
@@ -115,9 +116,9 @@ def create(database: Database, tenant: str, username: str, password_hash: str) -
             if database.is_sqlite:
                 connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
-                tenant_id = repo.ensure_tenant(connection, tenant)
-                repo.create_user(connection, tenant_id, username, password_hash, True)
-    except repo.Conflict:
+                tenant_id = accounts.ensure_tenant(connection, tenant)
+                accounts.create_user(connection, tenant_id, username, password_hash, True)
+    except Conflict:
         fail(f"a user named {username!r} exists already: nothing was changed", EXIT_EXISTS)
     except SQLAlchemyError as exc:
         fail(f"could not write to {safe_url(database.url)}: {one_line(exc)}", EXIT_DATABASE)

@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from sqlalchemy import Connection
 
 import lastro
-from examples.orders import repository as repo
+from examples.orders import accounts
 from examples.orders.auth import Passwords, TokenCodec
-from examples.orders.images import purge_periodically
-from examples.orders.images import router as images_router
+from examples.orders.errors import Conflict, add_error_handlers
+from examples.orders.image_routes import router as images_router
+from examples.orders.purge import purge_periodically
 from examples.orders.routes import router
 from examples.orders.settings import OrdersSettings
 
@@ -53,7 +53,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app = lastro.create_app(settings, lifespan=lifespan)
     app.include_router(router)
     app.include_router(images_router)
-    _add_error_handlers(app)
+    add_error_handlers(app)
     return app
 
 
@@ -75,34 +75,16 @@ def _bulkhead_check(bulkhead: lastro.Bulkhead) -> Callable[[], Awaitable[dict[st
 
 async def _bootstrap_admin(transactions: lastro.Transactions, passwords: Passwords) -> None:
     """In development, with no user at all, create tenant `default` with user admin/admin."""
-    if await transactions.read(repo.count_users):
+    if await transactions.read(accounts.count_users):
         return
     if await transactions.write(_create_admin, await passwords.hash("admin")):
         logger.warning("development: created tenant 'default' with user admin / password admin")
 
 
 def _create_admin(connection: Connection, password_hash: str) -> bool:
-    tenant_id = repo.ensure_tenant(connection, "default")
+    tenant_id = accounts.ensure_tenant(connection, "default")
     try:
-        repo.create_user(connection, tenant_id, "admin", password_hash, True)
-    except repo.Conflict:
+        accounts.create_user(connection, tenant_id, "admin", password_hash, True)
+    except Conflict:
         return False  # another worker created it first
     return True
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    problems: dict[type[Exception], tuple[int, str | None]] = {
-        repo.NotFound: (404, None),
-        repo.Precondition: (412, "the order changed since you read it: GET it again and retry with its ETag"),
-        repo.Conflict: (409, None),
-        repo.KeyReused: (422, "this Idempotency-Key was already used with a different request body"),
-        repo.InvalidCursor: (422, None),
-    }
-    for error_class, (status, detail) in problems.items():
-
-        async def handler(
-            request: Request, exc: Exception, status: int = status, detail: str | None = detail
-        ) -> Response:
-            return lastro.ProblemResponse(status, detail or str(exc))
-
-        app.add_exception_handler(error_class, handler)

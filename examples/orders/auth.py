@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -82,10 +81,9 @@ class TokenCodec:
         self._secret = secret
         self._ttl = ttl
         self._clock = clock
-        self._cache_size = cache_size
-        # token -> (principal, exp). Checking an HS256 signature costs more than the rest of a GET by id;
-        # the same bytes always check the same way, so only the expiry is looked at again.
-        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
+        # Checking an HS256 signature costs more than the rest of a GET by id, and the same bytes always
+        # check the same way: a token is checked once, then remembered until its `exp`.
+        self._verified: lastro.LRUCache[str, Principal] = lastro.LRUCache(cache_size, clock=clock)
 
     def issue(self, principal: Principal) -> str:
         now = int(self._clock())
@@ -100,15 +98,10 @@ class TokenCodec:
 
     def check(self, token: str) -> Principal:
         """The token's principal; raises 401 for an expired, tampered, unsigned or malformed token."""
-        known = self._verified.get(token)
-        if known is not None and known[1] > self._clock():
-            self._verified.move_to_end(token)
-            return known[0]
-        self._verified.pop(token, None)
-        principal, expires = self._decode(token)
-        self._verified[token] = (principal, expires)
-        if len(self._verified) > self._cache_size:
-            self._verified.popitem(last=False)
+        principal = self._verified.get(token)
+        if principal is None:
+            principal, expires = self._decode(token)
+            self._verified.set(token, principal, expires_at=expires)
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, int]:

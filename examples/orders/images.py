@@ -1,161 +1,74 @@
-"""Order images: checked by content, stored atomically off the event loop, served back, purged with orders.
-
-The file is written before its row and removed after it (see `lastro.files`), so no row ever points at a
-missing file.
-"""
+"""Order images' rows: what was stored for which order. The files themselves live in a `lastro.FileStore`."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import random
-from datetime import timedelta
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Any
 
-import anyio
-from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import Connection, delete, insert, select
 
-import lastro
-from examples.orders import repository as repo
-from examples.orders.auth import Caller, Principal
-from examples.orders.models import ImageBase64In, ImageOut
-from examples.orders.settings import OrdersSettings
-from lastro.files import sniff_image
+from examples.orders.errors import NotFound
+from examples.orders.queries import live_order, require_order
+from examples.orders.schema import order_images, orders
+from examples.orders.storage import now, storable_id
 
-__all__ = ["purge_once", "purge_periodically", "router"]
-
-router = APIRouter(prefix="/api/orders/{order_id}/images", tags=["images"])
-logger = lastro.get_logger("orders.images")
-
-SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+__all__ = ["StoredImage", "add_image", "delete_image", "get_image", "list_images"]
 
 
-def _store(request: Request) -> lastro.FileStore:
-    store: lastro.FileStore = request.app.state.images
-    return store
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    id: int
+    order_id: int
+    content_type: str
+    size: int
+    storage_name: str
 
 
-def _max_bytes(request: Request) -> int:
-    settings: OrdersSettings = request.app.state.lastro.settings
-    return settings.IMAGE_MAX_BYTES
+_IMAGE_COLUMNS = (  # `StoredImage` takes a row in this order
+    order_images.c.id,
+    order_images.c.order_id,
+    order_images.c.content_type,
+    order_images.c.size,
+    order_images.c.storage_name,
+)
 
 
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(413, f"the image is larger than {limit} bytes (IMAGE_MAX_BYTES)")
+def add_image(
+    connection: Connection, tenant_id: int, order_id: int, content_type: str, size: int, storage_name: str
+) -> StoredImage:
+    """Record an image whose file is already stored; the order must be the tenant's and not deleted."""
+    require_order(connection, tenant_id, order_id, for_update=True)
+    values = {"order_id": order_id, "tenant_id": tenant_id, "content_type": content_type, "size": size}
+    statement = insert(order_images).values(**values, storage_name=storage_name, created_at=now())
+    image_id = connection.execute(statement.returning(order_images.c.id)).scalar_one()
+    return StoredImage(image_id, order_id, content_type, size, storage_name)
 
 
-def _out(image: repo.StoredImage) -> ImageOut:
-    url = f"/api/orders/{image.order_id}/images/{image.id}"
-    return ImageOut(id=image.id, content_type=image.content_type, size=image.size, url=url)
+def _images_of(tenant_id: int, order_id: int) -> Any:
+    return (
+        select(*_IMAGE_COLUMNS)
+        .join(orders, orders.c.id == order_images.c.order_id)
+        .where(live_order(tenant_id, order_id))
+    )
 
 
-@router.post("", status_code=201, response_model=ImageOut)
-async def upload_image(
-    order_id: int,
-    file: Annotated[UploadFile, File()],
-    request: Request,
-    caller: Caller,
-    unit: lastro.WriteUnit,
-) -> Response:
-    """Attach an image sent as multipart form data (field `file`): PNG, JPEG or WebP."""
-    limit = _max_bytes(request)
-    data = await file.read(limit + 1)
-    return await _attach(request, unit, caller, order_id, data)
+def list_images(connection: Connection, tenant_id: int, order_id: int) -> list[StoredImage]:
+    require_order(connection, tenant_id, order_id)
+    rows = connection.execute(_images_of(tenant_id, order_id).order_by(order_images.c.id))
+    return [StoredImage(*row) for row in rows]
 
 
-@router.post("/base64", status_code=201, response_model=ImageOut)
-async def upload_image_base64(
-    order_id: int, body: ImageBase64In, request: Request, caller: Caller, unit: lastro.WriteUnit
-) -> Response:
-    """Attach an image sent as JSON `{"filename", "content_base64"}`."""
-    limit = _max_bytes(request)
-    if len(body.content_base64) > 4 * (limit // 3 + 1) + 4:  # over the limit whatever it decodes to
-        raise _too_large(limit)
-    try:
-        data = base64.b64decode(body.content_base64, validate=True)
-    except binascii.Error:
-        raise HTTPException(422, "content_base64 is not valid base64") from None
-    return await _attach(request, unit, caller, order_id, data)
+def get_image(connection: Connection, tenant_id: int, order_id: int, image_id: int) -> StoredImage:
+    row = None
+    if storable_id(image_id) and storable_id(order_id):
+        row = connection.execute(_images_of(tenant_id, order_id).where(order_images.c.id == image_id)).first()
+    if row is None:
+        raise NotFound(f"image {image_id} of order {order_id} not found")
+    return StoredImage(*row)
 
 
-async def _attach(
-    request: Request, unit: lastro.UnitOfWork, caller: Principal, order_id: int, data: bytes
-) -> Response:
-    limit = _max_bytes(request)
-    if len(data) > limit:
-        raise _too_large(limit)
-    content_type = sniff_image(data)
-    if content_type is None:
-        raise HTTPException(415, "the upload is not a PNG, JPEG or WebP image")
-    await unit.transactions.read(repo.get_order, caller.tenant_id, order_id)  # 404 before writing the file
-    store = _store(request)
-    name = store.new_name(SUFFIXES[content_type])
-    await store.save(name, data)
-    try:
-        image = await unit.run(repo.add_image, caller.tenant_id, order_id, content_type, len(data), name)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await store.delete(name)
-        raise
-    document = _out(image)
-    return JSONResponse(document.model_dump(), status_code=201, headers={"Location": document.url})
-
-
-@router.get("", response_model=list[ImageOut])
-async def list_images(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> list[ImageOut]:
-    images = await unit.run(repo.list_images, caller.tenant_id, order_id)
-    return [_out(image) for image in images]
-
-
-@router.get("/{image_id}", response_class=FileResponse)
-async def get_image(
-    order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.ReadUnit
-) -> Response:
-    """The image itself, with its content type."""
-    image = await unit.run(repo.get_image, caller.tenant_id, order_id, image_id)
-    store = _store(request)
-    if not await store.exists(image.storage_name):
-        logger.error("image file missing", image_id=image.id, storage_name=image.storage_name)
-        raise HTTPException(404, f"image {image_id} of order {order_id} not found")
-    return FileResponse(store.path(image.storage_name), media_type=image.content_type)
-
-
-@router.delete("/{image_id}", status_code=204)
-async def delete_image(
-    order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.WriteUnit
-) -> Response:
-    name = await unit.run(repo.delete_image, caller.tenant_id, order_id, image_id)
-    await _store(request).delete(name)
-    return Response(status_code=204)
-
-
-async def purge_once(
-    transactions: lastro.Transactions, store: lastro.FileStore, settings: OrdersSettings
-) -> int:
-    """Remove orders deleted longer ago than ORDERS_RETENTION, with their images; forget old keys."""
-    now = repo.now()
-    cutoff = now - timedelta(seconds=settings.ORDERS_RETENTION)
-    total = 0
-    while True:
-        purged, names = await transactions.write(repo.purge_orders, cutoff)
-        await store.delete(*names)  # after the commit: a crash before this leaves files, never rows
-        total += purged
-        if not purged:
-            break
-    key_cutoff = now - timedelta(seconds=settings.IDEMPOTENCY_WINDOW)
-    keys = await transactions.write(repo.purge_idempotency_keys, key_cutoff)
-    if total or keys:
-        logger.info("purged", orders=total, idempotency_keys=keys)
-    return total
-
-
-async def purge_periodically(
-    transactions: lastro.Transactions, store: lastro.FileStore, settings: OrdersSettings
-) -> None:
-    # Every worker runs this; the random start spreads them out and each purge is idempotent.
-    await asyncio.sleep(random.uniform(0, settings.PURGE_INTERVAL))
-    while True:
-        await purge_once(transactions, store, settings)
-        await asyncio.sleep(settings.PURGE_INTERVAL)
+def delete_image(connection: Connection, tenant_id: int, order_id: int, image_id: int) -> str:
+    """Remove an image's row and return its storage name, for the caller to remove the file afterwards."""
+    image = get_image(connection, tenant_id, order_id, image_id)
+    connection.execute(delete(order_images).where(order_images.c.id == image.id))
+    return image.storage_name

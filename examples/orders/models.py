@@ -18,6 +18,7 @@ __all__ = [
     "Item",
     "Order",
     "OrderIn",
+    "OrderLine",
     "OrderPage",
     "OrderPatch",
     "Status",
@@ -33,9 +34,8 @@ NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
 # Exact in storage (integer cents) and arithmetic; a JSON number on the wire, as clients expect.
-Money = Annotated[
-    Decimal, Field(ge=0, max_digits=12, decimal_places=2), PlainSerializer(float, when_used="json")
-]
+Amount = Annotated[Decimal, PlainSerializer(float, when_used="json")]
+Money = Annotated[Amount, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class Status(StrEnum):
@@ -95,11 +95,21 @@ class OrderPatch(BaseModel):
     items: Items | None = None
 
 
+# What the API answers carries no input rules: it was checked on the way in, and stays cheap to build.
+
+
+class OrderLine(BaseModel):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Amount
+
+
 class Order(BaseModel):
     id: int
     customer: str
-    items: list[Item]
-    total: Money
+    items: list[OrderLine]
+    total: Amount
     status: Status
     notes: str | None
     version: int

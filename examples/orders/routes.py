@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Response
+from sqlalchemy import Connection
 
 import lastro
-from examples.orders import repository as repo
+from examples.orders import accounts, idempotency, queries
 from examples.orders.auth import Admin, Caller, Passwords, Principal, TokenCodec
+from examples.orders.errors import NotFound
 from examples.orders.models import (
     NO_NUL,
     Order,
@@ -29,8 +30,6 @@ from examples.orders.models import (
 router = APIRouter(prefix="/api")
 logger = lastro.get_logger("orders")
 
-JSON = "application/json"
-
 
 @router.get("/ping")
 async def ping(delay: float = Query(default=0.0, ge=0.0, le=30.0)) -> dict[str, Any]:
@@ -44,7 +43,7 @@ async def ping(delay: float = Query(default=0.0, ge=0.0, le=30.0)) -> dict[str, 
 # --- auth and admin -------------------------------------------------------------------------------------
 
 
-@router.post("/auth/token", response_model=Token, tags=["auth"])
+@router.post("/auth/token", tags=["auth"])
 async def issue_token(
     request: Request,
     unit: lastro.ReadUnit,
@@ -52,7 +51,7 @@ async def issue_token(
     password: Annotated[str, Form(max_length=200)],
 ) -> Token:
     """OAuth2 password flow: a bearer token for a valid username and password."""
-    user = await unit.run(repo.find_user, username)
+    user = await unit.run(accounts.find_user, username)
     passwords: Passwords = request.app.state.passwords
     if not await passwords.verify(user.password_hash if user else None, password) or user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
@@ -60,21 +59,21 @@ async def issue_token(
     return Token(access_token=codec.issue(Principal(user.id, user.tenant_id, user.is_admin)))
 
 
-@router.post("/admin/tenants", status_code=201, response_model=TenantOut, tags=["admin"])
+@router.post("/admin/tenants", status_code=201, tags=["admin"])
 async def create_tenant(body: TenantIn, _: Admin, unit: lastro.WriteUnit) -> TenantOut:
-    tenant_id = await unit.run(repo.create_tenant, body.name)
+    tenant_id = await unit.run(accounts.create_tenant, body.name)
     return TenantOut(id=tenant_id, name=body.name)
 
 
-@router.post("/admin/users", status_code=201, response_model=UserOut, tags=["admin"])
+@router.post("/admin/users", status_code=201, tags=["admin"])
 async def create_user(request: Request, body: UserIn, _: Admin, unit: lastro.WriteUnit) -> UserOut:
     passwords: Passwords = request.app.state.passwords
     password_hash = await passwords.hash(body.password)
 
-    def work(connection: Any) -> int:
-        if not repo.tenant_exists(connection, body.tenant_id):
-            raise repo.NotFound(f"tenant {body.tenant_id} not found")
-        return repo.create_user(connection, body.tenant_id, body.username, password_hash, body.is_admin)
+    def work(connection: Connection) -> int:
+        if not accounts.tenant_exists(connection, body.tenant_id):
+            raise NotFound(f"tenant {body.tenant_id} not found")
+        return accounts.create_user(connection, body.tenant_id, body.username, password_hash, body.is_admin)
 
     user_id = await unit.run(work)
     return UserOut(id=user_id, username=body.username, tenant_id=body.tenant_id, is_admin=body.is_admin)
@@ -83,15 +82,8 @@ async def create_user(request: Request, body: UserIn, _: Admin, unit: lastro.Wri
 # --- orders ---------------------------------------------------------------------------------------------
 
 
-def _order_response(body: bytes, order_id: int, version: int, status_code: int = 200) -> Response:
-    headers = {"ETag": f'"{version}"'}
-    if status_code == 201:
-        headers["Location"] = f"/api/orders/{order_id}"
-    return Response(body, status_code=status_code, media_type=JSON, headers=headers)
-
-
-def _document_response(document: dict[str, Any]) -> Response:
-    return _order_response(repo.to_json(document), document["id"], document["version"])
+def _etag(order: Order) -> dict[str, str]:
+    return {"ETag": f'"{order.version}"'}
 
 
 @router.post("/orders", status_code=201, response_model=Order, tags=["orders"])
@@ -99,33 +91,41 @@ async def create_order(
     order: OrderIn,
     caller: Caller,
     unit: lastro.WriteUnit,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> Order | Response:
     """Create an order; with an `Idempotency-Key`, a retry returns the first response, never a second row."""
-    digest = repo.request_hash(order.model_dump_json().encode()) if idempotency_key is not None else ""
+    if idempotency_key is None:
+        created = await unit.run(queries.create_order, caller.tenant_id, order)
+        response.headers.update(_created_headers(created))
+        return created
+    key = idempotency_key
+    digest = idempotency.request_hash(order.model_dump_json().encode())
 
-    def work(connection: Any) -> tuple[bytes, int, int]:
-        if idempotency_key is not None:
-            stored = repo.claim_key(connection, caller.tenant_id, idempotency_key, digest)
-            if stored is not None:
-                replayed = json.loads(stored.body)
-                return stored.body, replayed["id"], replayed["version"]
-        document = repo.create_order(connection, caller.tenant_id, order)
-        body = repo.to_json(document)
-        if idempotency_key is not None:
-            repo.store_response(connection, caller.tenant_id, idempotency_key, 201, body.decode())
-        return body, document["id"], document["version"]
+    def work(connection: Connection) -> idempotency.StoredResponse:
+        stored = idempotency.claim_key(connection, caller.tenant_id, key, digest)
+        if stored is None:
+            created = queries.create_order(connection, caller.tenant_id, order)
+            stored = idempotency.StoredResponse(201, _created_headers(created), created.model_dump_json())
+            idempotency.store_response(connection, caller.tenant_id, key, stored)
+        return stored
 
-    return _order_response(*await unit.run(work), status_code=201)
-
-
-@router.get("/orders/{order_id}", response_model=Order, tags=["orders"])
-async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> Response:
-    row = await unit.run(repo.get_order, caller.tenant_id, order_id)
-    return _document_response(repo.order_document(row))
+    stored = await unit.run(work)
+    return Response(stored.body, stored.status_code, stored.headers, media_type="application/json")
 
 
-@router.get("/orders", response_model=OrderPage, tags=["orders"])
+def _created_headers(order: Order) -> dict[str, str]:
+    return {**_etag(order), "Location": f"/api/orders/{order.id}"}
+
+
+@router.get("/orders/{order_id}", tags=["orders"])
+async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit, response: Response) -> Order:
+    order = await unit.run(queries.get_order, caller.tenant_id, order_id)
+    response.headers.update(_etag(order))
+    return order
+
+
+@router.get("/orders", tags=["orders"])
 async def list_orders(
     caller: Caller,
     unit: lastro.ReadUnit,
@@ -133,14 +133,13 @@ async def list_orders(
     customer: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, description=f"capped at {repo.MAX_PAGE}")] = 50,
+    limit: Annotated[int, Query(ge=1, description=f"capped at {queries.MAX_PAGE}")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
-) -> Response:
+) -> OrderPage:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
-    where = repo.OrderFilter(status, customer, created_from, created_to)
-    capped = min(limit, repo.MAX_PAGE)
-    page = await unit.run(repo.list_orders, caller.tenant_id, where, capped, cursor)
-    return Response(repo.to_json(page), media_type=JSON)
+    where = queries.OrderFilter(status, customer, created_from, created_to)
+    capped = min(limit, queries.MAX_PAGE)
+    return await unit.run(queries.list_orders, caller.tenant_id, where, capped, cursor)
 
 
 def _expected_version(if_match: str | None, *, required: bool) -> int | None:
@@ -156,24 +155,20 @@ def _expected_version(if_match: str | None, *, required: bool) -> int | None:
     return int(tag)
 
 
-@router.patch("/orders/{order_id}", response_model=Order, tags=["orders"])
+@router.patch("/orders/{order_id}", tags=["orders"])
 async def update_order(
     order_id: int,
     patch: OrderPatch,
     caller: Caller,
     unit: lastro.WriteUnit,
+    response: Response,
     if_match: Annotated[str | None, Header()] = None,
-) -> Response:
-    """Change status, notes or items; needs `If-Match` with the order's ETag."""
+) -> Order:
+    """Change status, notes or items; needs `If-Match` with the order's ETag (or `*`)."""
     expected = _expected_version(if_match, required=True)
-
-    def work(connection: Any) -> dict[str, Any]:
-        version = expected
-        if version is None:  # If-Match: *
-            version = repo.get_order(connection, caller.tenant_id, order_id).version
-        return repo.update_order(connection, caller.tenant_id, order_id, version, patch)
-
-    return _document_response(await unit.run(work))
+    updated = await unit.run(queries.update_order, caller.tenant_id, order_id, expected, patch)
+    response.headers.update(_etag(updated))
+    return updated
 
 
 @router.delete("/orders/{order_id}", status_code=204, tags=["orders"])
@@ -181,5 +176,5 @@ async def delete_order(
     order_id: int, caller: Caller, unit: lastro.WriteUnit, if_match: Annotated[str | None, Header()] = None
 ) -> Response:
     expected = _expected_version(if_match, required=False)
-    await unit.run(repo.delete_order, caller.tenant_id, order_id, expected)
+    await unit.run(queries.delete_order, caller.tenant_id, order_id, expected)
     return Response(status_code=204)

@@ -87,8 +87,10 @@ idempotency_keys = Table(
     Column("tenant_id", Integer, ForeignKey("tenants.id"), primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
+    # The first response, replayed for a retry with the same key: NULL while that request is in progress.
     Column("status_code", Integer),
-    Column("response", Text),  # the JSON body replayed for a retry with the same key
+    Column("response_headers", JSON),
+    Column("response", Text),
     Column("created_at", DateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of keys past their window
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,7 @@ from lastro.db.migrations import current_revision, head_revision, schema_problem
 from tests.conftest import POSTGRES_URL
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "migrations"
+HEAD = "0003"  # the newest revision of the orders example
 TABLES = {"tenants", "users", "orders", "order_images", "idempotency_keys", "alembic_version"}
 
 
@@ -51,7 +53,7 @@ def _tables(database: Database) -> set[str]:
 
 def test_head_revision_is_the_latest_script() -> None:
     """head_revision() reads the scripts directory without a database."""
-    assert head_revision(MIGRATIONS) == "0002"
+    assert head_revision(MIGRATIONS) == HEAD
 
 
 def test_fresh_database_has_no_revision(database: Database) -> None:
@@ -61,7 +63,7 @@ def test_fresh_database_has_no_revision(database: Database) -> None:
 
 def test_upgrade_applies_the_migrations(database: Database) -> None:
     """upgrade() goes from nothing to head and creates the tables."""
-    assert upgrade(database, MIGRATIONS) == (None, "0002")
+    assert upgrade(database, MIGRATIONS) == (None, HEAD)
     assert _tables(database) == TABLES
 
 
@@ -74,9 +76,9 @@ def test_current_revision_is_head_after_upgrade(database: Database) -> None:
 def test_second_upgrade_is_a_no_op(database: Database) -> None:
     """Running upgrade again changes nothing and reports head before and after."""
     upgrade(database, MIGRATIONS)
-    assert upgrade(database, MIGRATIONS) == ("0002", "0002")
+    assert upgrade(database, MIGRATIONS) == (HEAD, HEAD)
     assert _tables(database) == TABLES
-    assert current_revision(database) == "0002"
+    assert current_revision(database) == HEAD
 
 
 def test_upgrade_creates_the_orders_indexes(database: Database) -> None:
@@ -104,7 +106,7 @@ def test_a_database_at_0001_gets_the_purge_indexes_with_its_rows(database: Datab
             " updated_at, deleted_at) VALUES (1, 'ACME', '[]', 0, 'received', 1, '2026-01-01', '2026-01-01',"
             " NULL), (1, 'ACME', '[]', 0, 'cancelled', 2, '2026-01-01', '2026-01-02', '2026-01-02')"
         )
-    assert upgrade(database, MIGRATIONS) == ("0001", "0002")
+    assert upgrade(database, MIGRATIONS, "0002") == ("0001", "0002")
     with database.engine.connect() as connection:
         orders_indexes = {index["name"] for index in inspect(connection).get_indexes("orders")}
         key_indexes = {index["name"] for index in inspect(connection).get_indexes("idempotency_keys")}
@@ -112,6 +114,35 @@ def test_a_database_at_0001_gets_the_purge_indexes_with_its_rows(database: Datab
     assert "ix_orders_deleted_at" in orders_indexes
     assert "ix_idempotency_keys_created_at" in key_indexes
     assert count == 2
+
+
+def test_a_database_at_0002_keeps_its_idempotency_keys_with_their_headers(database: Database) -> None:
+    """Upgrading to 0003 gives each stored 201 the ETag and Location of its order; nothing is lost."""
+    upgrade(database, MIGRATIONS, "0002")
+    body = '{"id": 41, "version": 3, "customer": "ACME"}'
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO tenants (id, name, created_at) VALUES (1, 'acme', '2026-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status_code, response, created_at)"
+            f" VALUES (1, 'done', 'h1', 201, '{body}', '2026-01-01'),"
+            " (1, 'pending', 'h2', NULL, NULL, '2026-01-01'), (1, 'odd', 'h3', 201, 'not json', '2026-01-01')"
+        )
+    assert upgrade(database, MIGRATIONS) == ("0002", HEAD)
+    with database.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT key, response_headers, response FROM idempotency_keys ORDER BY key"
+        ).all()
+    stored = {
+        key: (headers if isinstance(headers, dict | None) else json.loads(headers), response)
+        for key, headers, response in rows
+    }
+    assert stored == {
+        "done": ({"ETag": '"3"', "Location": "/api/orders/41"}, body),
+        "odd": (None, "not json"),
+        "pending": (None, None),
+    }
 
 
 def test_directory_without_env_py_is_refused(tmp_path: Path) -> None:

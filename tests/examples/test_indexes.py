@@ -1,4 +1,4 @@
-"""The orders list query and the periodic purge, as the repository builds them, are served by indexes on
+"""The orders list query and the periodic purge, as the service builds them, are served by indexes on
 SQLite and PostgreSQL.
 
 The database is migrated with examples/orders/migrations, then the planner is asked for the plan of
@@ -18,9 +18,10 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Connection, event
 
-from examples.orders import repository as repo
+from examples.orders import accounts, idempotency, images, queries, storage
 from examples.orders.models import OrderIn, Status
-from examples.orders.repository import OrderFilter, list_query
+from examples.orders.purge import purge_orders
+from examples.orders.queries import OrderFilter, list_query
 from lastro.db.engine import Database
 from lastro.db.migrations import upgrade
 from tests.conftest import POSTGRES_URL
@@ -73,17 +74,17 @@ PURGE_INDEXES = {
 
 def _purge(connection: Connection) -> None:
     """One deleted order with an image and one idempotency key, then both purges, past their windows."""
-    tenant_id = repo.create_tenant(connection, f"purge-{uuid.uuid4().hex[:8]}")
+    tenant_id = accounts.create_tenant(connection, f"purge-{uuid.uuid4().hex[:8]}")
     order = OrderIn.model_validate(
         {"customer": "ACME", "items": [{"sku": "A-1", "name": "Anvil", "quantity": 1, "unit_price": 1}]}
     )
-    order_id = repo.create_order(connection, tenant_id, order)["id"]
-    repo.add_image(connection, tenant_id, order_id, "image/png", 1, f"{uuid.uuid4().hex}.png")
-    repo.delete_order(connection, tenant_id, order_id, None)
-    repo.claim_key(connection, tenant_id, "key-1", "0" * 64)
-    later = repo.now() + timedelta(seconds=1)
-    assert repo.purge_orders(connection, later)[0] == 1
-    assert repo.purge_idempotency_keys(connection, later) == 1
+    order_id = queries.create_order(connection, tenant_id, order).id
+    images.add_image(connection, tenant_id, order_id, "image/png", 1, f"{uuid.uuid4().hex}.png")
+    queries.delete_order(connection, tenant_id, order_id, None)
+    idempotency.claim_key(connection, tenant_id, "key-1", "0" * 64)
+    later = storage.now() + timedelta(seconds=1)
+    assert purge_orders(connection, later)[0] == 1
+    assert idempotency.purge_idempotency_keys(connection, later) == 1
 
 
 def _purge_statements(database: Database) -> list[tuple[str, str, object]]:

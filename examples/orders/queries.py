@@ -1,0 +1,254 @@
+"""The orders' queries: plain functions on a connection, run inside a lastro unit of work.
+
+Every query takes the caller's tenant: an order of another tenant is simply not found. They return the
+API's models, so a route returns what a query gave it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Integer, and_, bindparam, insert, select, update
+
+import lastro
+from examples.orders.cursors import decode_cursor, encode_cursor
+from examples.orders.errors import Conflict, NotFound, Precondition
+from examples.orders.models import TRANSITIONS, Item, Order, OrderIn, OrderPage, OrderPatch, Status
+from examples.orders.schema import orders
+from examples.orders.storage import now, storable_id, utc
+
+__all__ = [
+    "MAX_PAGE",
+    "OrderFilter",
+    "create_order",
+    "delete_order",
+    "get_order",
+    "list_orders",
+    "live_order",
+    "require_order",
+    "to_order",
+    "update_order",
+]
+
+MAX_PAGE = 200
+
+_COLUMNS = (  # `to_order` unpacks a row in this order
+    orders.c.id,
+    orders.c.customer,
+    orders.c["items"],  # `.c.items` is the collection's items() method
+    orders.c.total_cents,
+    orders.c.status,
+    orders.c.notes,
+    orders.c.version,
+    orders.c.created_at,
+    orders.c.updated_at,
+)
+
+
+def _money(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+def _fields(row: Sequence[Any]) -> dict[str, Any]:
+    order_id, customer, items, total_cents, status, notes, version, created_at, updated_at = row
+    return {
+        "id": order_id,
+        "customer": customer,
+        "items": [
+            {
+                "sku": item["sku"],
+                "name": item["name"],
+                "quantity": item["quantity"],
+                "unit_price": _money(item["unit_price_cents"]),
+            }
+            for item in items
+        ],
+        "total": _money(total_cents),
+        "status": status,
+        "notes": notes,
+        "version": version,
+        "created_at": utc(created_at),
+        "updated_at": utc(updated_at),
+    }
+
+
+def to_order(row: Sequence[Any]) -> Order:
+    """The order as the API shows it, from a row of `_COLUMNS`."""
+    return Order.model_validate(_fields(row))
+
+
+def _stored_items(items: list[Item]) -> tuple[list[dict[str, Any]], int]:
+    """The items as the JSON column keeps them (money in integer cents), and the order's total."""
+    stored: list[dict[str, Any]] = [
+        {"sku": i.sku, "name": i.name, "quantity": i.quantity, "unit_price_cents": int(i.unit_price * 100)}
+        for i in items
+    ]
+    return stored, sum(item["quantity"] * item["unit_price_cents"] for item in stored)
+
+
+# The statements a request runs are built once, at import, with bound parameters.
+_INSERT_ORDER = insert(orders).returning(orders.c.id)
+
+
+def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> Order:
+    items, total = _stored_items(order.items)
+    stamp = now()
+    values = {
+        "tenant_id": tenant_id,
+        "customer": order.customer,
+        "items": items,
+        "total_cents": total,
+        "status": Status.RECEIVED.value,
+        "notes": order.notes,
+        "version": 1,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    # Only the id comes back: the rest of the row is what was just sent.
+    order_id = connection.execute(_INSERT_ORDER, values).scalar_one()
+    return to_order(
+        (order_id, order.customer, items, total, Status.RECEIVED.value, order.notes, 1, stamp, stamp)
+    )
+
+
+def live_order(tenant_id: Any, order_id: Any) -> Any:
+    """The condition for an order of the tenant that is not deleted; values or bind parameters."""
+    return and_(orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None))
+
+
+_GET_ORDER = select(*_COLUMNS).where(live_order(bindparam("tenant_id"), bindparam("order_id")))
+_GET_ORDER_FOR_UPDATE = _GET_ORDER.with_for_update()
+
+
+def _row(connection: Connection, tenant_id: int, order_id: int, *, for_update: bool = False) -> Any:
+    if not storable_id(order_id):
+        raise NotFound(f"order {order_id} not found")
+    # SQLite's write units already hold the database's write lock; PostgreSQL locks the row.
+    locking = for_update and connection.dialect.name == "postgresql"
+    query = _GET_ORDER_FOR_UPDATE if locking else _GET_ORDER
+    row = connection.execute(query, {"order_id": order_id, "tenant_id": tenant_id}).first()
+    if row is None:
+        raise NotFound(f"order {order_id} not found")
+    return row
+
+
+def get_order(connection: Connection, tenant_id: int, order_id: int) -> Order:
+    return to_order(_row(connection, tenant_id, order_id))
+
+
+def require_order(connection: Connection, tenant_id: int, order_id: int, *, for_update: bool = False) -> None:
+    """Raise NotFound unless the order is the tenant's and live; `for_update` locks it until the commit."""
+    _row(connection, tenant_id, order_id, for_update=for_update)
+
+
+def update_order(
+    connection: Connection, tenant_id: int, order_id: int, expected_version: int | None, patch: OrderPatch
+) -> Order:
+    """Apply `patch` if the order is still at `expected_version` (`None`: whatever version it is at)."""
+    row = _row(connection, tenant_id, order_id, for_update=True)
+    if expected_version is not None and row.version != expected_version:
+        raise Precondition(order_id)
+    changes = _changes(Status(row.status), patch)
+    if not changes:
+        return to_order(row)
+    updated = connection.execute(
+        update(orders)
+        .where(live_order(tenant_id, order_id), orders.c.version == row.version)
+        .values(**changes, version=orders.c.version + 1, updated_at=now())
+        .returning(*_COLUMNS)
+    ).one()
+    return to_order(updated)
+
+
+def _changes(current: Status, patch: OrderPatch) -> dict[str, Any]:
+    fields = patch.model_fields_set
+    if not TRANSITIONS[current] and fields:
+        raise Conflict(f"an order that is {current.value} can no longer change")
+    changes: dict[str, Any] = {}
+    if "status" in fields and patch.status is not None and patch.status != current:
+        if patch.status not in TRANSITIONS[current]:
+            allowed = ", ".join(sorted(status.value for status in TRANSITIONS[current]))
+            raise Conflict(
+                f"an order that is {current.value} cannot become {patch.status.value} (allowed: {allowed})"
+            )
+        changes["status"] = patch.status.value
+    if "notes" in fields:
+        changes["notes"] = patch.notes
+    if "items" in fields and patch.items is not None:
+        if current is not Status.RECEIVED:
+            raise Conflict(f"the items of an order that is {current.value} can no longer change")
+        changes["items"], changes["total_cents"] = _stored_items(patch.items)
+    return changes
+
+
+def delete_order(connection: Connection, tenant_id: int, order_id: int, expected_version: int | None) -> None:
+    """Soft-delete the order (the purge removes it later); `expected_version` as for `update_order`."""
+    row = _row(connection, tenant_id, order_id, for_update=True)
+    if expected_version is not None and row.version != expected_version:
+        raise Precondition(order_id)
+    stamp = now()
+    connection.execute(
+        update(orders)
+        .where(live_order(tenant_id, order_id))
+        .values(deleted_at=stamp, updated_at=stamp, version=orders.c.version + 1)
+    )
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    status: Status | None = None
+    customer: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# Newest first, keyset-paginated on the id: a concurrent insert never shifts a page.
+_PAGE = lastro.FilteredSelect(
+    select(*_COLUMNS)
+    .where(orders.c.tenant_id == bindparam("tenant_id"), orders.c.deleted_at.is_(None))
+    .order_by(orders.c.id.desc())
+    .limit(bindparam("limit", type_=Integer())),
+    status=orders.c.status == bindparam("status"),
+    customer=orders.c.customer == bindparam("customer"),
+    created_from=orders.c.created_at >= bindparam("created_from", type_=orders.c.created_at.type),
+    created_to=orders.c.created_at < bindparam("created_to", type_=orders.c.created_at.type),
+    after=orders.c.id < bindparam("after"),
+)
+
+
+def list_query(
+    tenant_id: int, where: OrderFilter, limit: int, after: int | None
+) -> tuple[Any, dict[str, Any]]:
+    """The statement of one page (one more row than `limit`, to know whether another page follows)."""
+    return _PAGE.bind(
+        tenant_id=tenant_id,
+        limit=limit + 1,
+        status=where.status.value if where.status is not None else None,
+        customer=where.customer,
+        created_from=_naive_utc(where.created_from),
+        created_to=_naive_utc(where.created_to),
+        after=after,
+    )
+
+
+def list_orders(
+    connection: Connection, tenant_id: int, where: OrderFilter, limit: int, cursor: str | None
+) -> OrderPage:
+    after = decode_cursor(cursor) if cursor else None
+    rows = connection.execute(*list_query(tenant_id, where, limit, after)).all()
+    page = rows[:limit]
+    more = len(rows) > limit and page
+    # One validation for the whole page: cheaper than one per order.
+    return OrderPage.model_validate(
+        {"items": [_fields(row) for row in page], "next_cursor": encode_cursor(page[-1].id) if more else None}
+    )

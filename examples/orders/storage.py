@@ -1,0 +1,38 @@
+"""What every query module of the service shares: how times are stored, which ids can exist, and an
+INSERT that tolerates a concurrent one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = ["MAX_ID", "insert_ignoring_duplicates", "now", "storable_id", "utc"]
+
+# Ids are INTEGER columns, 32-bit on PostgreSQL. A larger id names nothing, and the drivers refuse to bind it
+# (PostgreSQL past 32 bits, SQLite past 64), which would answer 500 instead of 404.
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    """Whether a row could have this id at all."""
+    return 0 < value <= MAX_ID
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC on every engine
+
+
+def utc(stored: datetime) -> datetime:
+    """A stored (naive UTC) time as the API shows it: aware, in UTC."""
+    return stored.replace(tzinfo=UTC)
+
+
+def insert_ignoring_duplicates(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT, doing nothing when the key exists (waiting for a concurrent insert of it to finish)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: PostgreSQL reports -1 as the row count of an INSERT that returns rows.
+    return connection.execute(statement.returning(*table.primary_key.columns)).first() is not None
