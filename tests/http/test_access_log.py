@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from lastro.http.access_log import AccessLogMiddleware
 from lastro.http.request_id import RequestIdMiddleware
 from lastro.observability.logging import configure_logging
+from lastro.observability.requests import requests_in_flight
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +130,52 @@ async def test_non_http_scopes_write_no_line(read_logs: ReadLogs) -> None:
     await AccessLogMiddleware(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
     assert access_lines(read_logs()) == []
+
+
+async def echo_in_flight(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with the request body, and the paths of the requests in flight while it was served."""
+    body = (await receive())["body"]
+    during = ",".join(entry["path"] for entry in requests_in_flight())
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-in-flight", during.encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+async def test_a_request_is_listed_in_flight_while_served(level: str) -> None:
+    """With or without access lines, the request is in flight while served and its body and answer pass."""
+    configure_logging(level, "json")
+    transport = httpx.ASGITransport(app=AccessLogMiddleware(echo_in_flight))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/upload", content=b"payload")
+    assert (response.content, response.headers["x-in-flight"]) == (b"payload", "/upload")
+    assert requests_in_flight() == []
+
+
+async def test_a_failing_request_leaves_the_in_flight_list() -> None:
+    """A request whose handler raised is no longer listed in flight."""
+    configure_logging("WARNING", "json")
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("boom")
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with pytest.raises(RuntimeError):
+        await AccessLogMiddleware(failing)(scope, None, None)  # type: ignore[arg-type]
+    assert requests_in_flight() == []
+
+
+async def test_lifespan_messages_pass_through_untouched() -> None:
+    """A lifespan scope reaches the application with the server's own receive and send."""
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(await receive())
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await AccessLogMiddleware(app)({"type": "lifespan"}, receive, send)
+    assert sent == [{"type": "lifespan.startup"}]
