@@ -165,3 +165,61 @@ async def test_close_finishes_queued_units_then_refuses(database: Database) -> N
     assert await task == "ada"
     with pytest.raises(RuntimeError, match="closed"):
         await writer.submit(insert("bob"))
+
+
+def thread_of(_: Connection) -> tuple[str, bool]:
+    thread = threading.current_thread()
+    return thread.name, thread.daemon
+
+
+async def test_inline_units_are_counted_each(database: Database, writer: SQLiteWriter) -> None:
+    """Two inline units count two units, two inline runs and two transactions."""
+    await writer.submit(insert("ada"))
+    await writer.submit(insert("bob"))
+    assert (writer.units, writer.inline, writer.transactions) == (2, 2, 2)
+
+
+async def test_queued_units_run_on_the_writer_thread(database: Database, writer: SQLiteWriter) -> None:
+    """A queued unit runs on lastro's writer thread, a daemon that never keeps the process alive."""
+    assert await queued_together(database, writer, [thread_of]) == [("lastro-db-write", True)]
+
+
+async def test_a_failing_unit_in_a_batch_costs_no_extra_transaction(
+    database: Database, writer: SQLiteWriter
+) -> None:
+    """The failing unit is rolled back to its savepoint: the batch commits once, all its units counted."""
+    await queued_together(database, writer, [insert("ada"), fail, insert("bob")])
+    assert (writer.units, writer.transactions) == (4, 2)
+
+
+async def test_a_single_queued_unit_runs_alone(database: Database, writer: SQLiteWriter) -> None:
+    """A queued unit alone in its batch that fails costs no transaction and counts no unit."""
+    results = await queued_together(database, writer, [fail])
+    assert isinstance(results[0], LookupError)
+    assert (writer.units, writer.transactions) == (1, 1)
+
+
+async def test_two_queued_units_share_a_transaction(database: Database, writer: SQLiteWriter) -> None:
+    """Two units queued together are already a batch: one transaction for both."""
+    await queued_together(database, writer, [insert("ada"), insert("bob")])
+    assert (writer.units, writer.transactions) == (3, 2)
+
+
+async def test_a_batch_holds_at_most_max_batch_units(database: Database) -> None:
+    """Three units queued behind a writer of max_batch=2 take two transactions."""
+    writer = SQLiteWriter(database, max_batch=2)
+    try:
+        results = await queued_together(database, writer, [insert("a"), insert("b"), insert("c")])
+        assert results == ["a", "b", "c"]
+        assert (writer.units, writer.transactions) == (4, 3)
+    finally:
+        writer.close()
+
+
+async def test_a_closed_writer_says_so(database: Database) -> None:
+    """A unit submitted to a closed writer is refused with the reason."""
+    writer = SQLiteWriter(database)
+    writer.close()
+    with pytest.raises(RuntimeError) as refused:
+        await writer.submit(insert("ada"))
+    assert str(refused.value) == "the SQLite writer is closed"
