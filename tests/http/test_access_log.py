@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from lastro.http.access_log import AccessLogMiddleware
 from lastro.http.request_id import RequestIdMiddleware
 from lastro.observability.logging import configure_logging
 from lastro.observability.requests import requests_in_flight
+from tests.support.asgi import lifespan_through
 
 pytestmark = pytest.mark.anyio
 
@@ -166,16 +167,4 @@ async def test_a_failing_request_leaves_the_in_flight_list() -> None:
 
 async def test_lifespan_messages_pass_through_untouched() -> None:
     """A lifespan scope reaches the application with the server's own receive and send."""
-    sent: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(await receive())
-
-    async def receive() -> Message:
-        return {"type": "lifespan.startup"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await AccessLogMiddleware(app)({"type": "lifespan"}, receive, send)
-    assert sent == [{"type": "lifespan.startup"}]
+    assert await lifespan_through(AccessLogMiddleware) == [{"type": "lifespan.startup"}]

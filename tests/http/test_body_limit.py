@@ -11,6 +11,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from lastro.http.body_limit import BodyLimitMiddleware
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
+from tests.support.asgi import lifespan_through
 
 pytestmark = pytest.mark.anyio
 
@@ -111,16 +112,6 @@ async def test_messages_other_than_the_body_are_not_counted() -> None:
 
 async def test_lifespan_messages_pass_through_untouched() -> None:
     """A lifespan scope reaches the application with the server's own receive and send."""
-    sent: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(await receive())
-
-    async def receive() -> Message:
-        return {"type": "lifespan.startup"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await BodyLimitMiddleware(app, max_body_bytes=0)({"type": "lifespan"}, receive, send)
-    assert sent == [{"type": "lifespan.startup"}]
+    assert await lifespan_through(lambda app: BodyLimitMiddleware(app, max_body_bytes=0)) == [
+        {"type": "lifespan.startup"}
+    ]

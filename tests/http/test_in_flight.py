@@ -15,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.loop_lag import LoopLag
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
+from tests.support.asgi import lifespan_through
 
 pytestmark = pytest.mark.anyio
 
@@ -292,17 +293,7 @@ async def test_requests_back_from_their_body_count_each() -> None:
 
 
 async def test_lifespan_messages_pass_through_untouched() -> None:
-    """A lifespan scope goes straight to the application, with the server's own receive."""
-    seen: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(await receive())
-
-    async def receive() -> Message:
-        return {"type": "lifespan.startup"}
-
-    async def ignore(message: Message) -> None:
-        pass
-
-    await InFlightLimitMiddleware(app, max_in_flight=1)({"type": "lifespan"}, receive, ignore)
-    assert seen == [{"type": "lifespan.startup"}]
+    """A lifespan scope reaches the application with the server's own receive and send."""
+    assert await lifespan_through(lambda app: InFlightLimitMiddleware(app, max_in_flight=1)) == [
+        {"type": "lifespan.startup"}
+    ]

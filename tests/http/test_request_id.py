@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from lastro.http.request_id import RequestIdMiddleware, current_request_id
 from lastro.observability.logging import configure_logging, get_logger
+from tests.support.asgi import echo, lifespan_through, post_through
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +103,42 @@ async def test_non_http_scopes_pass_through_untouched() -> None:
 
     await RequestIdMiddleware(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+async def test_the_request_body_reaches_the_application() -> None:
+    """The request's body passes through unchanged, and the answer carries an id."""
+    response = await post_through(RequestIdMiddleware(echo), b"payload")
+    assert (response.content, len(response.headers["x-request-id"])) == (b"payload", 32)
+
+
+async def test_an_id_the_application_set_is_replaced_by_the_request_id() -> None:
+    """A response that sets X-Request-ID itself, in any case, carries the request's id alone."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Request-ID", b"from-the-app"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = httpx.ASGITransport(app=RequestIdMiddleware(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
+    assert response.headers.get_list("x-request-id") == ["incoming-id-1234"]
+    assert response.headers["content-type"] == "text/plain"
+
+
+async def test_a_response_without_headers_gets_the_id() -> None:
+    """A response start that lists no headers at all still carries the id."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = httpx.ASGITransport(app=RequestIdMiddleware(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
+    assert response.headers["x-request-id"] == "incoming-id-1234"
+
+
+async def test_lifespan_messages_pass_through_with_the_servers_channels() -> None:
+    """A lifespan scope reaches the application with the server's own receive and send."""
+    assert await lifespan_through(RequestIdMiddleware) == [{"type": "lifespan.startup"}]

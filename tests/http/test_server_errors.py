@@ -14,6 +14,7 @@ from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from lastro.http.request_id import RequestIdMiddleware
 from lastro.http.server_errors import ServerErrorMiddleware
 from lastro.observability.logging import configure_logging
+from tests.support.asgi import echo, lifespan_through, post_through
 
 pytestmark = pytest.mark.anyio
 
@@ -116,3 +117,18 @@ async def test_non_http_scopes_pass_through() -> None:
 
     await ServerErrorMiddleware(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+async def test_the_problem_says_the_error_was_logged() -> None:
+    """The 500 answer's detail says what happened and that it was logged, nothing more."""
+    assert (await get("/crash")).json()["detail"] == "the server hit an unexpected error; it has been logged"
+
+
+async def test_the_request_body_reaches_the_application() -> None:
+    """The request's body passes through unchanged."""
+    assert (await post_through(ServerErrorMiddleware(echo), b"payload")).content == b"payload"
+
+
+async def test_lifespan_messages_pass_through_with_the_servers_channels() -> None:
+    """A lifespan scope reaches the application with the server's own receive and send."""
+    assert await lifespan_through(ServerErrorMiddleware) == [{"type": "lifespan.startup"}]
