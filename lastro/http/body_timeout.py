@@ -46,7 +46,8 @@ class BodyTimeoutMiddleware:
         self.timeout = timeout
         self.min_rate = min_rate
         self.clock = clock
-        self._log = LogThrottle(LOG_INTERVAL)  # a flood of trickling bodies logs a line per interval
+        # A flood of trickling bodies logs a line per interval.
+        self._log = LogThrottle(LOG_INTERVAL)  # pragma: no mutate (how often it logs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +59,7 @@ class BodyTimeoutMiddleware:
         clock = self.clock or asyncio.get_running_loop().time
         started = clock()
         deadline = started + self.timeout
-        received = 0
+        received = 0  # pragma: no mutate (for the log line only)
         done = False
 
         async def timed_receive() -> Message:
@@ -70,7 +71,7 @@ class BodyTimeoutMiddleware:
                 async with asyncio.timeout(max(deadline - clock(), 0.0)):
                     message = await receive()
             except TimeoutError:
-                if (not_logged := self._log.admit("body timeout")) is not None:
+                if (not_logged := self._log.admit("body timeout")) is not None:  # pragma: no mutate
                     logger.warning(
                         "request body timed out",
                         method=scope["method"],
@@ -83,7 +84,7 @@ class BodyTimeoutMiddleware:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             chunk = len(message.get("body", b""))
-            received += chunk
+            received += chunk  # pragma: no mutate (for the log line only)
             if self.min_rate:
                 deadline += chunk / self.min_rate
             return message

@@ -13,6 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 from lastro.app import create_app
 from lastro.http.body_timeout import BodyTimeout, BodyTimeoutMiddleware
 from lastro.settings import Settings
+from tests.support.asgi import lifespan_through
 from tests.support.clock import FakeTime
 
 pytestmark = pytest.mark.anyio
@@ -113,3 +114,59 @@ async def test_the_application_answers_408_problem_json_and_closes() -> None:
     assert headers[b"content-type"] == b"application/problem+json"
     assert headers[b"connection"] == b"close"
     assert json.loads(sent[1]["body"])["status"] == 408
+
+
+def then_disconnect_after(time: FakeTime, seconds: float, body: Message) -> Receive:
+    """The whole body at once, then the client's disconnect `seconds` later."""
+    messages = [body, {"type": "http.disconnect"}]
+
+    async def receive() -> Message:
+        await asyncio.sleep(0)  # a real wait: the timeout gets its chance to fire
+        message = messages.pop(0)
+        if message["type"] == "http.disconnect":
+            time.now += seconds
+        return message
+
+    return receive
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "http.request", "body": b"all", "more_body": False},
+        {"type": "http.request", "body": b"all"},  # more_body left out means the last chunk
+    ],
+)
+async def test_waiting_for_the_disconnect_is_not_timed(body: Message) -> None:
+    """After the last chunk, a wait of 30 s into a 20 s budget (a long streamed answer) is not cut."""
+    time = FakeTime()
+    middleware = BodyTimeoutMiddleware(reading_app, timeout=20, clock=time.clock)
+    await call(middleware, then_disconnect_after(time, 30, body))
+    assert time.now - 1000.0 == 30
+
+
+async def test_by_default_the_deadline_is_fixed() -> None:
+    """Without min_rate, bytes earn no time: a wait 25 s into a 20 s budget is cut."""
+    time = FakeTime()
+    middleware = BodyTimeoutMiddleware(reading_app, timeout=20, clock=time.clock)
+    with pytest.raises(BodyTimeout):
+        await call(middleware, arriving(time, [(25, b"a" * 5000), (1, b"b")]))
+
+
+async def test_the_time_earned_by_min_rate_runs_out_too() -> None:
+    """5,000 bytes at 500 B/s earn 10 s: a wait 31 s into a 20 s budget is still cut."""
+    time = FakeTime()
+    middleware = BodyTimeoutMiddleware(reading_app, timeout=20, min_rate=500, clock=time.clock)
+    with pytest.raises(BodyTimeout):
+        await call(middleware, arriving(time, [(31, b"a" * 5000), (1, b"b")]))
+
+
+def test_the_timeout_names_the_settings_that_set_it() -> None:
+    """The 408's detail names BODY_TIMEOUT and BODY_MIN_RATE."""
+    assert BodyTimeout().detail == "the request body did not arrive in time (BODY_TIMEOUT, BODY_MIN_RATE)"
+
+
+async def test_lifespan_messages_pass_through_untouched() -> None:
+    """A lifespan scope reaches the application with the server's own receive and send."""
+    passed = await lifespan_through(lambda app: BodyTimeoutMiddleware(app, timeout=1))
+    assert passed == [{"type": "lifespan.startup"}]
