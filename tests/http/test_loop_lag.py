@@ -114,3 +114,27 @@ async def test_a_zero_max_loop_lag_never_sheds() -> None:
     await get(app, "/work")
     await late_loop(time, 60.0)
     assert (await get(app, "/work")).status_code == 200
+
+
+async def test_a_lag_under_a_second_is_measured_as_it_is() -> None:
+    """A timer 250 ms late shows a lag of 250 ms, not rounded to anything."""
+    time = FakeTime()
+    lag = LoopLag(interval=0.0, clock=time.clock)
+    lag.current()
+    await late_loop(time, 0.25)
+    assert lag.current() == pytest.approx(0.25)
+
+
+async def test_once_the_loop_catches_up_the_lag_is_gone() -> None:
+    """After a late timer, a timer on time brings the lag back to zero."""
+    time = FakeTime()
+    lag = LoopLag(interval=0.0, clock=time.clock)
+    lag.current()
+    await late_loop(time, 1.0)
+    await late_loop(time, 0.0)
+    assert lag.current() == 0.0
+
+
+def test_by_default_the_loop_is_looked_at_twenty_times_a_second() -> None:
+    """The default interval is 50 ms."""
+    assert LoopLag().interval == 0.05
