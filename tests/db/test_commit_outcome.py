@@ -127,9 +127,12 @@ async def test_commit_nobody_can_confirm_is_commit_outcome_unknown(setup: Setup)
     calls: list[str] = []
     setup.proxy.blackhole_after_commit()
     started = time.monotonic()
-    with pytest.raises(CommitOutcomeUnknown):
+    with pytest.raises(CommitOutcomeUnknown) as unknown:
         await setup.transactions.write(setup.insert("ada", calls))
     assert time.monotonic() - started < DEADLINE + MARGIN
+    assert unknown.value.detail == (
+        "the database did not confirm the COMMIT within 2 s; read the resource before writing again"
+    )
     assert calls == ["ada"]
     assert setup.names() == ["ada"]  # it was applied: a 503 (or a re-run) would have been a lie
     assert setup.transactions.stats()["commit_outcomes"] == {"unknown": 1}
@@ -161,9 +164,10 @@ async def test_blackholed_unit_answers_503_at_the_deadline_and_never_commits(set
     await setup.transactions.write(setup.insert("before"))
     setup.proxy.blackhole()
     started = time.monotonic()
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ServiceUnavailable) as unavailable:
         await setup.transactions.write(setup.insert("during"))
     assert time.monotonic() - started < DEADLINE + MARGIN
+    assert unavailable.value.detail == "the database did not answer within 2 s"
     setup.proxy.restore()
     assert await setup.transactions.write(setup.insert("after")) == "stored after"
     await anyio.sleep(0.2)  # time enough for a commit behind the caller's back to show
