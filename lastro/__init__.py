@@ -22,6 +22,7 @@ from lastro.errors import (
 from lastro.files import FileStore
 from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import current_request_id
+from lastro.http.responses import JSONResponse
 from lastro.observability.logging import get_logger
 from lastro.settings import Settings, get_settings
 from lastro.state import ServiceState
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "FileStore",
     "FilteredSelect",
+    "JSONResponse",
     "LRUCache",
     "LastroError",
     "ProblemResponse",

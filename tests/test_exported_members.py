@@ -10,6 +10,7 @@ PUBLIC = [
     "ConfigurationError",
     "FileStore",
     "FilteredSelect",
+    "JSONResponse",
     "LRUCache",
     "LastroError",
     "ProblemResponse",
