@@ -40,7 +40,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check lastro examples tests benchmarks scripts
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy lastro
+	$(BIN)/mypy lastro examples
 
 pytest: $(VENV)/.installed-dev
 	$(PY) -m pytest
