@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, insert, select, update
@@ -19,7 +18,7 @@ from examples.orders.cursors import decode_cursor, encode_cursor
 from examples.orders.errors import Conflict, NotFound, Precondition
 from examples.orders.models import TRANSITIONS, Item, Order, OrderIn, OrderPatch, Status
 from examples.orders.schema import orders
-from examples.orders.storage import now, storable_id, utc
+from examples.orders.storage import now, storable_id
 
 __all__ = [
     "MAX_PAGE",
@@ -50,44 +49,13 @@ _COLUMNS = (  # `to_order` unpacks a row in this order
 )
 
 
-def _money(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
-
-
-def _fields(row: Sequence[Any]) -> dict[str, Any]:
-    order_id, customer, items, total_cents, status, notes, version, created_at, updated_at = row
-    return {
-        "id": order_id,
-        "customer": customer,
-        "items": [
-            {
-                "sku": item["sku"],
-                "name": item["name"],
-                "quantity": item["quantity"],
-                "unit_price": _money(item["unit_price_cents"]),
-            }
-            for item in items
-        ],
-        "total": _money(total_cents),
-        "status": status,
-        "notes": notes,
-        "version": version,
-        "created_at": utc(created_at),
-        "updated_at": utc(updated_at),
-    }
-
-
-def to_order(row: Sequence[Any]) -> Order:
-    """The order as the API shows it, from a row of `_COLUMNS`."""
-    return Order.model_validate(_fields(row))
-
-
 def order_document(row: Sequence[Any]) -> dict[str, Any]:
-    """`to_order(row)` as JSON data, built directly: the list's fast path (`lastro.JSONResponse`).
+    """The order as JSON data, from a row of `_COLUMNS`: what `to_order` validates, and the list's fast path.
 
-    A page of orders validated into models cost more CPU than the rest of the request. Money in cents
-    divides to the same float the model's Decimal gives; times are UTC with a `Z`, as pydantic writes them.
-    `tests/examples/test_documents.py` and the schema conformance test keep it equal to the model.
+    A page of orders validated into models cost more CPU than the rest of the request, so the list sends
+    this as it is (`lastro.JSONResponse`). Money in cents divides to the same float the model's Decimal
+    gives; times are UTC with a `Z`, as pydantic writes them. `tests/examples/test_documents.py` and the
+    schema conformance test keep it equal to the model.
     """
     order_id, customer, items, total_cents, status, notes, version, created_at, updated_at = row
     return {
@@ -109,6 +77,11 @@ def order_document(row: Sequence[Any]) -> dict[str, Any]:
         "created_at": f"{created_at.isoformat()}Z",  # stored as naive UTC
         "updated_at": f"{updated_at.isoformat()}Z",
     }
+
+
+def to_order(row: Sequence[Any]) -> Order:
+    """The order as the API shows it, from a row of `_COLUMNS`."""
+    return Order.model_validate(order_document(row))
 
 
 def _stored_items(items: list[Item]) -> tuple[list[dict[str, Any]], int]:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["MAX_ID", "insert_ignoring_duplicates", "now", "storable_id", "utc"]
+__all__ = ["MAX_ID", "insert_ignoring_duplicates", "now", "storable_id"]
 
 # Ids are INTEGER columns, 32-bit on PostgreSQL. A larger id names nothing, and the drivers refuse to bind it
 # (PostgreSQL past 32 bits, SQLite past 64), which would answer 500 instead of 404.
@@ -23,11 +23,6 @@ def storable_id(value: int) -> bool:
 
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC on every engine
-
-
-def utc(stored: datetime) -> datetime:
-    """A stored (naive UTC) time as the API shows it: aware, in UTC."""
-    return stored.replace(tzinfo=UTC)
 
 
 def insert_ignoring_duplicates(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
