@@ -40,7 +40,11 @@ OWN_TESTS: dict[str, list[str]] = {
     ],
     "lastro/db/engine.py": ["tests/db/test_engine.py", "tests/db/test_read_connections.py"],
     # `revision()` is driven through `lastro db revision`.
-    "lastro/db/migrations.py": ["tests/db/test_migrations.py", "tests/test_cli_db.py"],
+    "lastro/db/migrations.py": [
+        "tests/db/test_migrations.py",
+        "tests/db/test_migrations_revision.py",
+        "tests/test_cli_db.py",
+    ],
     "lastro/db/outcome.py": ["tests/db/test_commit_outcome.py"],
     "lastro/db/postgres_units.py": ["tests/db/test_commit_outcome.py", "tests/db/test_transactions.py"],
     # A COMMIT refused by SQLite, inline and batched.

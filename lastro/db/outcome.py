@@ -35,7 +35,7 @@ from lastro.observability.logging import get_logger
 
 __all__ = ["Outcome", "PendingCommit", "pending_commit", "resolve", "sqlite_commit_in_doubt"]
 
-Outcome = Literal["committed", "aborted"]
+Outcome = Literal["committed", "aborted"]  # pragma: no mutate (a type, for the type checker)
 _POLL = 0.05  # seconds between questions while the old backend still holds the transaction open
 _TERMINATE_WAIT_MS = 1000
 

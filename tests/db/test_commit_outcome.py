@@ -29,6 +29,7 @@ from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.errors import CommitOutcomeUnknown
 from tests.conftest import POSTGRES_URL
+from tests.support.clock import FakeTime
 from tests.support.pg_proxy import PgProxy
 
 pytestmark = pytest.mark.anyio
@@ -325,7 +326,7 @@ def test_a_committed_transaction_resolves_committed(pg_table: str) -> None:
         pending = pending_commit(connection)
         connection.commit()
     assert pending is not None
-    assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 5)) == "committed"
+    assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 0.9)) == "committed"  # under 1 s left
 
 
 @pytest.mark.postgres
@@ -372,3 +373,15 @@ def test_nothing_is_asked_once_the_attempt_is_abandoned_or_out_of_time(pg_table:
     assert resolve(counting, pending, abandoned) is None
     assert resolve(counting, pending, BoundedAttempt(time.monotonic() - 1)) is None
     assert connections == []
+
+
+def test_no_answer_before_the_deadline_is_unknown() -> None:
+    """A server that cannot be reached until the deadline leaves the outcome unknown."""
+    clock = FakeTime()
+    attempt = BoundedAttempt(clock.now + 1.0, clock=clock.clock)
+
+    def unreachable(timeout: float) -> psycopg.Connection[tuple[object, ...]]:
+        clock.now += timeout  # the connect timeout runs out, and with it the deadline
+        raise psycopg.OperationalError("connection timeout expired")
+
+    assert resolve(unreachable, PendingCommit("1", 1), attempt) is None
