@@ -52,7 +52,8 @@ class HealthCheck:
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self.check())
         try:
-            detail = await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for, which can lose a cancellation on 3.11
+                detail = await asyncio.shield(self._running)
         except TimeoutError:
             return {"status": "error", "error": f"no answer within {self.timeout:g} s"}
         except CheckFailed as exc:

@@ -91,7 +91,8 @@ class BackgroundTasks:
         for name, entry in reversed(self._entries.items()):
             entry.task.cancel()
             try:
-                await asyncio.wait_for(asyncio.shield(entry.task), grace)
+                async with asyncio.timeout(grace):  # not wait_for, which can lose a cancellation on 3.11
+                    await asyncio.shield(entry.task)
             except asyncio.CancelledError:
                 pass
             except TimeoutError:

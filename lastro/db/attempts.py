@@ -112,7 +112,10 @@ def _shutdown(fd: int) -> None:
 async def wait_for_attempt(future: asyncio.Future[T], bounded: BoundedAttempt) -> T:
     """`future`'s result, awaited until `bounded`'s deadline; then the attempt is abandoned."""
     try:
-        return await asyncio.wait_for(asyncio.shield(future), bounded.remaining())
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a future that
+        # finished as the waiter was cancelled, and the cancellation is lost.
+        async with asyncio.timeout(bounded.remaining()):
+            return await asyncio.shield(future)
     except TimeoutError:
         if future.done():
             return future.result()

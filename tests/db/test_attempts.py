@@ -135,3 +135,16 @@ async def test_an_attempt_abandoned_while_committing_may_have_committed() -> Non
         await wait_for_attempt(future, bounded)
     assert timed_out.value.never_committed is False
     future.set_result("committed after all")
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_is_kept_when_the_answer_arrives_at_the_same_moment() -> None:
+    """Cancelled as its future finished, the waiter ends cancelled: the result does not swallow the cancel."""
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    waiter = asyncio.create_task(wait_for_attempt(future, BoundedAttempt(float("inf"))))
+    await asyncio.sleep(0)
+    future.set_result("answer")
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
