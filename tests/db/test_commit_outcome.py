@@ -385,3 +385,20 @@ def test_no_answer_before_the_deadline_is_unknown() -> None:
         raise psycopg.OperationalError("connection timeout expired")
 
     assert resolve(unreachable, PendingCommit("1", 1), attempt) is None
+
+
+async def test_a_connection_dropped_twice_is_retried_as_unreachable(setup: Setup) -> None:
+    """Only the first drop re-runs the unit at once; the second is a retry, and neither opens the breaker."""
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> str:
+        calls.append(len(calls) + 1)
+        if len(calls) <= 2:
+            setup.proxy.drop_all()
+            connection.execute(text("SELECT 1"))
+        return "done"
+
+    assert await setup.transactions.write(unit) == "done"
+    stats = setup.transactions.stats()
+    assert (calls, stats["reconnects"], stats["retries"]) == ([1, 2, 3], 1, {"unreachable": 1})
+    assert stats["breaker"]["consecutive_failures"] == 0

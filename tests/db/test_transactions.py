@@ -416,8 +416,9 @@ async def test_no_free_pooled_connection_is_503_at_once(tmp_path: Path, fake_tim
     transactions = Transactions(database, retry=policy, inline_reads=False)
     held = database.engine.connect()
     try:
-        with pytest.raises(ServiceUnavailable, match="the database is overloaded"):
+        with pytest.raises(ServiceUnavailable) as raised:
             await transactions.read(_select_one)
+        assert raised.value.detail.startswith("the database is overloaded: QueuePool limit of size 1")
         assert (fake_time.sleeps, transactions.retries) == ([], {})
         assert transactions.breaker.state is BreakerState.CLOSED
     finally:
@@ -474,3 +475,33 @@ async def test_keyword_arguments_alone_reach_the_unit(backend: Backend, transact
     """read(work, key=value) calls work(connection, key=value), with no positional argument."""
     await transactions.write(_insert(backend, "ada"))
     assert await transactions.read(_count, table=backend.table) == 1
+
+
+async def test_every_give_up_is_counted(backend: Backend, transactions: Transactions) -> None:
+    """Three units that each gave up count three, and each 503 names the database's error."""
+    words = {"sqlite": "database is locked", "postgres": "could not serialize access"}[backend.name]
+
+    def unit(connection: Connection) -> None:
+        raise backend.transient_failure(connection)
+
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailable) as raised:
+            await transactions.write(unit)
+        assert raised.value.detail.startswith("the database did not complete the request: ")
+        assert words in raised.value.detail
+    assert transactions.gave_up == 3
+
+
+async def test_an_open_breaker_names_the_error_that_opened_it(
+    vanishing: tuple[Transactions, Path], tmp_path: Path
+) -> None:
+    """The breaker opened by a vanished file reports that error, by type and first line."""
+    transactions, path = vanishing
+    shutil.move(path, tmp_path / "elsewhere.db")
+    with pytest.raises(ServiceUnavailable):
+        await transactions.write(_select_one)
+    last_error = transactions.breaker.snapshot()["last_error"]
+    assert (
+        last_error
+        == f"OperationalError: ({sqlite.driver().__name__}.OperationalError) unable to open database file"
+    )
