@@ -22,9 +22,10 @@ class LoopLag:
         self.interval = interval
         self.clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._due = 0.0
-        self._last = 0.0
-        self._turn_pending = False
+        self._due: float  # both set by _start, on the first reading
+        self._last: float
+        # Whether a _turned call is already scheduled: spares scheduling it twice, changes no reading.
+        self._turn_pending = False  # pragma: no mutate
         self._turned_while_due: float | None = None
 
     def current(self) -> float:
@@ -38,12 +39,12 @@ class LoopLag:
         if self._turned_while_due == self._due:
             return overdue
         if not self._turn_pending:
-            self._turn_pending = True
+            self._turn_pending = True  # pragma: no mutate
             loop.call_soon(self._turned, self._due)
         return self._last
 
     def _turned(self, due: float) -> None:
-        self._turn_pending = False
+        self._turn_pending = False  # pragma: no mutate
         self._turned_while_due = due
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
