@@ -43,7 +43,7 @@ from lastro.errors import CommitOutcomeUnknown, one_line
 __all__ = ["SQLiteWriter"]
 
 T = TypeVar("T")
-Unit = tuple[Callable[[Connection], Any], "Future[Any]"]
+Unit = tuple[Callable[[Connection], Any], "Future[Any]"]  # pragma: no mutate (a type)
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 _SAVEPOINT_STATEMENTS = ("SAVEPOINT lastro_unit", "ROLLBACK TO lastro_unit", "RELEASE lastro_unit")

@@ -65,11 +65,12 @@ async def queued_together(
     units: list[Callable[[Connection], Any]],
     *,
     cancel: int | None = None,
+    tasks: list[asyncio.Future[Any]] | None = None,
 ) -> list[Any]:
     """Queue `units` while the writer thread is busy with a unit of its own: they form the next batch.
 
     The thread gets that first unit because another worker holds the lock when it is submitted. `cancel`:
-    the index of a unit whose caller gives up while it waits in the queue.
+    the index of a unit whose caller gives up while it waits in the queue. `tasks` receives the callers.
     """
     started, finish = threading.Event(), threading.Event()
 
@@ -84,14 +85,16 @@ async def queued_together(
     other_worker.release()
     other_worker.close()
     await asyncio.to_thread(started.wait, 5)
-    tasks = [asyncio.ensure_future(writer.submit(unit)) for unit in units]
+    callers = [asyncio.ensure_future(writer.submit(unit)) for unit in units]
+    if tasks is not None:
+        tasks.extend(callers)
     await asyncio.sleep(0)
     if cancel is not None:
-        tasks[cancel].cancel()
+        callers[cancel].cancel()
         await asyncio.sleep(0)  # the cancellation reaches the queued unit before the thread takes it
     finish.set()
     await first
-    return await asyncio.gather(*tasks, return_exceptions=True)
+    return await asyncio.gather(*callers, return_exceptions=True)
 
 
 async def test_an_uncontended_unit_runs_inline(database: Database, writer: SQLiteWriter) -> None:
@@ -223,3 +226,22 @@ async def test_a_closed_writer_says_so(database: Database) -> None:
     with pytest.raises(RuntimeError) as refused:
         await writer.submit(insert("ada"))
     assert str(refused.value) == "the SQLite writer is closed"
+
+
+async def test_a_failing_unit_in_a_batch_raises_to_its_caller(
+    database: Database, writer: SQLiteWriter
+) -> None:
+    """The caller of a unit that failed inside a batch gets its exception raised, not returned."""
+    callers: list[asyncio.Future[Any]] = []
+    await queued_together(database, writer, [insert("ada"), fail], tasks=callers)
+    assert isinstance(callers[1].exception(), LookupError)
+    assert callers[0].exception() is None
+
+
+async def test_close_stops_the_writer_thread(database: Database) -> None:
+    """Once close() returns, the thread that ran the queued units is gone."""
+    writer = SQLiteWriter(database)
+    [thread] = await queued_together(database, writer, [lambda _: threading.current_thread()])
+    assert thread.is_alive()
+    await asyncio.to_thread(writer.close)
+    assert not thread.is_alive()
