@@ -139,8 +139,9 @@ def _row(connection: Connection, tenant_id: int, order_id: int, *, for_update: b
     return row
 
 
-def get_order(connection: Connection, tenant_id: int, order_id: int) -> Order:
-    return to_order(_row(connection, tenant_id, order_id))
+def get_order(connection: Connection, tenant_id: int, order_id: int) -> dict[str, Any]:
+    """The order as JSON data (`order_document`), for `lastro.JSONResponse`: the read answered most."""
+    return order_document(_row(connection, tenant_id, order_id))
 
 
 def require_order(connection: Connection, tenant_id: int, order_id: int, *, for_update: bool = False) -> None:
