@@ -56,7 +56,7 @@ faults: $(VENV)/.installed-dev
 	LASTRO_FAULTS=1 $(PY) -m pytest $(FAULT_TESTS)
 
 # Mutation testing (not part of `make test`): mutmut on lastro/db, lastro/http, settings.py and health.py,
-# each module against its own tests, scores in mutants/summary.json (docs/mutation.md). About 40 minutes on
+# each module against its own tests, scores in mutants/summary.json (docs/mutation.md). About 30 minutes on
 # two cores; MODULES="lastro/db/retry.py lastro/settings.py" measures a few.
 MUTATION_CHILDREN ?= 2
 mutation: $(VENV)/.installed-dev
