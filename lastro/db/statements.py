@@ -1,8 +1,8 @@
 """A SELECT with optional conditions, built once for each combination of the conditions a call gives.
 
 A list endpoint with optional filters would otherwise build a new statement per request, and building a
-SELECT and computing its cache key costs more than SQLite takes to run it (benchmarks/RESULTS.md, "The
-reference service: models, helpers and speed"). The values always travel as bound parameters, so a
+SELECT and computing its cache key costs more than SQLite takes to run it (benchmarks/RESULTS.md, "What
+moved the numbers"). The values always travel as bound parameters, so a
 statement is never specific to one request.
 """
 
