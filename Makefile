@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 
 # Every setting can be overridden from the environment, e.g. `BIND=127.0.0.1:9000 WORKERS=4 make run`.
+# `make run` is for a developer's machine; a deploy that sets nothing runs in production.
+export ENVIRONMENT ?= development
 export BIND ?= 127.0.0.1:8000
 export WORKERS ?= 2
 export DATABASE_URL ?= sqlite:///./var/orders.db

@@ -7,11 +7,12 @@ with one message per problem that names the variable and the fix.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, overload
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from lastro.errors import ConfigurationError, UnsafeProductionSettings, one_line
@@ -19,7 +20,7 @@ from lastro.errors import ConfigurationError, UnsafeProductionSettings, one_line
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["Settings", "get_settings", "is_sqlite_url"]
+__all__ = ["Settings", "get_settings", "is_sqlite_url", "parse_rates"]
 
 MIN_SECRET_KEY_LENGTH = 32
 # Fragments of the values guides and templates ship as SECRET_KEY, compared without case, `-`, `_`, `.` or
@@ -60,7 +61,8 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    ENVIRONMENT: Literal["development", "production"] = "development"
+    # Production unless told otherwise: a deploy that forgets ENVIRONMENT still refuses unsafe values.
+    ENVIRONMENT: Literal["development", "production"] = "production"
     DEBUG: bool = False
     SERVICE_NAME: str = "lastro"
     SERVICE_VERSION: str = "0.0.0"
@@ -72,6 +74,14 @@ class Settings(BaseSettings):
 
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     REDIS_URL: str | None = None
+    REDIS_SOCKET_TIMEOUT: float = Field(
+        default=0.5, gt=0, description="seconds a Redis call may take before lastro gives up on it"
+    )
+    INSTANCES: int = Field(
+        default=1,
+        ge=1,
+        description="`lastro serve` instances (machines) serving this service; more than 1 needs REDIS_URL",
+    )
 
     MIGRATIONS_DIR: Path = Field(default=Path("migrations"), description="Alembic scripts directory")
 
@@ -134,13 +144,70 @@ class Settings(BaseSettings):
     HEALTH_CHECK_TIMEOUT: float = Field(default=2.0, gt=0)
 
     SECRET_KEY: SecretStr | None = None
-    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    # Rate limits: `N/second|minute|hour|day`, several joined by `;`, or `off`.
+    RATE_LIMIT_DEFAULT: str = Field(
+        default="600/minute", description="per client IP, or per user once authenticated, on every route"
+    )
+    RATE_LIMIT_LOGIN: str = Field(default="20/minute", description="per client IP and per username on login")
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or networks whose X-Forwarded-For is believed"
+    )
+
+    # The HTTP edge.
+    ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Host header values served, e.g. api.example.com,*.example.com",
+    )
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    CORS_ALLOW_CREDENTIALS: bool = False
+    HSTS_SECONDS: int = Field(
+        default=31_536_000, ge=0, description="Strict-Transport-Security max-age over https; 0 = not sent"
+    )
+    REFERRER_POLICY: str = "no-referrer"
+    REQUEST_TIMEOUT: float = Field(
+        default=30.0, ge=0, description="seconds a handler may run before the client gets 504; 0 = none"
+    )
+    MAX_MULTIPART_PARTS: int = Field(default=100, ge=1, description="fields and files in one multipart body")
+    MAX_MULTIPART_FILES: int = Field(default=10, ge=0, description="files in one multipart body")
+    MAX_PAGE_SIZE: int = Field(default=100, ge=1, description="items a list route returns at most")
+
+    # What production exposes.
+    DOCS_ENABLED: bool | None = Field(
+        default=None, description="/docs and /openapi.json; default: on in development, off in production"
+    )
+    HEALTH_TOKEN: SecretStr | None = Field(
+        default=None, description="bearer token that opens /health detail from any address"
+    )
+    HEALTH_NETWORKS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/8", "::1/128"],
+        description="networks that see /health detail without HEALTH_TOKEN",
+    )
+
+    @field_validator("CORS_ORIGINS", "TRUSTED_PROXIES", "ALLOWED_HOSTS", "HEALTH_NETWORKS", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("TRUSTED_PROXIES", "HEALTH_NETWORKS")
+    @classmethod
+    def _check_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{info.field_name} must be IP addresses or networks separated by commas, "
+                    f"e.g. 10.0.0.0/8,127.0.0.1 (got {item!r})"
+                ) from None
+        return value
+
+    @field_validator("RATE_LIMIT_DEFAULT", "RATE_LIMIT_LOGIN")
+    @classmethod
+    def _check_rates(cls, value: str, info: ValidationInfo) -> str:
+        parse_rates(value, info.field_name or "RATE_LIMIT")
         return value
 
     @field_validator("WORKERS", mode="before")
@@ -170,6 +237,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.ENVIRONMENT == "production"
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.DOCS_ENABLED if self.DOCS_ENABLED is not None else not self.is_production
 
     @property
     def log_format(self) -> Literal["json", "console"]:
@@ -203,6 +274,11 @@ class Settings(BaseSettings):
                 "CORS_ORIGINS must not contain a wildcard in production: "
                 "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
             )
+        if self.INSTANCES > 1 and not self.REDIS_URL:
+            problems.append(
+                f"INSTANCES={self.INSTANCES} shares rate limits and caches only through Redis, and REDIS_URL "
+                "is not set: set REDIS_URL=redis://HOST:6379/0, or INSTANCES=1"
+            )
         return problems
 
     def check_production(self) -> None:
@@ -224,6 +300,32 @@ def secret_key_problem(key: str) -> str | None:
     if len(set(key)) < MIN_DISTINCT_KEY_CHARACTERS:
         return f"has fewer than {MIN_DISTINCT_KEY_CHARACTERS} distinct characters, not a random key"
     return None
+
+
+_RATE = re.compile(r"\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)s?\s*", re.IGNORECASE)
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+RATES_OFF = ("", "off", "none", "0")
+
+
+def parse_rates(text: str, setting: str = "RATE_LIMIT") -> list[tuple[int, int]]:
+    """`"600/minute;20/second"` as `[(600, 60), (20, 1)]` (amount, seconds); `off` is `[]`.
+
+    Raises ValueError naming `setting` and the expected form.
+    """
+    if text.strip().lower() in RATES_OFF:
+        return []
+    rates = []
+    for part in text.split(";"):
+        found = _RATE.fullmatch(part)
+        amount = int(found.group(1)) if found else 0
+        if not found or amount < 1:
+            raise ValueError(
+                f"{setting} must be N/second, N/minute, N/hour or N/day (several joined by ';'), "
+                f"or off; e.g. 600/minute (got {text!r})"
+            )
+        multiple = int(found.group(2) or 1)
+        rates.append((amount, multiple * _PERIODS[found.group(3).lower()]))
+    return rates
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -273,7 +375,8 @@ def _describe(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         # Messages of lastro's own validators already name the variable and the value: say each once.
         described = message if message.startswith(f"{name} ") else f"{name}: {message}"
-        if "(got " not in message:
+        # A check of the whole settings would quote every value, secrets included: quote fields only.
+        if error["loc"] and "(got " not in message:
             described += f" (got {error.get('input')!r})"
         parts.append(described)
     return "; ".join(parts)

@@ -17,6 +17,8 @@ _SETTING_NAMES = list(Settings.model_fields)
 def clean_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in _SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
+    # Lastro defaults to production; the tests run in development unless they say otherwise.
+    monkeypatch.setenv("ENVIRONMENT", "development")
     monkeypatch.chdir(tmp_path)  # no stray .env, and ./var lands in the test's own directory
 
 
