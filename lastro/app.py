@@ -22,7 +22,10 @@ from lastro.http.body_timeout import BodyTimeoutMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import RequestIdMiddleware
+from lastro.http.request_timeout import RequestTimeoutMiddleware
+from lastro.http.security_headers import SecurityHeadersMiddleware
 from lastro.http.server_errors import ServerErrorMiddleware
+from lastro.http.trusted_host import TrustedHostMiddleware
 from lastro.lifecycle import wrap_lifespan
 from lastro.observability.logging import configure_logging
 from lastro.settings import Settings
@@ -60,19 +63,30 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     # Inside the in-flight limit: a body that times out gives its slot back with its 408.
     app.add_middleware(BodyTimeoutMiddleware, timeout=settings.BODY_TIMEOUT, min_rate=settings.BODY_MIN_RATE)
+    if settings.REQUEST_TIMEOUT:  # inside the in-flight limit: a request cut at its deadline frees its slot
+        app.add_middleware(RequestTimeoutMiddleware, timeout=settings.REQUEST_TIMEOUT)
     if settings.MAX_IN_FLIGHT or settings.MAX_LOOP_LAG:
         app.add_middleware(
             InFlightLimitMiddleware, max_in_flight=settings.MAX_IN_FLIGHT, max_loop_lag=settings.MAX_LOOP_LAG
         )
+    if "*" not in settings.ALLOWED_HOSTS:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
     if settings.CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.CORS_ORIGINS,
+            allow_credentials=settings.CORS_ALLOW_CREDENTIALS,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
         )
     app.add_middleware(AccessLogMiddleware)
+    # Outside every layer that answers: its errors get the headers too.
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        referrer_policy=settings.REFERRER_POLICY,
+        hsts_seconds=settings.HSTS_SECONDS,
+    )
     app.add_middleware(RequestIdMiddleware)
 
 
