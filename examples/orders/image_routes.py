@@ -7,7 +7,6 @@ missing file.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated
 
 import anyio
@@ -78,7 +77,7 @@ async def upload_image_base64(
         raise _too_large(limit)
     try:
         data = base64.b64decode(body.content_base64, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise HTTPException(422, "content_base64 is not valid base64") from None
     return await _attach(request, response, unit, caller, order_id, data)
 

@@ -213,7 +213,10 @@ class OrderFilter:
 def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # before year 1 or after 9999 in UTC: the bound is past every stored time
+        return datetime.min if moment.year == 1 else datetime.max
 
 
 # Newest first, keyset-paginated on the id: a concurrent insert never shifts a page.

@@ -26,6 +26,7 @@ from examples.orders.models import (
     UserIn,
     UserOut,
 )
+from lastro.http import etags
 
 router = APIRouter(prefix="/api")
 logger = lastro.get_logger("orders")
@@ -83,7 +84,7 @@ async def create_user(request: Request, body: UserIn, _: Admin, unit: lastro.Wri
 
 
 def _etag(order: Order) -> dict[str, str]:
-    return {"ETag": f'"{order.version}"'}
+    return {"ETag": etags.version_etag(order.version)}
 
 
 @router.post("/orders", status_code=201, response_model=Order, tags=["orders"])
@@ -123,7 +124,7 @@ async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> las
     # The reads answered most (by id, and pages of up to 200) send data built from the rows, not models:
     # validating them again cost more CPU than the query (lastro.JSONResponse; schema conformance tested).
     order = await unit.run(queries.get_order, caller.tenant_id, order_id)
-    return lastro.JSONResponse(order, headers={"ETag": f'"{order["version"]}"'})
+    return lastro.JSONResponse(order, headers={"ETag": etags.version_etag(order["version"])})
 
 
 @router.get("/orders", response_model=OrderPage, tags=["orders"])
@@ -148,12 +149,16 @@ def _expected_version(if_match: str | None, *, required: bool) -> int | None:
         if required:
             raise HTTPException(428, "send If-Match with the ETag of the order you read")
         return None
-    if if_match.strip() == "*":
+    try:
+        tags = etags.if_match_tags(if_match)
+    except ValueError:
+        tags = []
+    if tags is None:
         return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    versions = {etags.tag_version(tag) for tag in tags}
+    if len(versions) != 1 or None in versions:  # compared with one version: a list of several is refused
         raise HTTPException(412, "If-Match does not match the order's current ETag")
-    return int(tag)
+    return versions.pop()
 
 
 @router.patch("/orders/{order_id}", tags=["orders"])

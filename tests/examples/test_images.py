@@ -116,9 +116,9 @@ def test_a_body_over_max_body_bytes_gets_413_before_it_is_read(api: Api, order_i
     assert "MAX_BODY_BYTES" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("content", ["not base64!", "QUJD=x", ""])
+@pytest.mark.parametrize("content", ["not base64!", "QUJD=x", "", "QUJD٣", "é" * 8])
 def test_invalid_base64_gets_422(api: Api, order_id: int, content: str) -> None:
-    """Malformed or empty base64 is a client error, never a 500."""
+    """Malformed, empty or non-ASCII base64 is a client error, never a 500."""
     body = {"filename": "x.png", "content_base64": content}
     response = api.post(f"/api/orders/{order_id}/images/base64", json=body)
     assert response.status_code in (415, 422)

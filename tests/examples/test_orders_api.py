@@ -174,6 +174,22 @@ def test_patch_with_a_stale_etag_gets_412(admin: Api) -> None:
     assert admin.get(location).json()["notes"] == "first"
 
 
+@pytest.mark.parametrize(
+    "if_match",
+    ['"٣"'.encode(), b'"\xb2"', b'"' + b"9" * 19 + b'"', b'"' + b"9" * 5000 + b'"', b'"1" "2"', b"1"],
+    ids=["arabic-indic-digit", "superscript-two", "past-64-bits", "5000-digits", "no-comma", "unquoted"],
+)
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+def test_an_if_match_that_names_no_version_gets_412(admin: Api, method: str, if_match: bytes) -> None:
+    """An If-Match of Unicode digits, endless digits or broken syntax: 412, the order unchanged (was 500)."""
+    location = admin.create().headers["location"]
+    options: dict[str, Any] = {"headers": {"If-Match": if_match}}
+    if method == "PATCH":
+        options["json"] = {"notes": "x"}
+    assert is_problem(admin.request(method, location, **options), 412)
+    assert admin.get(location).json()["version"] == 1
+
+
 def _move(admin: Api, location: str, *statuses: str) -> httpx.Response:
     """PATCH the order through `statuses`, each with the ETag the previous answer gave; the last answer."""
     response = admin.get(location)
@@ -254,6 +270,22 @@ def test_list_filters_by_creation_time(tenant: Api) -> None:
     orders = [tenant.create().json() for _ in range(4)]
     window = tenant.walk(created_from=orders[1]["created_at"], created_to=orders[3]["created_at"])
     assert _ids(window) == [orders[2]["id"], orders[1]["id"]]
+
+
+@pytest.mark.parametrize(
+    ("created_from", "created_to"),
+    [("0001-01-01T00:00:00+01:00", None), (None, "9999-12-31T23:59:59-01:00")],
+    ids=["before-year-1-in-utc", "after-year-9999-in-utc"],
+)
+def test_time_bounds_past_the_calendar_in_utc_bound_nothing(
+    tenant: Api, created_from: str | None, created_to: str | None
+) -> None:
+    """A bound that falls outside years 1-9999 once in UTC leaves every order in the list (was 500)."""
+    created = tenant.create().json()["id"]
+    bounds = {name: value for name, value in [("created_from", created_from), ("created_to", created_to)]}
+    response = tenant.get("/api/orders", params={key: value for key, value in bounds.items() if value})
+    assert response.status_code == 200, response.text
+    assert _ids(response.json()["items"]) == [created]
 
 
 def test_list_does_not_show_deleted_orders(tenant: Api) -> None:
