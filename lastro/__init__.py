@@ -14,6 +14,8 @@ from lastro.errors import (
     CommitOutcomeUnknown,
     ConfigurationError,
     LastroError,
+    RateLimited,
+    RateLimitUnavailable,
     ServiceUnavailable,
     StartupError,
     StorageFull,
@@ -24,6 +26,8 @@ from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import current_request_id
 from lastro.http.responses import JSONResponse
 from lastro.observability.logging import get_logger
+from lastro.rate_limits import check_rate_limit
+from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings, get_settings
 from lastro.state import ServiceState
 from lastro.units import ReadUnit, UnitOfWork, WriteUnit
@@ -38,6 +42,8 @@ __all__ = [
     "LRUCache",
     "LastroError",
     "ProblemResponse",
+    "RateLimitUnavailable",
+    "RateLimited",
     "ReadUnit",
     "ServiceState",
     "ServiceUnavailable",
@@ -49,9 +55,11 @@ __all__ = [
     "UnsafeProductionSettings",
     "WriteUnit",
     "__version__",
+    "check_rate_limit",
     "create_app",
     "current_request_id",
     "get_logger",
     "get_settings",
     "install",
+    "rate_limit",
 ]

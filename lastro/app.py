@@ -12,6 +12,7 @@ from lastro.errors import (
     COMMIT_OUTCOME_UNKNOWN_TYPE,
     STORAGE_FULL_TYPE,
     CommitOutcomeUnknown,
+    RateLimited,
     ServiceUnavailable,
     StorageFull,
 )
@@ -21,6 +22,7 @@ from lastro.http.body_limit import BodyLimitMiddleware
 from lastro.http.body_timeout import BodyTimeoutMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import ProblemResponse
+from lastro.http.rate_limit import Identify
 from lastro.http.request_id import RequestIdMiddleware
 from lastro.http.request_timeout import RequestTimeoutMiddleware
 from lastro.http.security_headers import SecurityHeadersMiddleware
@@ -34,20 +36,26 @@ from lastro.state import ServiceState
 __all__ = ["create_app", "install"]
 
 
-def create_app(settings: Settings, **fastapi_options: object) -> FastAPI:
-    """A new FastAPI application with everything lastro provides installed."""
+def create_app(settings: Settings, *, identify: Identify | None = None, **fastapi_options: object) -> FastAPI:
+    """A new FastAPI application with everything lastro provides installed.
+
+    `identify(connection)` names the authenticated user of a request, or None: rate limits then count per
+    user rather than per client address.
+    """
     options: dict[str, object] = {"title": settings.SERVICE_NAME, "version": settings.SERVICE_VERSION}
     options.update(fastapi_options)
     app = FastAPI(**options)  # type: ignore[arg-type]
-    install(app, settings)
+    install(app, settings, identify=identify)
     return app
 
 
-def install(app: FastAPI, settings: Settings) -> FastAPI:
+def install(app: FastAPI, settings: Settings, *, identify: Identify | None = None) -> FastAPI:
     """Add logging, request ids, access logs, limits, problem+json errors, health checks and the lifecycle."""
     settings.check_production()
     configure_logging(settings.LOG_LEVEL, settings.log_format)
-    state = ServiceState(settings=settings, health=HealthRegistry(version=settings.SERVICE_VERSION))
+    state = ServiceState(
+        settings=settings, health=HealthRegistry(version=settings.SERVICE_VERSION), identify=identify
+    )
     app.state.lastro = state
     _add_middleware(app, settings)
     _add_exception_handlers(app)
@@ -108,6 +116,10 @@ def _add_exception_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ServiceUnavailable)
         return ProblemResponse(503, exc.detail, headers={"Retry-After": str(exc.retry_after)})
 
+    async def rate_limited(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RateLimited)
+        return ProblemResponse(429, exc.detail, headers=exc.headers)
+
     async def storage_full(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StorageFull)
         disk = request.app.state.lastro.disk
@@ -122,5 +134,6 @@ def _add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ServiceUnavailable, unavailable)
+    app.add_exception_handler(RateLimited, rate_limited)
     app.add_exception_handler(StorageFull, storage_full)
     app.add_exception_handler(CommitOutcomeUnknown, outcome_unknown)

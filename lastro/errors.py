@@ -6,6 +6,8 @@ LastroError
 │   └── UnsafeProductionSettings
 ├── StartupError              the service cannot start: a dependency did not answer, or the schema is behind
 ├── ServiceUnavailable        a dependency is down while serving; answered as 503 problem+json
+│   └── RateLimitUnavailable  a fail-closed limit (login) cannot reach its shared store
+├── RateLimited               a client went over a rate limit; answered as 429 with Retry-After
 ├── StorageFull               the disk under the database or the files is full; answered as 507
 └── CommitOutcomeUnknown      a write's COMMIT was sent and its reply lost, and no later check could tell
                               whether it was applied; answered as 504 with its own problem type, which
@@ -26,6 +28,8 @@ __all__ = [
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "LastroError",
+    "RateLimitUnavailable",
+    "RateLimited",
     "ServiceUnavailable",
     "StartupError",
     "StorageFull",
@@ -58,6 +62,19 @@ class ServiceUnavailable(LastroError):
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    """A limit that must not fail open (login) could not be checked: its shared store did not answer."""
+
+
+class RateLimited(LastroError):
+    """A client went over a rate limit. `headers` carry `Retry-After` and the IETF `RateLimit` fields."""
+
+    def __init__(self, detail: str, *, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
 
 
 # Problem types (RFC 9457 `type`) of the answers that are not plain HTTP statuses; documented in the README.

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from lastro.errors import one_line_with_type
+from lastro.ratelimit.policy import rate_limit
 
 __all__ = ["CheckFailed", "CheckResult", "HealthCheck", "HealthRegistry", "health_router"]
 
@@ -102,10 +103,12 @@ def health_router() -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
 
     @router.get("/live")
+    @rate_limit(None)  # probes and monitors are never throttled
     async def live() -> dict[str, Any]:
         return {"status": "alive", "pid": os.getpid()}
 
     @router.get("/ready")
+    @rate_limit(None)
     async def ready(request: Request) -> JSONResponse:
         healthy, checks = await _registry(request).run()
         failing = sorted(name for name, result in checks.items() if result["status"] != "ok")
@@ -113,6 +116,7 @@ def health_router() -> APIRouter:
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     @router.get("")
+    @rate_limit(None)
     async def detail(request: Request) -> JSONResponse:
         healthy, document = await _registry(request).document()
         return JSONResponse(document, status_code=200 if healthy else 503)

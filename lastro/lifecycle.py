@@ -29,6 +29,8 @@ from lastro.errors import ConfigurationError, StartupError, one_line
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
 from lastro.observability.watchdog import LoopWatchdog
+from lastro.rate_limits import limit_routes, open_limiter
+from lastro.ratelimit.limiter import RateLimiter
 from lastro.settings import Settings, is_sqlite_url
 from lastro.state import ServiceState
 from lastro.workers import (
@@ -52,6 +54,7 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         await startup(state)
+        limit_routes(app, state, state.identify)  # the application's routes are all in place by now
         try:
             async with inner(app) as inner_state:
                 freeze_long_lived_objects()
@@ -91,6 +94,8 @@ async def startup(state: ServiceState) -> None:
         checkpointer = WalCheckpointer(database.sqlite_path, settings.SQLITE_WAL_MAX_BYTES)
         state.health.add("sqlite_wal", checkpointer.check, timeout=timeout, critical=False)
         state.tasks.start("wal-checkpoint", checkpointer.watch)
+    state.rate_limiter = limiter = open_limiter(settings, database)
+    state.health.add("rate_limits", _rate_limit_check(limiter), timeout=timeout, critical=False)
     state.tasks.start(
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
     )
@@ -169,6 +174,8 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 async def shutdown(state: ServiceState) -> None:
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
+    if state.rate_limiter is not None:
+        await state.rate_limiter.close()
     if state.is_open:
         logger.info("shutdown: waiting for database writes to finish")
         await anyio.to_thread.run_sync(state.transactions.close)
@@ -193,6 +200,13 @@ def _database_check(transactions: Transactions, timeout: float) -> Callable[[], 
 def _pool_check(database: Database) -> Callable[[], Any]:
     async def check() -> CheckResult:
         return dict(database.pool_status())
+
+    return check
+
+
+def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
+    async def check() -> CheckResult:
+        return limiter.statistics()
 
     return check
 

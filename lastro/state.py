@@ -16,6 +16,8 @@ from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ServiceUnavailable
 from lastro.health import HealthRegistry
+from lastro.http.rate_limit import Identify
+from lastro.ratelimit.limiter import RateLimiter
 from lastro.settings import Settings
 from lastro.tasks import BackgroundTasks
 
@@ -29,6 +31,8 @@ class ServiceState:
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     database: Database | None = None
     disk: DiskWatch | None = None  # free space and a recent "disk full", from start-up on
+    rate_limiter: RateLimiter | None = None  # from start-up on
+    identify: Identify | None = None  # who the caller is, for per-user rate limits
     started_at: float = field(default_factory=time.time)
     _transactions: Transactions | None = field(default=None, init=False, repr=False)
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 import lastro
 from examples.orders import accounts
-from examples.orders.auth import Passwords, TokenCodec
+from examples.orders.auth import Passwords, TokenCodec, caller_id
 from examples.orders.errors import Conflict, add_error_handlers
 from examples.orders.image_routes import router as images_router
 from examples.orders.purge import purge_periodically
@@ -50,7 +50,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         finally:
             hashing.close()
 
-    app = lastro.create_app(settings, lifespan=lifespan)
+    app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
     app.include_router(images_router)
     add_error_handlers(app)

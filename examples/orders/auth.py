@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
 
 import lastro
 
@@ -120,6 +121,18 @@ class TokenCodec:
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def caller_id(connection: HTTPConnection) -> str | None:
+    """The user a valid access token names, so that rate limits count per user; None when anonymous."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    codec: TokenCodec | None = getattr(connection.app.state, "tokens", None)
+    if scheme.lower() != "bearer" or not token or codec is None:
+        return None
+    try:
+        return str(codec.check(token).user_id)
+    except HTTPException:  # answered 401 by the route; counted against the client's address meanwhile
+        return None
 
 
 async def _caller(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:

@@ -45,13 +45,22 @@ async def ping(delay: float = Query(default=0.0, ge=0.0, le=30.0)) -> dict[str, 
 
 
 @router.post("/auth/token", tags=["auth"])
+@lastro.rate_limit(lambda settings: settings.RATE_LIMIT_LOGIN, name="login", fail_closed=True)
 async def issue_token(
     request: Request,
     unit: lastro.ReadUnit,
     username: Annotated[str, Form(max_length=100, pattern=NO_NUL)],
     password: Annotated[str, Form(max_length=200)],
 ) -> Token:
-    """OAuth2 password flow: a bearer token for a valid username and password."""
+    """OAuth2 password flow: a bearer token for a valid username and password.
+
+    Limited by `RATE_LIMIT_LOGIN` per client address and per username, and refused (503) rather than
+    unlimited while a shared rate-limit store is unreachable.
+    """
+    settings: lastro.Settings = request.app.state.lastro.settings
+    await lastro.check_rate_limit(
+        request, username, settings.RATE_LIMIT_LOGIN, name="login-username", fail_closed=True
+    )
     user = await unit.run(accounts.find_user, username)
     passwords: Passwords = request.app.state.passwords
     if not await passwords.verify(user.password_hash if user else None, password) or user is None:

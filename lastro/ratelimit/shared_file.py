@@ -1,0 +1,129 @@
+"""`SharedFileStore`: rate-limit counts shared by the workers of one machine, with no server.
+
+The counts live in a small file mapped into every worker's memory (`<database>-lastro-limits` beside a
+SQLite database, or in the temporary directory for a server database). The file is a fixed table of
+`SLOTS` slots of 32 bytes: a 64-bit hash of the key and its period, the start of its current window, and
+the previous and current windows' counts. A check takes an exclusive `flock` on the file, reads and writes
+its slots in place, and lets go: a few microseconds, so workers never wait long on each other, and a worker
+killed while holding the lock releases it as it dies. Every worker sees every hit: the limit is exact
+across the workers of the machine, and it survives a restart.
+
+A key lives in one of `PROBES` slots after its hash. A slot whose windows have both ended is free; when all
+of a key's slots are busy with live keys (over `SLOTS` clients within two windows), the one whose window
+started first is reused, and that client's count starts again from zero.
+
+Not on Windows (no `flock`): there the limiter counts per worker (`LocalStore`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lastro.ratelimit.stores import Check, StoreUnavailable
+from lastro.ratelimit.window import Decision, Rate, WindowCounts, decide, weighted
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["SharedFileStore"]
+
+MAGIC = b"lastro-limits-1\n"  # a file of another layout is started afresh
+SLOTS = 65536  # 2 MiB
+PROBES = 8
+_SLOT = struct.Struct("<QqIII4x")  # key hash, window start (s), period (s), previous, current
+_HEADER = len(MAGIC)
+
+
+class SharedFileStore:
+    name = "shared-file"
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            size = _HEADER + SLOTS * _SLOT.size
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size != size or os.pread(fd, _HEADER, 0) != MAGIC:
+                    os.ftruncate(fd, 0)  # zeroes every slot
+                    os.ftruncate(fd, size)
+                    os.pwrite(fd, MAGIC, 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._map = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    async def hit(self, checks: Sequence[Check], cost: int = 1) -> list[Decision]:
+        return self.hit_now(checks, cost)
+
+    def hit_now(self, checks: Sequence[Check], cost: int = 1) -> list[Decision]:
+        now = self._clock()
+        keys = [(_hash(key, rate), rate) for key, rate in checks]
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot lock {self.path}: {exc}") from exc
+        try:
+            found = [self._read(hashed, rate, now) for hashed, rate in keys]
+            allowed = all(
+                weighted(rate, counts) + cost <= rate.amount
+                for (_, rate), (_, counts) in zip(keys, found, strict=True)
+            )
+            decisions = []
+            for (hashed, rate), (offset, counts) in zip(keys, found, strict=True):
+                if allowed:
+                    counts = WindowCounts(counts.previous, counts.current + cost, counts.elapsed)
+                start = int(now // rate.period) * rate.period
+                _SLOT.pack_into(
+                    self._map, offset, hashed, start, rate.period, counts.previous, counts.current
+                )
+                decisions.append(decide(rate, counts, allowed, cost))
+            return decisions
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _read(self, hashed: int, rate: Rate, now: float) -> tuple[int, WindowCounts]:
+        """The slot of the key (found, free or reused) and its counts rolled forward to `now`."""
+        period = rate.period
+        start = int(now // period) * period
+        elapsed = now - start
+        home = hashed % SLOTS
+        reuse, oldest = -1, None
+        for probe in range(PROBES):
+            offset = _HEADER + ((home + probe) % SLOTS) * _SLOT.size
+            slot_hash, slot_start, slot_period, previous, current = _SLOT.unpack_from(self._map, offset)
+            if slot_hash == hashed:
+                if slot_start == start:
+                    return offset, WindowCounts(previous, current, elapsed)
+                if slot_start == start - period:
+                    return offset, WindowCounts(current, 0, elapsed)
+                return offset, WindowCounts(0, 0, elapsed)
+            if reuse < 0 and (slot_hash == 0 or slot_start + 2 * slot_period <= now):
+                reuse = offset
+            elif oldest is None or slot_start < oldest[0]:
+                oldest = (slot_start, offset)
+        if reuse < 0:
+            assert oldest is not None
+            reuse = oldest[1]
+        return reuse, WindowCounts(0, 0, elapsed)
+
+    async def close(self) -> None:
+        if not self._map.closed:
+            self._map.close()
+            os.close(self._fd)
+
+
+def _hash(key: str, rate: Rate) -> int:
+    digest = hashlib.blake2b(f"{rate.period}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") or 1  # 0 marks a free slot
