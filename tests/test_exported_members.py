@@ -14,6 +14,8 @@ PUBLIC = [
     "LRUCache",
     "LastroError",
     "ProblemResponse",
+    "RateLimitUnavailable",
+    "RateLimited",
     "ReadUnit",
     "ServiceState",
     "ServiceUnavailable",
@@ -25,11 +27,13 @@ PUBLIC = [
     "UnsafeProductionSettings",
     "WriteUnit",
     "__version__",
+    "check_rate_limit",
     "create_app",
     "current_request_id",
     "get_logger",
     "get_settings",
     "install",
+    "rate_limit",
 ]
 
 

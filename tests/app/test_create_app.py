@@ -75,7 +75,14 @@ async def test_health_reports_the_database_pool_and_tasks(client: httpx.AsyncCli
     assert document["status"] == "healthy"
     assert document["version"] == "2.0.1"
     checks = document["checks"]
-    assert set(checks) == {"database", "connection_pool", "background_jobs", "disk", "sqlite_wal"}
+    assert set(checks) == {
+        "database",
+        "connection_pool",
+        "background_jobs",
+        "disk",
+        "sqlite_wal",
+        "rate_limits",
+    }
     assert all(check["status"] == "ok" for check in checks.values())
 
 
