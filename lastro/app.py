@@ -8,6 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from lastro.docs import hide_docs
 from lastro.errors import (
     COMMIT_OUTCOME_UNKNOWN_TYPE,
     STORAGE_FULL_TYPE,
@@ -50,7 +51,8 @@ def create_app(settings: Settings, *, identify: Identify | None = None, **fastap
 
 
 def install(app: FastAPI, settings: Settings, *, identify: Identify | None = None) -> FastAPI:
-    """Add logging, request ids, access logs, limits, problem+json errors, health checks and the lifecycle."""
+    """Add logging, request ids, access logs, limits, problem+json errors, health checks and the lifecycle;
+    take FastAPI's /docs, /redoc and /openapi.json out unless `settings.docs_enabled`."""
     settings.check_production()
     configure_logging(settings.LOG_LEVEL, settings.log_format)
     state = ServiceState(
@@ -60,6 +62,8 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     _add_middleware(app, settings)
     _add_exception_handlers(app)
     app.include_router(health_router())
+    if not settings.docs_enabled:
+        hide_docs(app)
     wrap_lifespan(app, state)
     return app
 

@@ -18,7 +18,7 @@ import click
 
 from lastro._version import __version__
 from lastro.errors import ConfigurationError, one_line
-from lastro.settings import Settings, get_settings
+from lastro.settings import Settings, get_settings, load_settings
 
 if TYPE_CHECKING:
     from lastro.db.engine import Database
@@ -66,7 +66,11 @@ def main() -> None:
 )
 @setting_option("--workers", "WORKERS", "Worker processes: a number or 'auto'.")
 @setting_option("--bind", "BIND", "HOST:PORT to listen on.")
-@setting_option("--environment", "ENVIRONMENT", "development or production.")
+@setting_option(
+    "--environment",
+    "ENVIRONMENT",
+    "production (refuses unsafe settings, logs JSON, hides /docs) or development (your own machine).",
+)
 @setting_option("--log-level", "LOG_LEVEL", "CRITICAL, ERROR, WARNING, INFO or DEBUG.")
 @setting_option("--log-format", "LOG_FORMAT", "json or console (console in development, else json).")
 @setting_option("--timeout", "TIMEOUT", "Seconds a silent worker is given before it is replaced.")
@@ -208,7 +212,8 @@ def _db_context(migrations_dir: str | None, app_dir: str) -> tuple[Settings, Pat
 
     sys.path.insert(0, os.path.abspath(app_dir))
     try:
-        settings = get_settings()
+        # Migrations serve nothing and sign nothing: a release step may run them without SECRET_KEY.
+        settings = load_settings()
         check_database_url(settings.DATABASE_URL)  # even where unused: a bad value is a bad value
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)

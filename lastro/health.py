@@ -3,7 +3,10 @@
 - `GET /health/live`: 200 while the process serves; it checks nothing else, so a database outage never
   makes an orchestrator kill healthy workers.
 - `GET /health/ready`: 200 when every check passes, else 503.
-- `GET /health`: every check's detail, uptime and the answering worker's pid; 503 when unhealthy.
+- `GET /health`: every check's detail, uptime and the answering worker's pid; 503 when unhealthy. It tells
+  versions, pids and dependency errors, so it answers only `Authorization: Bearer <HEALTH_TOKEN>` or a client
+  in `HEALTH_NETWORKS` (loopback by default), in every environment: otherwise 401 (a token would open it)
+  or 403 (no HEALTH_TOKEN is set), as problem+json. live and ready stay open to orchestrators.
 
 Every check runs with a timeout, and a check still running from an earlier probe is not started again,
 so a hung dependency can neither hang the probe nor pile up threads.
@@ -12,6 +15,9 @@ so a hung dependency can neither hang the probe nor pile up threads.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hmac
+import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -20,12 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from lastro.errors import one_line_with_type
+from lastro.http.problem import ProblemResponse
 from lastro.ratelimit.policy import rate_limit
+from lastro.settings import Settings
 
-__all__ = ["CheckFailed", "CheckResult", "HealthCheck", "HealthRegistry", "health_router"]
+__all__ = ["CheckFailed", "CheckResult", "HealthCheck", "HealthRegistry", "detail_refusal", "health_router"]
 
 CheckResult = dict[str, Any]
 CheckFunction = Callable[[], Awaitable[CheckResult | None]]
@@ -117,8 +125,52 @@ def health_router() -> APIRouter:
 
     @router.get("")
     @rate_limit(None)
-    async def detail(request: Request) -> JSONResponse:
+    async def detail(request: Request) -> Response:
+        settings: Settings = request.app.state.lastro.settings
+        client = request.client.host if request.client else None
+        refusal = detail_refusal(settings, client, request.headers.get("authorization"))
+        if refusal is not None:
+            return refusal
         healthy, document = await _registry(request).document()
         return JSONResponse(document, status_code=200 if healthy else 503)
 
     return router
+
+
+def detail_refusal(settings: Settings, client: str | None, authorization: str | None) -> Response | None:
+    """None when the caller may read the health detail, else the 401 or 403 that refuses it."""
+    token = settings.HEALTH_TOKEN.get_secret_value() if settings.HEALTH_TOKEN else ""
+    if token and _bearer_matches(authorization, token):
+        return None
+    if client is not None and _in_networks(client, tuple(settings.HEALTH_NETWORKS)):
+        return None
+    if token:
+        return ProblemResponse(
+            401,
+            "the health detail needs Authorization: Bearer with the service's HEALTH_TOKEN",
+            headers={"WWW-Authenticate": 'Bearer realm="health"'},
+        )
+    return ProblemResponse(403, "the health detail answers only clients in HEALTH_NETWORKS")
+
+
+def _bearer_matches(authorization: str | None, token: str) -> bool:
+    scheme, _, given = (authorization or "").partition(" ")
+    # Constant time: how long the comparison takes tells nothing about how much of the token was right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(
+    networks: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+def _in_networks(client: str, networks: tuple[str, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:  # a Unix socket's path, or a test client's name
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in _networks(networks))

@@ -20,7 +20,7 @@ from lastro.errors import ConfigurationError, UnsafeProductionSettings, one_line
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["Settings", "get_settings", "is_sqlite_url", "parse_rates"]
+__all__ = ["Settings", "get_settings", "is_sqlite_url", "load_settings", "parse_rates"]
 
 MIN_SECRET_KEY_LENGTH = 32
 # Fragments of the values guides and templates ship as SECRET_KEY, compared without case, `-`, `_`, `.` or
@@ -256,10 +256,31 @@ class Settings(BaseSettings):
     def port(self) -> int:
         return split_bind(self.BIND)[1]
 
+    def problems(self) -> list[str]:
+        """Every refused value, one line each naming the setting and the fix: `unsafe_problems()` in every
+        environment, then `production_problems()` in production."""
+        found = self.unsafe_problems()
+        if self.is_production:
+            found += self.production_problems()
+        return found
+
+    def unsafe_problems(self) -> list[str]:
+        """Values refused in every environment; a subclass adds its own:
+        `[*super().unsafe_problems(), ...]`."""
+        problems = []
+        if self.CORS_ALLOW_CREDENTIALS and any("*" in origin for origin in self.CORS_ORIGINS):
+            # Starlette answers a credentialed request to `*` with the caller's own origin: any site could
+            # then act with the user's cookies.
+            problems.append(
+                "CORS_ORIGINS=* with CORS_ALLOW_CREDENTIALS=true lets any site send requests with the user's "
+                "cookies: list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com, "
+                "or set CORS_ALLOW_CREDENTIALS=false"
+            )
+        return problems
+
     def production_problems(self) -> list[str]:
-        """One line per unsafe value, each naming the variable and the fix; empty outside production."""
-        if not self.is_production:
-            return []
+        """Values refused in production (only asked there). A subclass adds its own:
+        `[*super().production_problems(), ...]`."""
         problems = []
         if self.DEBUG:
             problems.append("DEBUG=true is not allowed in production: set DEBUG=false")
@@ -269,7 +290,7 @@ class Settings(BaseSettings):
             problems.append(
                 f"SECRET_KEY {key_problem} in production: set SECRET_KEY to the output of {GENERATE_KEY}"
             )
-        if any("*" in origin for origin in self.CORS_ORIGINS):
+        if any("*" in origin for origin in self.CORS_ORIGINS) and not self.CORS_ALLOW_CREDENTIALS:
             problems.append(
                 "CORS_ORIGINS must not contain a wildcard in production: "
                 "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
@@ -282,10 +303,12 @@ class Settings(BaseSettings):
         return problems
 
     def check_production(self) -> None:
-        """Raise `UnsafeProductionSettings` naming every unsafe value."""
-        problems = self.production_problems()
+        """Raise `UnsafeProductionSettings` (in production) or `ConfigurationError` naming every refused
+        value at once."""
+        problems = self.problems()
         if problems:
-            raise UnsafeProductionSettings("; ".join(problems))
+            error = UnsafeProductionSettings if self.is_production else ConfigurationError
+            raise error("; ".join(problems))
 
 
 def secret_key_problem(key: str) -> str | None:
@@ -357,15 +380,25 @@ def get_settings(**overrides: object) -> Settings: ...
 def get_settings(cls: type[SettingsT], /, **overrides: object) -> SettingsT: ...
 def get_settings(cls: type[Settings] = Settings, /, **overrides: object) -> Settings:
     """Build the settings (or an application's subclass of them) from the environment, `.env` and
-    `overrides`; refuse unsafe production values."""
+    `overrides`; refuse unsafe values."""
+    settings = load_settings(cls, **overrides)
+    settings.check_production()
+    return settings
+
+
+@overload
+def load_settings(**overrides: object) -> Settings: ...
+@overload
+def load_settings(cls: type[SettingsT], /, **overrides: object) -> SettingsT: ...
+def load_settings(cls: type[Settings] = Settings, /, **overrides: object) -> Settings:
+    """`get_settings()` without the refusals of unsafe values, for a command that serves nothing and signs
+    nothing (a migration, creating a user); malformed values are still refused."""
     try:
-        settings = cls(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
     except SettingsError as exc:  # a value that should be JSON (SQLITE_PRAGMAS) is not
         raise ConfigurationError(_describe_unparsed(exc)) from None
-    settings.check_production()
-    return settings
 
 
 def _describe(exc: ValidationError) -> str:

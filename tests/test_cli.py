@@ -25,6 +25,7 @@ def isolate_serve_side_effects(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in Settings.model_fields:
         monkeypatch.setenv(name, "")  # recorded as unset, so whatever serve exports is removed afterwards
         monkeypatch.delenv(name)
+    monkeypatch.setenv("ENVIRONMENT", "development")  # as conftest: the tests that need production say so
 
 
 def invoke(*args: str) -> Result:
@@ -65,6 +66,7 @@ def test_serve_help_shows_each_setting_and_its_default() -> None:
     assert "$WORKERS or auto" in help_text
     assert "$BIND or 127.0.0.1:8000" in help_text
     assert "$MAX_IN_FLIGHT or 256" in help_text
+    assert "$ENVIRONMENT or production" in help_text
 
 
 def test_target_without_colon_is_one_error_line() -> None:
@@ -125,6 +127,29 @@ def test_production_refuses_unsafe_settings(
     assert result.exit_code == 2
 
 
+def test_serve_without_environment_is_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no ENVIRONMENT, serve refuses what production refuses: no SECRET_KEY is one line, exit 2."""
+    monkeypatch.delenv("ENVIRONMENT")
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory")
+    assert_one_error_line(result, "SECRET_KEY", "in production")
+    assert result.exit_code == 2
+
+
+def test_serve_environment_option_selects_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--environment development without ENVIRONMENT gets past the production refusals, to the database."""
+    monkeypatch.delenv("ENVIRONMENT")
+    monkeypatch.setenv("DATABASE_URL", "nonsense")  # stops serve after the settings, before any worker
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory", "--environment", "development")
+    assert_one_error_line(result, "DATABASE_URL")
+
+
+def test_a_misspelt_environment_is_one_error_line() -> None:
+    """--environment prod is refused with one line naming ENVIRONMENT and the two values."""
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--environment", "prod")
+    assert_one_error_line(result, "ENVIRONMENT", "'development' or 'production'")
+    assert result.exit_code == 2
+
+
 def test_unreachable_database_stops_serve_before_any_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve` with a database that does not answer is one line naming DATABASE_URL, exit code 3."""
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
@@ -174,6 +199,17 @@ def test_db_current_before_and_after_upgrade(monkeypatch: pytest.MonkeyPatch, tm
     assert before.exit_code == 0, before.output
     assert "revision none (newest available: 0003)" in before.stdout
     assert "revision 0003 (newest available: 0003)" in after.stdout
+
+
+def test_db_upgrade_in_production_needs_no_secret_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no ENVIRONMENT and no SECRET_KEY (a release step's environment) `db upgrade` still migrates."""
+    monkeypatch.delenv("ENVIRONMENT")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    result = invoke("db", "upgrade", "--migrations", MIGRATIONS)
+    assert result.exit_code == 0, result.output
+    assert "revision 0003" in result.stdout
 
 
 def test_db_upgrade_reads_migrations_dir_from_the_setting(

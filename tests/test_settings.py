@@ -8,7 +8,7 @@ from pydantic import SecretStr, ValidationError, model_validator
 from sqlalchemy import make_url
 
 from lastro import ConfigurationError, Settings, UnsafeProductionSettings, get_settings
-from lastro.settings import PLACEHOLDER_FRAGMENTS, is_sqlite_url
+from lastro.settings import PLACEHOLDER_FRAGMENTS, is_sqlite_url, load_settings
 
 STRONG_KEY = "Vt3kQ9xLm2Rb7ZpW4sNc8YfHd1Ju6GaE5oKi0TqXyBn-Mw_r"
 KEY_32 = "q8Zr2mXv5LbT9wKc3NfJ7yHd4GsP6aUe"
@@ -92,7 +92,7 @@ def test_production_refuses_unsafe_values(overrides: dict[str, str], variable: s
 def test_development_accepts_what_production_refuses() -> None:
     """DEBUG, no key and wildcard CORS are fine in development."""
     settings = get_settings(DEBUG="true", CORS_ORIGINS="*")
-    assert settings.production_problems() == []
+    assert settings.problems() == []
 
 
 @pytest.mark.parametrize(("name", "value"), [("WORKERS", "many"), ("WORKERS", "0"), ("BIND", "localhost")])
@@ -135,7 +135,7 @@ def test_production_refuses_a_placeholder_secret_key(key: str) -> None:
 
 def test_development_accepts_a_placeholder_secret_key() -> None:
     """Placeholders are only refused in production."""
-    assert get_settings(SECRET_KEY=PLACEHOLDERS[0]).production_problems() == []
+    assert get_settings(SECRET_KEY=PLACEHOLDERS[0]).problems() == []
 
 
 def test_generated_keys_are_never_taken_for_placeholders() -> None:
@@ -468,6 +468,108 @@ def test_a_nested_value_is_named_by_its_path() -> None:
         "SQLITE_PRAGMAS.cache_size.str: Input should be a valid string (got [1]); "
         "SQLITE_PRAGMAS.cache_size.int: Input should be a valid integer (got [1])"
     )
+
+
+WILDCARD_WITH_CREDENTIALS = (
+    "CORS_ORIGINS=* with CORS_ALLOW_CREDENTIALS=true lets any site send requests with the user's cookies: "
+    "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com, or set CORS_ALLOW_CREDENTIALS=false"
+)
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_a_wildcard_origin_with_credentials_is_refused_in_every_environment(environment: str) -> None:
+    """CORS_ORIGINS=* with CORS_ALLOW_CREDENTIALS=true is one line naming both settings and the fix."""
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings(
+            ENVIRONMENT=environment, SECRET_KEY=STRONG_KEY, CORS_ORIGINS="*", CORS_ALLOW_CREDENTIALS="true"
+        )
+    assert str(refused.value) == WILDCARD_WITH_CREDENTIALS
+
+
+def test_a_wildcard_with_credentials_is_unsafe_production_settings_in_production() -> None:
+    """In production the same refusal is an UnsafeProductionSettings, as every production refusal is."""
+    with pytest.raises(UnsafeProductionSettings):
+        get_settings(
+            ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, CORS_ORIGINS="*", CORS_ALLOW_CREDENTIALS="true"
+        )
+
+
+def test_listed_origins_with_credentials_are_accepted_in_production() -> None:
+    """Credentials with origins named one by one are what CORS_ALLOW_CREDENTIALS is for."""
+    settings = get_settings(
+        ENVIRONMENT="production",
+        SECRET_KEY=STRONG_KEY,
+        CORS_ORIGINS="https://app.example.com",
+        CORS_ALLOW_CREDENTIALS="true",
+    )
+    assert settings.problems() == []
+
+
+def test_several_instances_without_redis_are_refused_in_production() -> None:
+    """INSTANCES=2 with no REDIS_URL is one line naming both settings and both fixes."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, INSTANCES="2")
+    assert str(refused.value) == (
+        "INSTANCES=2 shares rate limits and caches only through Redis, and REDIS_URL is not set: "
+        "set REDIS_URL=redis://HOST:6379/0, or INSTANCES=1"
+    )
+
+
+def test_several_instances_with_redis_are_accepted_in_production() -> None:
+    """INSTANCES=3 with a REDIS_URL shares its state through Redis, and is accepted."""
+    settings = get_settings(
+        ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, INSTANCES="3", REDIS_URL="redis://127.0.0.1:6379/0"
+    )
+    assert settings.problems() == []
+
+
+def test_several_instances_without_redis_are_accepted_in_development() -> None:
+    """A developer may declare INSTANCES=2 on one machine without Redis."""
+    assert get_settings(INSTANCES="2").problems() == []
+
+
+class RegionCheckedSettings(Settings):
+    REGION: str = "eu"
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.REGION == "test":
+            problems.append("REGION=test is not allowed in production: set REGION to the deployed region")
+        return problems
+
+
+def test_a_subclass_adds_its_own_production_refusal_after_lastros() -> None:
+    """An application's production refusal is reported with lastro's, in one message, after them."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(
+            RegionCheckedSettings,
+            ENVIRONMENT="production",
+            DEBUG="true",
+            REGION="test",
+            SECRET_KEY=STRONG_KEY,
+        )
+    assert str(refused.value) == (
+        "DEBUG=true is not allowed in production: set DEBUG=false; "
+        "REGION=test is not allowed in production: set REGION to the deployed region"
+    )
+
+
+def test_a_subclass_production_refusal_is_not_asked_in_development() -> None:
+    """production_problems() is asked only in production: development accepts REGION=test."""
+    assert get_settings(RegionCheckedSettings, REGION="test").REGION == "test"
+
+
+def test_load_settings_builds_what_production_would_refuse() -> None:
+    """load_settings() returns production settings get_settings() refuses, for commands that serve nothing."""
+    settings = load_settings(ENVIRONMENT="production")
+    assert settings.is_production
+    assert settings.problems() != []
+
+
+def test_load_settings_still_refuses_a_malformed_value() -> None:
+    """load_settings() skips the safety refusals only: WORKERS=many is still a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="WORKERS"):
+        load_settings(WORKERS="many")
 
 
 class RegionalSettings(Settings):

@@ -27,6 +27,7 @@ from lastro.db.engine import Database, DatabaseOptions, safe_url
 from lastro.db.migrations import schema_problem
 from lastro.db.sqlite import BEGIN_OPTION
 from lastro.errors import one_line
+from lastro.settings import load_settings
 
 __all__ = ["PASSWORD_ENV", "main"]
 
@@ -53,7 +54,8 @@ def create_admin(tenant: str, username: str) -> None:
     """Create an administrator. The password is read from ORDERS_ADMIN_PASSWORD if it is set, else from
     standard input (asked twice, without echo, on a terminal)."""
     try:
-        settings = lastro.get_settings(OrdersSettings)
+        # Creating a user serves nothing and signs nothing: SECRET_KEY and the like are the service's affair.
+        settings = load_settings(OrdersSettings)
     except lastro.ConfigurationError as exc:
         fail(str(exc), EXIT_INPUT)
     password = read_password()
