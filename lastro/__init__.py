@@ -26,6 +26,7 @@ from lastro.http.problem import ProblemResponse
 from lastro.http.request_id import current_request_id
 from lastro.http.responses import JSONResponse
 from lastro.observability.logging import get_logger
+from lastro.openapi import problems
 from lastro.rate_limits import check_rate_limit
 from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings, get_settings
@@ -61,5 +62,6 @@ __all__ = [
     "get_logger",
     "get_settings",
     "install",
+    "problems",
     "rate_limit",
 ]

@@ -29,8 +29,10 @@ from lastro.http.request_timeout import RequestTimeoutMiddleware
 from lastro.http.security_headers import SecurityHeadersMiddleware
 from lastro.http.server_errors import ServerErrorMiddleware
 from lastro.http.trusted_host import TrustedHostMiddleware
+from lastro.http.validation import validation_problem
 from lastro.lifecycle import wrap_lifespan
 from lastro.observability.logging import configure_logging
+from lastro.openapi import install_openapi
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -64,6 +66,7 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     app.include_router(health_router())
     if not settings.docs_enabled:
         hide_docs(app)
+    install_openapi(app)
     wrap_lifespan(app, state)
     return app
 
@@ -111,10 +114,7 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()
-        ]
-        return ProblemResponse(422, "the request is not valid", errors=errors)
+        return validation_problem(exc.errors())
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceUnavailable)

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 
 from lastro.errors import one_line_with_type
 from lastro.http.problem import ProblemResponse
+from lastro.openapi import problems
 from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings
 
@@ -107,6 +108,10 @@ def _registry(request: Request) -> HealthRegistry:
     return registry
 
 
+# Documented in /openapi.json: a failing check answers 503 with the same JSON document, not a problem.
+_UNHEALTHY = {"description": "a check failed", "content": {"application/json": {"schema": {}}}}
+
+
 def health_router() -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
 
@@ -115,7 +120,7 @@ def health_router() -> APIRouter:
     async def live() -> dict[str, Any]:
         return {"status": "alive", "pid": os.getpid()}
 
-    @router.get("/ready")
+    @router.get("/ready", responses={503: _UNHEALTHY})
     @rate_limit(None)
     async def ready(request: Request) -> JSONResponse:
         healthy, checks = await _registry(request).run()
@@ -123,7 +128,7 @@ def health_router() -> APIRouter:
         body = {"status": "ready" if healthy else "not ready", "failing": failing}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    @router.get("")
+    @router.get("", responses={503: _UNHEALTHY, **problems(401, 403)})
     @rate_limit(None)
     async def detail(request: Request) -> Response:
         settings: Settings = request.app.state.lastro.settings

@@ -33,6 +33,7 @@ PUBLIC = [
     "get_logger",
     "get_settings",
     "install",
+    "problems",
     "rate_limit",
 ]
 

@@ -26,6 +26,10 @@ router = APIRouter(prefix="/api/orders/{order_id}/images", tags=["images"])
 logger = lastro.get_logger("orders.images")
 
 SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+IMAGE = {
+    "description": "the image",
+    "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in SUFFIXES},
+}
 
 
 def _store(request: Request) -> lastro.FileStore:
@@ -47,7 +51,7 @@ def _out(image: images.StoredImage) -> ImageOut:
     return ImageOut(id=image.id, content_type=image.content_type, size=image.size, url=url)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=lastro.problems(401, 404, 415))
 async def upload_image(
     order_id: int,
     file: Annotated[UploadFile, File()],
@@ -62,7 +66,7 @@ async def upload_image(
     return await _attach(request, response, unit, caller, order_id, data)
 
 
-@router.post("/base64", status_code=201)
+@router.post("/base64", status_code=201, responses=lastro.problems(401, 404, 415))
 async def upload_image_base64(
     order_id: int,
     body: ImageBase64In,
@@ -112,13 +116,13 @@ async def _attach(
     return document
 
 
-@router.get("")
+@router.get("", responses=lastro.problems(401, 404))
 async def list_images(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> list[ImageOut]:
     stored = await unit.run(images.list_images, caller.tenant_id, order_id)
     return [_out(image) for image in stored]
 
 
-@router.get("/{image_id}", response_class=FileResponse)
+@router.get("/{image_id}", response_class=FileResponse, responses={200: IMAGE, **lastro.problems(401, 404)})
 async def get_image(
     order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.ReadUnit
 ) -> Response:
@@ -131,7 +135,7 @@ async def get_image(
     return FileResponse(store.path(image.storage_name), media_type=image.content_type)
 
 
-@router.delete("/{image_id}", status_code=204)
+@router.delete("/{image_id}", status_code=204, responses=lastro.problems(401, 404))
 async def delete_image(
     order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.WriteUnit
 ) -> Response:

@@ -44,7 +44,7 @@ async def ping(delay: float = Query(default=0.0, ge=0.0, le=30.0)) -> dict[str, 
 # --- auth and admin -------------------------------------------------------------------------------------
 
 
-@router.post("/auth/token", tags=["auth"])
+@router.post("/auth/token", tags=["auth"], responses=lastro.problems(401))
 @lastro.rate_limit(lambda settings: settings.RATE_LIMIT_LOGIN, name="login", fail_closed=True)
 async def issue_token(
     request: Request,
@@ -69,13 +69,13 @@ async def issue_token(
     return Token(access_token=codec.issue(Principal(user.id, user.tenant_id, user.is_admin)))
 
 
-@router.post("/admin/tenants", status_code=201, tags=["admin"])
+@router.post("/admin/tenants", status_code=201, tags=["admin"], responses=lastro.problems(401, 403, 409))
 async def create_tenant(body: TenantIn, _: Admin, unit: lastro.WriteUnit) -> TenantOut:
     tenant_id = await unit.run(accounts.create_tenant, body.name)
     return TenantOut(id=tenant_id, name=body.name)
 
 
-@router.post("/admin/users", status_code=201, tags=["admin"])
+@router.post("/admin/users", status_code=201, tags=["admin"], responses=lastro.problems(401, 403, 404, 409))
 async def create_user(request: Request, body: UserIn, _: Admin, unit: lastro.WriteUnit) -> UserOut:
     passwords: Passwords = request.app.state.passwords
     password_hash = await passwords.hash(body.password)
@@ -96,7 +96,9 @@ def _etag(order: Order) -> dict[str, str]:
     return {"ETag": etags.version_etag(order.version)}
 
 
-@router.post("/orders", status_code=201, response_model=Order, tags=["orders"])
+@router.post(
+    "/orders", status_code=201, response_model=Order, tags=["orders"], responses=lastro.problems(401, 409)
+)
 async def create_order(
     order: OrderIn,
     caller: Caller,
@@ -128,7 +130,7 @@ def _created_headers(order: Order) -> dict[str, str]:
     return {**_etag(order), "Location": f"/api/orders/{order.id}"}
 
 
-@router.get("/orders/{order_id}", response_model=Order, tags=["orders"])
+@router.get("/orders/{order_id}", response_model=Order, tags=["orders"], responses=lastro.problems(401, 404))
 async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> lastro.JSONResponse:
     # The reads answered most (by id, and pages of up to 200) send data built from the rows, not models:
     # validating them again cost more CPU than the query (lastro.JSONResponse; schema conformance tested).
@@ -136,7 +138,7 @@ async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> las
     return lastro.JSONResponse(order, headers={"ETag": etags.version_etag(order["version"])})
 
 
-@router.get("/orders", response_model=OrderPage, tags=["orders"])
+@router.get("/orders", response_model=OrderPage, tags=["orders"], responses=lastro.problems(401))
 async def list_orders(
     caller: Caller,
     unit: lastro.ReadUnit,
@@ -153,10 +155,10 @@ async def list_orders(
     return lastro.JSONResponse(await unit.run(queries.list_orders, caller.tenant_id, where, capped, cursor))
 
 
-def _expected_version(if_match: str | None, *, required: bool) -> int | None:
+def _expected_version(if_match: str | None) -> int | None:
+    """The version `If-Match` names; None for none (DELETE) or `*`. A route that requires it declares it
+    a required header: lastro answers 428 to a request without it."""
     if if_match is None:
-        if required:
-            raise HTTPException(428, "send If-Match with the ETag of the order you read")
         return None
     try:
         tags = etags.if_match_tags(if_match)
@@ -170,26 +172,28 @@ def _expected_version(if_match: str | None, *, required: bool) -> int | None:
     return versions.pop()
 
 
-@router.patch("/orders/{order_id}", tags=["orders"])
+@router.patch("/orders/{order_id}", tags=["orders"], responses=lastro.problems(401, 404, 409, 412))
 async def update_order(
     order_id: int,
     patch: OrderPatch,
     caller: Caller,
     unit: lastro.WriteUnit,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: Annotated[str, Header(description="the ETag of the order as read, or `*`")],
 ) -> Order:
     """Change status, notes or items; needs `If-Match` with the order's ETag (or `*`)."""
-    expected = _expected_version(if_match, required=True)
+    expected = _expected_version(if_match)
     updated = await unit.run(queries.update_order, caller.tenant_id, order_id, expected, patch)
     response.headers.update(_etag(updated))
     return updated
 
 
-@router.delete("/orders/{order_id}", status_code=204, tags=["orders"])
+@router.delete(
+    "/orders/{order_id}", status_code=204, tags=["orders"], responses=lastro.problems(401, 404, 412)
+)
 async def delete_order(
     order_id: int, caller: Caller, unit: lastro.WriteUnit, if_match: Annotated[str | None, Header()] = None
 ) -> Response:
-    expected = _expected_version(if_match, required=False)
+    expected = _expected_version(if_match)
     await unit.run(queries.delete_order, caller.tenant_id, order_id, expected)
     return Response(status_code=204)

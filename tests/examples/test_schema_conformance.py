@@ -2,7 +2,9 @@
 
 A scripted session calls every JSON operation. Each 2xx body is validated against the schema the
 operation declares for that status, made strict (no property the schema does not list), so a route
-that hand-built its answer, dropped a field or added one would fail here.
+that hand-built its answer, dropped a field or added one would fail here. A second session provokes
+each error a route can answer; each must be a status the operation declares, as `application/problem+json`
+with the declared schema (tests/examples/test_fuzz.py then generates thousands more).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from tests.examples.conftest import JSON_ORDER, Api
 from tests.support.servers import ServeProcess
 
@@ -48,6 +51,31 @@ class Contract:
                     if status.startswith("2") and content and content.get("schema"):
                         self.schemas[(method.upper(), path, int(status))] = content["schema"]
         self.checked: set[tuple[str, str, int]] = set()
+        self.openapi = openapi
+
+    def problem_answer(self, method: str, url: str, status: int) -> Any:
+        """The problem+json answer the operation at `url` declares for `status`; fails if it declares none."""
+        for path, operations in self.openapi["paths"].items():
+            template = re.sub(r"\{[^/]+\}", "[^/]+", path)
+            operation = operations.get(method.lower())
+            if operation is not None and re.fullmatch(template, url):
+                content = operation["responses"].get(str(status), {}).get("content", {})
+                assert PROBLEM_CONTENT_TYPE in content, (method, path, status, "not declared")
+                return operation["responses"][str(status)]
+        raise AssertionError(f"no operation {method} {url}")
+
+    def check_problem(self, response: httpx.Response) -> None:
+        """A served problem answer is declared, with its content type, schema and required headers."""
+        request = response.request
+        answer = self.problem_answer(request.method, request.url.path, response.status_code)
+        schema = answer["content"][PROBLEM_CONTENT_TYPE]["schema"]
+        for name, header in answer.get("headers", {}).items():
+            assert not header["required"] or name in response.headers, (request.url.path, name)
+        assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE, response.headers
+        # Not strict: RFC 9457 lets a service add members, and ValidationProblem extends Problem by allOf.
+        validator = Draft202012Validator({**schema, "components": self.openapi["components"]})
+        errors = [error.message for error in validator.iter_errors(response.json())]
+        assert not errors, (request.method, request.url.path, errors, response.text)
 
     def operation(self, method: str, url: str, status: int) -> tuple[str, str, int]:
         for key in self.schemas:
@@ -132,6 +160,66 @@ def test_the_session_covers_every_declared_json_operation(
     for response in session:
         contract.check(response)
     assert set(contract.schemas) - contract.checked == set()
+
+
+@pytest.fixture(scope="module")
+def failures(admin: Api) -> list[httpx.Response]:
+    """Each problem the orders routes answer, provoked once."""
+    with Api(str(admin.client.base_url)) as anonymous:
+        user = admin.new_tenant("problems")
+        location = admin.create().headers["location"]
+        images = f"{location}/images"
+        png = {"filename": "x.png", "content_base64": base64.b64encode(PNG).decode()}
+        taken = {"name": "default"}
+        served = [
+            anonymous.get("/api/orders"),  # 401
+            anonymous.post("/api/auth/token", data={"username": "admin", "password": "wrong"}),  # 401
+            user.post("/api/admin/tenants", json={"name": "x"}),  # 403
+            admin.post("/api/admin/tenants", json=taken),  # 409
+            admin.post("/api/admin/users", json={"username": "u", "password": "p" * 8, "tenant_id": 10**9}),
+            admin.get("/api/orders/999999999"),  # 404
+            admin.get("/api/orders", params={"limit": 0}),  # 422
+            admin.patch(location, json={"notes": "x"}),  # 428
+            admin.patch(location, json={"notes": "x"}, headers={"If-Match": '"9"'}),  # 412
+            admin.patch(location, json={"status": "delivered"}, headers={"If-Match": "*"}),  # 409
+            admin.delete(location, headers={"If-Match": '"9"'}),  # 412
+            admin.post(images, files={"file": ("x.txt", b"plain text")}),  # 415
+            admin.post(f"{images}/base64", json={**png, "content_base64": "é"}),  # 422
+            admin.post("/api/orders/999999999/images/base64", json=png),  # 404
+            admin.get("/api/orders/999999999/images"),  # 404
+            admin.get(f"{images}/999999999"),  # 404
+            admin.delete(f"{images}/999999999"),  # 404
+        ]
+        user.close()
+    return served
+
+
+def test_every_error_is_a_declared_problem(contract: Contract, failures: list[httpx.Response]) -> None:
+    """Each 4xx a route answers is declared for its operation, as problem+json, with the declared schema."""
+    statuses = set()
+    for response in failures:
+        assert 400 <= response.status_code < 500, (response.request.url, response.status_code)
+        contract.check_problem(response)
+        statuses.add(response.status_code)
+    assert statuses == {401, 403, 404, 409, 412, 415, 422, 428}
+
+
+def test_every_declared_error_is_problem_json(contract: Contract) -> None:
+    """Every 4xx and 5xx /openapi.json declares is problem+json, but the health checks' own 503."""
+    for path, operations in contract.openapi["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if status[0] in "45" and not (path.startswith("/health") and status == "503"):
+                    assert list(answer["content"]) == [PROBLEM_CONTENT_TYPE], (method, path, status)
+
+
+def test_if_match_is_a_required_header_where_it_is_required(contract: Contract) -> None:
+    """PATCH of an order declares If-Match required and 428; DELETE takes it optionally."""
+    order = contract.openapi["paths"]["/api/orders/{order_id}"]
+    for method, required in (("patch", True), ("delete", False)):
+        headers = {p["name"]: p["required"] for p in order[method]["parameters"] if p["in"] == "header"}
+        assert headers == {"if-match": required}
+        assert ("428" in order[method]["responses"]) is required
 
 
 def test_an_idempotent_replay_is_the_first_answer(admin: Api) -> None:
