@@ -62,6 +62,7 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     )
     app.state.lastro = state
     _add_middleware(app, settings)
+    _limit_forms(app, settings)
     _add_exception_handlers(app)
     app.include_router(health_router())
     if not settings.docs_enabled:
@@ -103,6 +104,16 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         hsts_seconds=settings.HSTS_SECONDS,
     )
     app.add_middleware(RequestIdMiddleware)
+
+
+def _limit_forms(app: FastAPI, settings: Settings) -> None:
+    # FastAPI hands the app's form limits to starlette's parsers for every Form/File/UploadFile it parses
+    # (`FastAPI(form_limits=...)`); a router or route that sets its own still overrides them.
+    app.router.form_limits = {
+        **app.router.form_limits,
+        "max_fields": settings.MAX_MULTIPART_PARTS,
+        "max_files": settings.MAX_MULTIPART_FILES,
+    }
 
 
 def _add_exception_handlers(app: FastAPI) -> None:

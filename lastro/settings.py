@@ -168,7 +168,9 @@ class Settings(BaseSettings):
     REQUEST_TIMEOUT: float = Field(
         default=30.0, ge=0, description="seconds a handler may run before the client gets 504; 0 = none"
     )
-    MAX_MULTIPART_PARTS: int = Field(default=100, ge=1, description="fields and files in one multipart body")
+    MAX_MULTIPART_PARTS: int = Field(
+        default=100, ge=1, description="fields other than files in one form body (multipart or urlencoded)"
+    )
     MAX_MULTIPART_FILES: int = Field(default=10, ge=0, description="files in one multipart body")
     MAX_PAGE_SIZE: int = Field(default=100, ge=1, description="items a list route returns at most")
 
