@@ -118,6 +118,10 @@ class SharedFileStore:
             reuse = oldest[1]
         return reuse, WindowCounts(0, 0, elapsed)
 
+    def slot_of(self, key: str, rate: Rate) -> int:
+        """The first slot `key` may live in (its home); where it is depends on its neighbours."""
+        return _hash(key, rate) % SLOTS
+
     async def close(self) -> None:
         if not self._map.closed:
             self._map.close()

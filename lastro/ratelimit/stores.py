@@ -46,7 +46,7 @@ class LocalStore:
     name = "memory"
 
     def __init__(self, *, max_keys: int = 65536, clock: Callable[[], float] = time.time) -> None:
-        self._windows: dict[str, list[float]] = {}  # key -> [window start, previous, current]
+        self._windows: dict[tuple[str, int], list[float]] = {}  # (key, period) -> [start, previous, current]
         self._max_keys = max_keys
         self._clock = clock
 
@@ -62,19 +62,19 @@ class LocalStore:
         decisions = []
         for (key, rate), window in zip(checks, counts, strict=True):
             if allowed:
-                self._windows[key][2] += cost
+                self._windows[key, rate.period][2] += cost
                 window = WindowCounts(window.previous, window.current + cost, window.elapsed)
             decisions.append(decide(rate, window, allowed, cost))
         return decisions
 
     def _counts(self, key: str, rate: Rate, now: float) -> WindowCounts:
         start = now - now % rate.period
-        window = self._windows.pop(key, None)  # re-inserted last: the dict's order is recency
+        window = self._windows.pop((key, rate.period), None)  # re-inserted last: the order is recency
         if window is None or window[0] < start - rate.period:
             window = [start, 0, 0]
         elif window[0] < start:
             window = [start, window[2], 0]
-        self._windows[key] = window
+        self._windows[key, rate.period] = window
         if len(self._windows) > self._max_keys:
             del self._windows[next(iter(self._windows))]
         return WindowCounts(int(window[1]), int(window[2]), now - start)

@@ -10,6 +10,7 @@ worker finish its in-flight requests within the graceful timeout and run its shu
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import math
 import os
 import sys
@@ -73,6 +74,10 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         log_config=logging_config(settings.LOG_LEVEL, settings.log_format),
         access_log=False,  # lastro's own access line carries the route and request id
         server_header=False,
+        # The client address and scheme come from X-Forwarded-For/-Proto only when the peer is a trusted
+        # proxy; uvicorn's own default would believe any process on loopback.
+        proxy_headers=bool(settings.TRUSTED_PROXIES),
+        forwarded_allow_ips=[_network(item) for item in settings.TRUSTED_PROXIES],
         # uvicorn takes whole seconds: round up, so that TIMEOUT=0.5 is 1 s, not 0 s (every worker killed).
         timeout_keep_alive=math.ceil(settings.KEEPALIVE),
         timeout_graceful_shutdown=math.ceil(settings.GRACEFUL_TIMEOUT),
@@ -82,6 +87,11 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         limit_max_requests=settings.MAX_REQUESTS or None,
         limit_max_requests_jitter=settings.MAX_REQUESTS_JITTER,
     )
+
+
+def _network(item: str) -> str:
+    """`10.0.0.1/8` as `10.0.0.0/8`: uvicorn reads a network with host bits set as a host name."""
+    return str(ipaddress.ip_network(item, strict=False)) if "/" in item else item
 
 
 def run(config: ServeConfig) -> int:

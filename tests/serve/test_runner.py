@@ -109,3 +109,16 @@ def test_header_timeout_reaches_the_protocol_through_the_config() -> None:
     config = config_for(HEADER_TIMEOUT=3.5)
     assert isinstance(config, WorkerConfig)
     assert config.header_timeout == 3.5
+
+
+def test_forwarded_headers_are_believed_from_no_one_by_default() -> None:
+    """Without TRUSTED_PROXIES, X-Forwarded-For is ignored, even from loopback."""
+    config = config_for()
+    assert config.proxy_headers is False
+
+
+def test_trusted_proxies_reach_uvicorn_as_networks() -> None:
+    """TRUSTED_PROXIES become uvicorn's forwarded_allow_ips, a network with host bits set normalized."""
+    config = config_for(TRUSTED_PROXIES="127.0.0.1,10.1.2.3/8")
+    assert config.proxy_headers is True
+    assert config.forwarded_allow_ips == ["127.0.0.1", "10.0.0.0/8"]
