@@ -13,11 +13,12 @@ from sqlalchemy import Connection
 import lastro
 from examples.orders import accounts
 from examples.orders.auth import Passwords, TokenCodec, caller_id
+from examples.orders.diagnostics import router as diagnostics_router
 from examples.orders.errors import Conflict, add_error_handlers
 from examples.orders.image_routes import router as images_router
 from examples.orders.purge import purge_periodically
 from examples.orders.routes import router
-from examples.orders.settings import OrdersSettings
+from examples.orders.settings import DEVELOPMENT_ADMIN_PASSWORD, OrdersSettings
 
 logger = lastro.get_logger("orders")
 
@@ -43,8 +44,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         await images.open()
         transactions = state.transactions  # open by now: lastro's start-up runs before this lifespan
         state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
-        if not settings.is_production:
-            await _bootstrap_admin(transactions, passwords)
+        admin_password = settings.bootstrap_admin_password
+        if admin_password is not None:
+            await _bootstrap_admin(transactions, passwords, settings.ADMIN_USERNAME, admin_password)
         try:
             yield
         finally:
@@ -53,6 +55,8 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
     app.include_router(images_router)
+    if not settings.is_production:  # a route that holds a request for up to 30 s is a test's tool
+        app.include_router(diagnostics_router)
     add_error_handlers(app)
     return app
 
@@ -73,18 +77,23 @@ def _bulkhead_check(bulkhead: lastro.Bulkhead) -> Callable[[], Awaitable[dict[st
     return check
 
 
-async def _bootstrap_admin(transactions: lastro.Transactions, passwords: Passwords) -> None:
-    """In development, with no user at all, create tenant `default` with user admin/admin."""
+async def _bootstrap_admin(
+    transactions: lastro.Transactions, passwords: Passwords, username: str, password: str
+) -> None:
+    """With no user at all, create tenant `default` with this administrator (admin/admin in development)."""
     if await transactions.read(accounts.count_users):
         return
-    if await transactions.write(_create_admin, await passwords.hash("admin")):
-        logger.warning("development: created tenant 'default' with user admin / password admin")
+    if await transactions.write(_create_admin, username, await passwords.hash(password)):
+        if password == DEVELOPMENT_ADMIN_PASSWORD:
+            logger.warning(f"development: created tenant 'default' with user {username} / password admin")
+        else:
+            logger.warning("created the first administrator", tenant="default", username=username)
 
 
-def _create_admin(connection: Connection, password_hash: str) -> bool:
+def _create_admin(connection: Connection, username: str, password_hash: str) -> bool:
     tenant_id = accounts.ensure_tenant(connection, "default")
     try:
-        accounts.create_user(connection, tenant_id, "admin", password_hash, True)
+        accounts.create_user(connection, tenant_id, username, password_hash, True)
     except Conflict:
         return False  # another worker created it first
     return True

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Response
 from sqlalchemy import Connection
@@ -29,16 +28,6 @@ from examples.orders.models import (
 from lastro.http import etags
 
 router = APIRouter(prefix="/api")
-logger = lastro.get_logger("orders")
-
-
-@router.get("/ping")
-async def ping(delay: float = Query(default=0.0, ge=0.0, le=30.0)) -> dict[str, Any]:
-    """Answer after `delay` seconds: lets a client hold a request in flight."""
-    logger.info("ping received", delay=delay)
-    if delay:
-        await asyncio.sleep(delay)
-    return {"pong": True}
 
 
 # --- auth and admin -------------------------------------------------------------------------------------

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 import lastro
 
-__all__ = ["OrdersSettings"]
+__all__ = ["DEVELOPMENT_ADMIN_PASSWORD", "MIN_ADMIN_PASSWORD_LENGTH", "OrdersSettings"]
+
+DEVELOPMENT_ADMIN_PASSWORD = "admin"  # what `make run` logs in with; never accepted in production
+MIN_ADMIN_PASSWORD_LENGTH = 12
+# A password of 12 characters or more with this few distinct ones is a repetition (adminadminadmin).
+MIN_ADMIN_PASSWORD_DISTINCT = 6
 
 
 class OrdersSettings(lastro.Settings):
@@ -36,9 +41,39 @@ class OrdersSettings(lastro.Settings):
         ge=0,
         description="seconds a login or user creation waits for a hashing slot before it gets 503",
     )
+    ADMIN_USERNAME: str = Field(
+        default="admin", min_length=1, description="the administrator created in tenant `default` at start"
+    )
+    ADMIN_PASSWORD: SecretStr | None = Field(
+        default=None,
+        description="with no user at all, start-up creates ADMIN_USERNAME with this password; "
+        "unset: `admin` in development, no user in production",
+    )
     AUTH_HASH_NICE: int = Field(
         default=10,
         ge=0,
         le=19,
         description="how much lower the hashing threads' CPU priority is (Linux): the event loop goes first",
     )
+
+    @property
+    def bootstrap_admin_password(self) -> str | None:
+        """The password of the administrator start-up creates on an empty database, or None for none."""
+        if self.ADMIN_PASSWORD is not None:
+            return self.ADMIN_PASSWORD.get_secret_value()
+        return None if self.is_production else DEVELOPMENT_ADMIN_PASSWORD
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.ADMIN_PASSWORD is not None and _weak(self.ADMIN_PASSWORD.get_secret_value()):
+            problems.append(
+                f"ADMIN_PASSWORD must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters, not a repetition, "
+                "in production: set it to the output of `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(16))'`, or unset it and run `python -m examples.orders.admin "
+                "create-admin`"
+            )
+        return problems
+
+
+def _weak(password: str) -> bool:
+    return len(password) < MIN_ADMIN_PASSWORD_LENGTH or len(set(password)) < MIN_ADMIN_PASSWORD_DISTINCT

@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from lastro.errors import ConfigurationError
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import HEADER_TIMEOUT, protocol_path
@@ -57,7 +58,13 @@ class WorkerConfig(uvicorn.Config):
         self.header_timeout = header_timeout
 
     def load(self) -> None:
-        super().load()
+        try:
+            super().load()
+        except ConfigurationError as exc:
+            # The application's own settings refused (a factory's get_settings(MySettings), say): one line,
+            # and the exit code that stops the supervisor rather than a traceback in a respawn loop.
+            logger.error(f"the application refused its settings: {exc}")
+            sys.exit(STARTUP_FAILURE)
         freeze_long_lived_objects()  # any application; a lastro one freezes again after its start-up
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
+import pytest
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from lastro.serve.protocol import protocol_path
 from lastro.serve.runner import ServeConfig, WorkerConfig, event_loop_name, uvicorn_config
@@ -122,3 +125,21 @@ def test_trusted_proxies_reach_uvicorn_as_networks() -> None:
     config = config_for(TRUSTED_PROXIES="127.0.0.1,10.1.2.3/8")
     assert config.proxy_headers is True
     assert config.forwarded_allow_ips == ["127.0.0.1", "10.0.0.0/8"]
+
+
+def test_a_factory_refusing_its_settings_is_a_startup_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A factory raising ConfigurationError exits with uvicorn's start-up failure code, one line logged."""
+    (tmp_path / "refusing.py").write_text(
+        "from lastro import ConfigurationError\n"
+        "def create():\n"
+        "    raise ConfigurationError('REGION must be set: set REGION=eu')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = WorkerConfig("refusing:create", factory=True, log_config=None)
+    with pytest.raises(SystemExit) as exited:
+        config.load()
+    assert exited.value.code == STARTUP_FAILURE
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.endswith("the application refused its settings: REGION must be set: set REGION=eu")
