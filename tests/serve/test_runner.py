@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from lastro.observability.logging import configure_logging
 from lastro.serve.protocol import protocol_path
 from lastro.serve.runner import ServeConfig, WorkerConfig, event_loop_name, uvicorn_config
 from lastro.settings import Settings, get_settings
@@ -137,9 +139,11 @@ def test_a_factory_refusing_its_settings_is_a_startup_failure(
         "    raise ConfigurationError('REGION must be set: set REGION=eu')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    configure_logging("INFO", "json")  # as a worker has it, writing to this test's captured stdout
     config = WorkerConfig("refusing:create", factory=True, log_config=None)
     with pytest.raises(SystemExit) as exited:
         config.load()
     assert exited.value.code == STARTUP_FAILURE
-    [line] = capsys.readouterr().out.splitlines()
-    assert line.endswith("the application refused its settings: REGION must be set: set REGION=eu")
+    [line] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (line["level"], line["logger"]) == ("error", "lastro.serve")
+    assert line["event"] == "the application refused its settings: REGION must be set: set REGION=eu"
