@@ -14,6 +14,10 @@ uvicorn's protocols are subclassed for what uvicorn lacks:
   client has just sent its next request: that client sees "connection reset". Here a connection without a
   request in progress is kept for a short grace; a request that arrives is served with
   `Connection: close`. The listening socket is already closed, so no new connection reaches the worker.
+- **Problem answers below the application.** A request uvicorn cannot parse (a bad request line, an
+  invalid header) gets uvicorn's `text/plain` 400; here it gets `application/problem+json`, and 431 when
+  its head (request line and headers) is over `MAX_HEAD_BYTES`, which the bytes received while waiting for
+  a request's headers are measured against before either parser sees them (httptools has no bound).
 - **Lingering close.** Closing a socket with unread request bytes makes the kernel send RST, which can
   destroy the response the client has not read yet. Idle and timed-out connections are closed as nginx
   does: the write side is shut first, what the client still sends is read and dropped, then the socket
@@ -26,7 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import weakref
+from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,7 +42,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from lastro.http.in_flight import EXEMPT_PREFIXES
-from lastro.http.problem import problem_document, send_problem
+from lastro.http.problem import PROBLEM_CONTENT_TYPE, problem_document, send_problem
 from lastro.observability.logging import get_logger
 from lastro.observability.throttle import LogThrottle
 
@@ -43,12 +50,14 @@ __all__ = [
     "DRAIN_GRACE",
     "HEADER_TIMEOUT",
     "LINGER",
+    "MAX_HEAD_BYTES",
     "DrainingH11Protocol",
     "DrainingHttpToolsProtocol",
     "protocol_path",
 ]
 
 HEADER_TIMEOUT = 20.0  # seconds, when the config does not say (a plain uvicorn.Config)
+MAX_HEAD_BYTES = 32 * 1024  # a request line and headers larger than this are answered 431
 DRAIN_GRACE = 1.0  # seconds a connection without a request in progress is kept open at shutdown
 LINGER = 2.0  # seconds at most the bytes of a closed connection are read and dropped
 
@@ -56,17 +65,22 @@ logger = get_logger("lastro.serve")
 LOG_INTERVAL = 10.0  # seconds: a flood of slow or surplus connections logs one line per kind per interval
 
 
-def _timeout_response() -> bytes:
-    detail = "the request headers did not arrive in time (HEADER_TIMEOUT)"
-    body = json.dumps(problem_document(408, detail), separators=(",", ":")).encode()
-    head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+def _raw_problem(status: int, detail: str, default_headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+    """A whole HTTP/1.1 problem+json response that closes the connection, written below any ASGI app."""
+    body = json.dumps(problem_document(status, detail), separators=(",", ":")).encode()
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
+    lines += [name + b": " + value for name, value in default_headers]
+    lines += [
+        b"content-type: " + PROBLEM_CONTENT_TYPE.encode(),
+        b"content-length: " + str(len(body)).encode(),
+        b"connection: close",
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-_TIMEOUT_RESPONSE = _timeout_response()
+_TIMEOUT_RESPONSE = _raw_problem(408, "the request headers did not arrive in time (HEADER_TIMEOUT)")
+_HEAD_TOO_LARGE = "the request line and headers are larger than {} bytes"
+_INVALID = "the request is not valid HTTP/1.1"
 
 
 class _ConnectionLimit:
@@ -119,6 +133,7 @@ class _BoundedConnection:
     flow: Any
     limit_concurrency: int | None
     loop: asyncio.AbstractEventLoop
+    server_state: ServerState
     transport: asyncio.Transport
 
     def __init__(
@@ -130,6 +145,8 @@ class _BoundedConnection:
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self.header_timeout: float = getattr(config, "header_timeout", HEADER_TIMEOUT)
+        self.max_head_bytes: int = getattr(config, "max_head_bytes", MAX_HEAD_BYTES)
+        self._head_size = 0  # bytes received while waiting for the current request's headers
         self._log = _log_throttle(server_state)
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_cycle: Any = None  # the cycle current when the wait for headers began
@@ -153,6 +170,13 @@ class _BoundedConnection:
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # read and dropped, so that closing sends no RST
+        if self._header_timer is not None and self.cycle is self._header_cycle:
+            # Measured before parsing, whichever parser, and however the head is cut into reads.
+            end = data.find(b"\r\n\r\n")
+            self._head_size += len(data) if end < 0 else end + 4
+            if self._head_size > self.max_head_bytes:
+                self._refuse(431, _HEAD_TOO_LARGE.format(self.max_head_bytes))
+                return
         super().data_received(data)  # type: ignore[misc]
         if self._header_timer is not None:
             if self.cycle is not self._header_cycle:
@@ -182,6 +206,30 @@ class _BoundedConnection:
         elif not self.transport.is_closing() and self._close_timer is None:
             self._close_timer = self.loop.call_later(DRAIN_GRACE, self._close_if_idle)
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this in its `except` for a request its parser refused: the exception tells why.
+        refused = sys.exception()
+        if getattr(refused, "error_status_hint", 400) == 431:  # h11: the head is over its size bound
+            self._refuse(431, _HEAD_TOO_LARGE.format(self.max_head_bytes))
+        else:
+            self._refuse(400, _INVALID)
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer a request that never reached the application with a problem, then close."""
+        if self.transport.is_closing() or self._lingering:
+            return
+        if (not_logged := self._log.admit(f"refused {status}")) is not None:
+            client = self.transport.get_extra_info("peername")
+            logger.warning(
+                "request refused before the application",
+                status=status,
+                detail=detail,
+                client=_address(client),
+                not_logged_since_last=not_logged,
+            )
+        self.transport.write(_raw_problem(status, detail, self.server_state.default_headers))
+        self._close_lingering()
+
     def timeout_keep_alive_handler(self) -> None:
         self._close_lingering()  # uvicorn's closes at once: a request crossing the close would be reset
 
@@ -200,6 +248,7 @@ class _BoundedConnection:
             self._header_timer.cancel()
         self._header_cycle = self.cycle
         self._header_bytes = False
+        self._head_size = 0
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_timed_out)
 
     def _headers_timed_out(self) -> None:

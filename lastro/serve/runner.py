@@ -23,7 +23,7 @@ from uvicorn.config import STARTUP_FAILURE
 from lastro.errors import ConfigurationError
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.preflight import check_schema
-from lastro.serve.protocol import HEADER_TIMEOUT, protocol_path
+from lastro.serve.protocol import HEADER_TIMEOUT, MAX_HEAD_BYTES, protocol_path
 from lastro.serve.supervisor import Supervisor
 from lastro.settings import Settings
 from lastro.workers import SUPERVISED_ENV, freeze_long_lived_objects
@@ -91,6 +91,7 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         timeout_worker_healthcheck=math.ceil(settings.TIMEOUT),
         limit_concurrency=settings.MAX_CONNECTIONS,
         header_timeout=settings.HEADER_TIMEOUT,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # httptools: bounded by lastro.serve.protocol
         limit_max_requests=settings.MAX_REQUESTS or None,
         limit_max_requests_jitter=settings.MAX_REQUESTS_JITTER,
     )

@@ -1,8 +1,10 @@
-"""lastro's uvicorn protocols, h11 and httptools alike, on a real loopback socket: timeouts and the limit."""
+"""lastro's uvicorn protocols, h11 and httptools alike, on a real loopback socket: timeouts, the limit and
+the problem answers to requests that never reach the application."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -13,7 +15,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from lastro.serve.protocol import DrainingH11Protocol, DrainingHttpToolsProtocol
+from lastro.http.problem import PROBLEM_CONTENT_TYPE
+from lastro.serve.protocol import MAX_HEAD_BYTES, DrainingH11Protocol, DrainingHttpToolsProtocol
 from tests.support.servers import wait_for
 
 PROTOCOLS = [DrainingH11Protocol, DrainingHttpToolsProtocol]
@@ -115,3 +118,60 @@ def test_the_connection_limit_spares_health(protocol: type[asyncio.Protocol]) ->
     assert refused.startswith(b"HTTP/1.1 503")
     assert b"application/problem+json" in refused
     assert b"MAX_CONNECTIONS" in refused
+
+
+def _refusal(answer: bytes) -> tuple[int, dict[str, str], dict[str, object]]:
+    """The status, headers and problem document of a raw answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /work HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+        b"GET /work HTTP/1.1\r\nX: a\x00b\r\n\r\n",
+    ],
+    ids=["request-line", "header-line", "nul-in-header"],
+)
+def test_a_request_the_parser_refuses_gets_400_problem(
+    protocol: type[asyncio.Protocol], request_bytes: bytes
+) -> None:
+    """Not HTTP/1.1: 400 application/problem+json with Connection: close, then EOF (uvicorn: text/plain)."""
+    with protocol_server(protocol) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request_bytes)
+        status, headers, document = _refusal(read_to_eof(sock))
+    assert (status, headers["content-type"], headers["connection"]) == (400, PROBLEM_CONTENT_TYPE, "close")
+    assert document["status"] == 400
+    assert int(headers["content-length"]) == len(json.dumps(document, separators=(",", ":")))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_head_over_max_head_bytes_gets_431_problem(protocol: type[asyncio.Protocol]) -> None:
+    """A 64 KB header: 431 problem+json naming the bound, whichever parser (httptools has none of its own)."""
+    big = b"GET /work HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n"
+    with (
+        protocol_server(protocol, h11_max_incomplete_event_size=MAX_HEAD_BYTES) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.sendall(big)
+        status, headers, document = _refusal(read_to_eof(sock))
+    assert (status, headers["content-type"]) == (431, PROBLEM_CONTENT_TYPE)
+    assert str(MAX_HEAD_BYTES) in str(document["detail"])
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_head_under_max_head_bytes_is_served(protocol: type[asyncio.Protocol]) -> None:
+    """A 20 KB header, under the bound, reaches the application, and so does the next request."""
+    header = b"GET /work HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    with (
+        protocol_server(protocol, h11_max_incomplete_event_size=MAX_HEAD_BYTES) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        for _ in range(3):  # the count starts again for each request of a kept-alive connection
+            sock.sendall(header)
+            assert read_answer(sock).startswith(b"HTTP/1.1 200")

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import re
 import signal
 import textwrap
 import weakref
@@ -249,6 +250,35 @@ def test_protocol_calls_the_overrides_by_name(protocol: type[asyncio.Protocol]) 
         assert needle in module, changed(f"{protocol.__module__}: {what}", f"{PROTOCOL} _BoundedConnection")
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_request_the_parser_refuses_reaches_send_400_response_in_its_except(
+    protocol: type[asyncio.Protocol],
+) -> None:
+    """uvicorn answers an unparsable request through `self.send_400_response(msg)`, called in the `except`
+    of the parser's error, where lastro reads the error (h11's 431 hint) to answer problem+json."""
+    assert parameters(protocol.send_400_response) == ["msg"], changed(  # type: ignore[attr-defined]
+        f"{protocol.__name__}.send_400_response(msg)", f"{PROTOCOL} _BoundedConnection.send_400_response"
+    )
+    module = inspect.getsource(inspect.getmodule(protocol))  # type: ignore[arg-type]
+    handler = re.search(r"except (h11\.RemoteProtocolError|httptools\.HttpParserError):\n(.*\n){3}", module)
+    where = f"{PROTOCOL} _BoundedConnection.send_400_response"
+    assert handler is not None, changed(f"{protocol.__module__}: the parser error's handler", where)
+    assert "self.send_400_response(msg)" in handler.group(0), changed(
+        f"{protocol.__module__}: the parser error's handler calling send_400_response", where
+    )
+
+
+def test_h11_refuses_a_head_over_its_bound_with_a_431_hint() -> None:
+    """h11 raises RemoteProtocolError(error_status_hint=431) for a head over max_incomplete_event_size."""
+    import h11
+
+    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=64)
+    connection.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100)
+    with pytest.raises(h11.RemoteProtocolError) as refused:
+        connection.next_event()
+    assert refused.value.error_status_hint == 431, changed("h11's 431 hint", f"{PROTOCOL} send_400_response")
+
+
 def test_server_shuts_down_each_connection() -> None:
     """At shutdown uvicorn calls `shutdown()` on every connection in `server_state.connections`."""
     body = source(Server.shutdown)
@@ -363,6 +393,7 @@ def test_config_takes_every_option_lastro_passes() -> None:
         "limit_concurrency",
         "limit_max_requests",
         "limit_max_requests_jitter",
+        "h11_max_incomplete_event_size",
     ):
         assert name in options, changed(f"uvicorn.Config({name}=...)", f"{RUNNER} uvicorn_config")
     for name in ("load", "bind_socket"):
