@@ -27,6 +27,7 @@ from lastro.http.request_id import current_request_id
 from lastro.http.responses import JSONResponse
 from lastro.observability.logging import get_logger
 from lastro.openapi import problems
+from lastro.pages import PageLimit, page_limit
 from lastro.rate_limits import check_rate_limit
 from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings, get_settings
@@ -42,6 +43,7 @@ __all__ = [
     "JSONResponse",
     "LRUCache",
     "LastroError",
+    "PageLimit",
     "ProblemResponse",
     "RateLimitUnavailable",
     "RateLimited",
@@ -62,6 +64,7 @@ __all__ = [
     "get_logger",
     "get_settings",
     "install",
+    "page_limit",
     "problems",
     "rate_limit",
 ]

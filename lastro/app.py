@@ -33,6 +33,7 @@ from lastro.http.validation import validation_problem
 from lastro.lifecycle import wrap_lifespan
 from lastro.observability.logging import configure_logging
 from lastro.openapi import install_openapi
+from lastro.pages import install_page_limits
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -68,6 +69,7 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     if not settings.docs_enabled:
         hide_docs(app)
     install_openapi(app)
+    install_page_limits(app, settings.MAX_PAGE_SIZE)
     wrap_lifespan(app, state)
     return app
 

@@ -13,6 +13,7 @@ PUBLIC = [
     "JSONResponse",
     "LRUCache",
     "LastroError",
+    "PageLimit",
     "ProblemResponse",
     "RateLimitUnavailable",
     "RateLimited",
@@ -33,6 +34,7 @@ PUBLIC = [
     "get_logger",
     "get_settings",
     "install",
+    "page_limit",
     "problems",
     "rate_limit",
 ]

@@ -21,7 +21,6 @@ from examples.orders.schema import orders
 from examples.orders.storage import now, storable_id
 
 __all__ = [
-    "MAX_PAGE",
     "OrderFilter",
     "create_order",
     "delete_order",
@@ -33,8 +32,6 @@ __all__ = [
     "to_order",
     "update_order",
 ]
-
-MAX_PAGE = 200
 
 _COLUMNS = (  # `to_order` unpacks a row in this order
     orders.c.id,

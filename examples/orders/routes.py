@@ -131,17 +131,17 @@ async def get_order(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> las
 async def list_orders(
     caller: Caller,
     unit: lastro.ReadUnit,
+    limit: Annotated[int, lastro.page_limit(default=50)],
     status: Status | None = None,
     customer: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, description=f"capped at {queries.MAX_PAGE}")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> lastro.JSONResponse:
-    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    """Newest first, `limit` (50 unless given, at most MAX_PAGE_SIZE) at a time; pass `next_cursor` back as
+    `cursor` for the next page."""
     where = queries.OrderFilter(status, customer, created_from, created_to)
-    capped = min(limit, queries.MAX_PAGE)
-    return lastro.JSONResponse(await unit.run(queries.list_orders, caller.tenant_id, where, capped, cursor))
+    return lastro.JSONResponse(await unit.run(queries.list_orders, caller.tenant_id, where, limit, cursor))
 
 
 def _expected_version(if_match: str | None) -> int | None:

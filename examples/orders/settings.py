@@ -21,6 +21,7 @@ class OrdersSettings(lastro.Settings):
     SERVICE_NAME: str = "orders"
     SERVICE_VERSION: str = lastro.__version__  # the example ships with lastro
     MIGRATIONS_DIR: Path = Path(__file__).parent / "migrations"
+    MAX_PAGE_SIZE: int = Field(default=200, ge=1, description="orders one page of the list holds at most")
     TOKEN_TTL: float = Field(default=3600.0, gt=0, description="seconds an access token is valid")
     IMAGES_DIR: Path = Field(default=Path("var/images"), description="where order images are stored")
     IMAGE_MAX_BYTES: int = Field(default=5 * 1024 * 1024, gt=0, description="largest image accepted")

@@ -304,13 +304,28 @@ def crowded(admin: Api) -> Iterator[tuple[Api, list[int]]]:
     api.close()
 
 
-def test_limit_is_capped_at_200(crowded: tuple[Api, list[int]]) -> None:
-    """?limit=100000 is accepted and answers at most 200 orders, with a cursor to the rest."""
+def test_a_page_holds_up_to_max_page_size(crowded: tuple[Api, list[int]]) -> None:
+    """?limit=200 (the service's MAX_PAGE_SIZE) answers 200 orders, with a cursor to the rest."""
     api, _ = crowded
-    response = api.get("/api/orders", params={"limit": 100_000})
+    response = api.get("/api/orders", params={"limit": 200})
     assert response.status_code == 200
     assert len(response.json()["items"]) == 200
     assert response.json()["next_cursor"] is not None
+
+
+def test_a_page_defaults_to_50(crowded: tuple[Api, list[int]]) -> None:
+    """Without ?limit= a page holds 50 orders."""
+    api, _ = crowded
+    assert len(api.get("/api/orders").json()["items"]) == 50
+
+
+@pytest.mark.parametrize("limit", [201, 1_000_000])
+def test_a_limit_over_max_page_size_gets_422(admin: Api, limit: int) -> None:
+    """A page larger than MAX_PAGE_SIZE is refused with 422 problem+json naming the cap, not cut short."""
+    response = admin.get("/api/orders", params={"limit": limit})
+    assert is_problem(response, 422)
+    assert response.json()["errors"][0]["loc"] == ["query", "limit"]
+    assert "200 (MAX_PAGE_SIZE)" in response.json()["errors"][0]["msg"]
 
 
 def _more_than(items: list[int], count: int) -> Callable[[], bool]:
