@@ -59,6 +59,10 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
             "WORKERS": "2",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}",
             "GRACEFUL_TIMEOUT": "10",
+            # Limits stay on, so every request goes through them, but high enough that a test's own load
+            # is never refused; tests of the limits set their own.
+            "RATE_LIMIT_DEFAULT": "1000000/minute",
+            "RATE_LIMIT_LOGIN": "1000000/minute",
             "PYTHONPATH": str(ROOT),
         }
     )
