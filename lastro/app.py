@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
@@ -21,6 +20,7 @@ from lastro.health import HealthRegistry, health_router
 from lastro.http.access_log import AccessLogMiddleware
 from lastro.http.body_limit import BodyLimitMiddleware
 from lastro.http.body_timeout import BodyTimeoutMiddleware
+from lastro.http.cors import CORSMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import ProblemResponse
 from lastro.http.rate_limit import Identify

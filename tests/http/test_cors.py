@@ -1,6 +1,7 @@
 """CORS from CORS_ORIGINS and CORS_ALLOW_CREDENTIALS, through create_app: preflights and response headers.
 
-starlette's CORSMiddleware does the work; these tests hold lastro's wiring of it to the settings.
+starlette's CORSMiddleware does the work (lastro.http.cors only puts a refused preflight in problem+json);
+these tests hold lastro's wiring of it to the settings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from lastro.app import create_app
+from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from lastro.settings import get_settings
 
 pytestmark = pytest.mark.anyio
@@ -56,9 +58,10 @@ async def test_a_preflight_from_an_allowed_origin_is_granted(sqlite_url: str) ->
 
 
 async def test_a_preflight_from_another_origin_is_refused(sqlite_url: str) -> None:
-    """A preflight from an origin not listed gets 400 and no Access-Control-Allow-Origin."""
+    """A preflight from an origin not listed gets 400 problem+json and no Access-Control-Allow-Origin."""
     response = await preflight(make_app(sqlite_url), REFUSED)
-    assert response.status_code == 400
+    assert (response.status_code, response.headers["content-type"]) == (400, PROBLEM_CONTENT_TYPE)
+    assert response.json()["detail"] == "Disallowed CORS origin: see CORS_ORIGINS"
     assert "access-control-allow-origin" not in response.headers
 
 
