@@ -297,6 +297,14 @@ class Settings(BaseSettings):
                 "CORS_ORIGINS must not contain a wildcard in production: "
                 "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
             )
+        token_problem = (
+            secret_key_problem(self.HEALTH_TOKEN.get_secret_value()) if self.HEALTH_TOKEN else None
+        )
+        if token_problem:  # /health is not rate limited: a guessable token would open it
+            problems.append(
+                f"HEALTH_TOKEN {token_problem} in production: "
+                f"set HEALTH_TOKEN to the output of {GENERATE_KEY}"
+            )
         if self.INSTANCES > 1 and not self.REDIS_URL:
             problems.append(
                 f"INSTANCES={self.INSTANCES} shares rate limits and caches only through Redis, and REDIS_URL "

@@ -505,6 +505,23 @@ def test_listed_origins_with_credentials_are_accepted_in_production() -> None:
     assert settings.problems() == []
 
 
+@pytest.mark.parametrize(
+    "token", ["short-token", "changeme-changeme-changeme-changeme"], ids=["short", "placeholder"]
+)
+def test_a_guessable_health_token_is_refused_in_production(token: str) -> None:
+    """HEALTH_TOKEN follows SECRET_KEY's rules in production: one line naming it and the command."""
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        get_settings(ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, HEALTH_TOKEN=token)
+    assert str(refused.value).startswith("HEALTH_TOKEN ")
+    assert str(refused.value).endswith(f"in production: set HEALTH_TOKEN to the output of `{GENERATE_KEY}`")
+
+
+def test_a_random_health_token_is_accepted_in_production() -> None:
+    """A token made by the documented command passes; development accepts any token."""
+    production = get_settings(ENVIRONMENT="production", SECRET_KEY=STRONG_KEY, HEALTH_TOKEN=KEY_32)
+    assert (production.problems(), get_settings(HEALTH_TOKEN="short").problems()) == ([], [])
+
+
 def test_several_instances_without_redis_are_refused_in_production() -> None:
     """INSTANCES=2 with no REDIS_URL is one line naming both settings and both fixes."""
     with pytest.raises(UnsafeProductionSettings) as refused:
