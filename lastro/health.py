@@ -5,7 +5,8 @@
 - `GET /health/ready`: 200 when every check passes, else 503.
 - `GET /health`: every check's detail, uptime and the answering worker's pid; 503 when unhealthy. It tells
   versions, pids and dependency errors, so it answers only `Authorization: Bearer <HEALTH_TOKEN>` or a client
-  in `HEALTH_NETWORKS` (loopback by default), in every environment: otherwise 401 (a token would open it)
+  in `HEALTH_NETWORKS` (loopback by default; not a request forwarded by a proxy outside TRUSTED_PROXIES), in
+  every environment: otherwise 401 (a token would open it)
   or 403 (no HEALTH_TOKEN is set), as problem+json. live and ready stay open to orchestrators.
 
 Every check runs with a timeout, and a check still running from an earlier probe is not started again,
@@ -20,7 +21,7 @@ import hmac
 import ipaddress
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,7 +134,7 @@ def health_router() -> APIRouter:
     async def detail(request: Request) -> Response:
         settings: Settings = request.app.state.lastro.settings
         client = request.client.host if request.client else None
-        refusal = detail_refusal(settings, client, request.headers.get("authorization"))
+        refusal = detail_refusal(settings, client, request.headers)
         if refusal is not None:
             return refusal
         healthy, document = await _registry(request).document()
@@ -142,12 +143,18 @@ def health_router() -> APIRouter:
     return router
 
 
-def detail_refusal(settings: Settings, client: str | None, authorization: str | None) -> Response | None:
-    """None when the caller may read the health detail, else the 401 or 403 that refuses it."""
+def detail_refusal(settings: Settings, client: str | None, headers: Mapping[str, str]) -> Response | None:
+    """None when the caller may read the health detail, else the 401 or 403 that refuses it.
+
+    `headers` are the request's, read without case (starlette's `Headers`).
+    """
     token = settings.HEALTH_TOKEN.get_secret_value() if settings.HEALTH_TOKEN else ""
-    if token and _bearer_matches(authorization, token):
+    if token and _bearer_matches(headers.get("authorization"), token):
         return None
-    if client is not None and _in_networks(client, tuple(settings.HEALTH_NETWORKS)):
+    # Forwarded by a proxy no one listed in TRUSTED_PROXIES: the address is the proxy's (often loopback, a
+    # reverse proxy on the same machine), not the client's.
+    forwarded = not settings.TRUSTED_PROXIES and ("x-forwarded-for" in headers or "forwarded" in headers)
+    if client is not None and not forwarded and _in_networks(client, tuple(settings.HEALTH_NETWORKS)):
         return None
     if token:
         return ProblemResponse(

@@ -109,6 +109,25 @@ async def test_production_applies_the_same_rule() -> None:
     assert (inside.status_code, outside.status_code) == (200, 403)
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded"])
+async def test_loopback_forwarded_by_an_untrusted_proxy_is_not_loopback(header: str) -> None:
+    """A request a local reverse proxy forwarded, with no TRUSTED_PROXIES, comes from elsewhere: 403."""
+    headers = {header: "203.0.113.9" if header == "X-Forwarded-For" else "for=203.0.113.9"}
+    assert (await get("/health", headers=headers)).status_code == 403
+
+
+async def test_a_forwarded_request_still_opens_with_the_token() -> None:
+    """Through an untrusted proxy, the bearer token still opens the detail."""
+    headers = {"X-Forwarded-For": "203.0.113.9", "Authorization": f"Bearer {TOKEN}"}
+    assert (await get("/health", headers=headers, HEALTH_TOKEN=TOKEN)).status_code == 200
+
+
+async def test_with_trusted_proxies_the_forwarded_client_address_decides() -> None:
+    """With TRUSTED_PROXIES set the server has made the client address the forwarded one: it decides."""
+    headers = {"X-Forwarded-For": "127.0.0.1"}
+    assert (await get("/health", headers=headers, TRUSTED_PROXIES="10.0.0.1")).status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/health/live", "/health/ready"])
 async def test_live_and_ready_stay_open_to_every_client(path: str) -> None:
     """Orchestrators probe live and ready from anywhere, with no token."""
