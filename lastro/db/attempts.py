@@ -121,6 +121,13 @@ async def wait_for_attempt(future: asyncio.Future[T], bounded: BoundedAttempt) -
             return future.result()
         future.add_done_callback(consume)
         raise TimedOut(bounded.abandon()) from None
+    except asyncio.CancelledError:
+        # The waiter itself was cancelled (REQUEST_TIMEOUT, shutdown): nobody will read the attempt's
+        # outcome, so it is abandoned as at its deadline, and rolls back unless its COMMIT was sent.
+        if not future.done():
+            future.add_done_callback(consume)
+            bounded.abandon()
+        raise
 
 
 def consume(future: Future[Any] | asyncio.Future[Any]) -> None:

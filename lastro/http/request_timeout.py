@@ -3,8 +3,9 @@
 The handler is cancelled where it awaits, so its dependencies unwind (a unit of work rolls back) and the
 layers around this one (the in-flight count) get their slot back. If the response had already started,
 a status can no longer be sent: the connection is closed on the incomplete response instead. Time spent
-waiting for the request body does not count: `BODY_TIMEOUT` governs that. Work handed to a thread
-cannot be interrupted: the 504 goes out when that thread returns.
+waiting for the request body does not count: `BODY_TIMEOUT` governs that. Work already handed to a
+thread (a `def` route) is not stopped: the client gets its 504 at once and the thread runs on to its
+end. SQLite reads run on the event loop itself, so nothing here can cut them.
 """
 
 from __future__ import annotations

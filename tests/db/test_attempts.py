@@ -148,3 +148,19 @@ async def test_a_cancellation_is_kept_when_the_answer_arrives_at_the_same_moment
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_waiter_abandons_its_unfinished_attempt() -> None:
+    """Cancelling the waiter (a request timeout) abandons the attempt, whose late failure is read quietly."""
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    bounded = BoundedAttempt(float("inf"))
+    waiter = asyncio.create_task(wait_for_attempt(future, bounded))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert bounded.abandoned
+    future.set_exception(ConnectionError("the thread's driver woke up"))  # read, never reported
+    await asyncio.sleep(0)
+    assert future.exception() is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -11,12 +12,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
+from sqlalchemy import text
 from starlette.types import Message, Receive, Scope, Send
 
+from lastro import ReadUnit
 from lastro.app import create_app
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from lastro.http.request_timeout import RequestTimeoutMiddleware
 from lastro.settings import get_settings
+from tests.conftest import POSTGRES_URL
 from tests.support.asgi import echo, lifespan_through, post_through
 from tests.support.lifespan import running
 from tests.support.servers import uvicorn_thread
@@ -25,6 +29,7 @@ pytestmark = pytest.mark.anyio
 
 TIMEOUT = 0.05  # the slow routes below would take 30 s: the test waits this long
 SLOW = 30.0
+release = threading.Event()  # lets the thread of `/blocking` end once its test is done
 
 
 def slow_routes(app: FastAPI, cancelled: list[str]) -> FastAPI:
@@ -49,6 +54,11 @@ def slow_routes(app: FastAPI, cancelled: list[str]) -> FastAPI:
             yield b"never sent\n"
 
         return StreamingResponse(chunks())
+
+    @app.get("/blocking")
+    def blocking() -> dict[str, bool]:
+        release.wait(SLOW)  # a `def` route: FastAPI runs it on a thread, which a timeout cannot stop
+        return {"ok": True}
 
     @app.get("/own-timeout")
     async def own_timeout() -> None:
@@ -83,6 +93,39 @@ async def test_a_handler_in_time_is_untouched() -> None:
     """A handler that answers before the deadline gets its own response through."""
     response = await get(make_app([]), "/fast")
     assert (response.status_code, response.json()) == (200, {"ok": True})
+
+
+async def test_a_def_route_gets_its_504_at_once_and_its_thread_runs_on() -> None:
+    """A handler blocked in its thread is answered 504 at the deadline; the thread is left to finish."""
+    started = time.perf_counter()
+    try:
+        response = await get(make_app([]), "/blocking")
+        assert time.perf_counter() - started < SLOW / 3
+    finally:
+        release.set()
+    assert response.status_code == 504
+
+
+@pytest.mark.postgres
+async def test_a_postgres_unit_of_work_is_cut_at_the_deadline() -> None:
+    """On PostgreSQL a statement running past REQUEST_TIMEOUT ends in 504 at the deadline, not at its end."""
+    # The statement timeout (1 s) only ends the abandoned statement early, so that shutdown is quick.
+    settings = get_settings(
+        DATABASE_URL=POSTGRES_URL, REQUEST_TIMEOUT=0.1, DB_STATEMENT_TIMEOUT=1, DB_POOL_SIZE=2
+    )
+    app = create_app(settings)
+
+    @app.get("/sleep")
+    async def sleep(unit: ReadUnit) -> dict[str, bool]:
+        await unit.run(lambda connection: connection.execute(text("SELECT pg_sleep(5)")).all())
+        return {"ok": True}
+
+    transport = httpx.ASGITransport(app=app)
+    async with running(app), httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        started = time.perf_counter()
+        response = await client.get("/sleep")
+        assert time.perf_counter() - started < 0.9
+    assert (response.status_code, response.headers["content-type"]) == (504, PROBLEM_CONTENT_TYPE)
 
 
 async def test_a_zero_timeout_never_cuts() -> None:
