@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -23,7 +23,7 @@ from lastro.http.body_timeout import BodyTimeoutMiddleware
 from lastro.http.cors import CORSMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.problem import ProblemResponse
-from lastro.http.rate_limit import Identify
+from lastro.http.rate_limit import RateLimitHeadersMiddleware
 from lastro.http.request_id import RequestIdMiddleware
 from lastro.http.request_timeout import RequestTimeoutMiddleware
 from lastro.http.security_headers import SecurityHeadersMiddleware
@@ -34,6 +34,7 @@ from lastro.lifecycle import wrap_lifespan
 from lastro.observability.logging import configure_logging
 from lastro.openapi import install_openapi
 from lastro.pages import install_page_limits
+from lastro.rate_limits import Identify, enforce_route_limit
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -65,6 +66,9 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     _add_middleware(app, settings)
     _limit_forms(app, settings)
     _add_exception_handlers(app)
+    # Every route added from here on checks its rate limit once routed (FastAPI copies the app's
+    # dependencies into each route as it is added): install before adding routes.
+    app.router.dependencies.append(Depends(enforce_route_limit))
     app.include_router(health_router())
     if not settings.docs_enabled:
         hide_docs(app)
@@ -76,6 +80,7 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware puts each new layer outside the previous one: innermost first.
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(ServerErrorMiddleware)
     if settings.MAX_BODY_BYTES:
         app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
@@ -96,7 +101,14 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_credentials=settings.CORS_ALLOW_CREDENTIALS,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "ETag", "Location", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "ETag",
+                "Location",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
         )
     app.add_middleware(AccessLogMiddleware)
     # Outside every layer that answers: its errors get the headers too.

@@ -29,7 +29,7 @@ from lastro.errors import ConfigurationError, StartupError, one_line
 from lastro.health import CheckResult
 from lastro.observability.logging import get_logger
 from lastro.observability.watchdog import LoopWatchdog
-from lastro.rate_limits import limit_routes, open_limiter
+from lastro.rate_limits import RateLimits, open_limiter
 from lastro.ratelimit.limiter import RateLimiter
 from lastro.settings import Settings, is_sqlite_url
 from lastro.state import ServiceState
@@ -54,7 +54,6 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         await startup(state)
-        limit_routes(app, state, state.identify)  # the application's routes are all in place by now
         try:
             async with inner(app) as inner_state:
                 freeze_long_lived_objects()
@@ -94,7 +93,8 @@ async def startup(state: ServiceState) -> None:
         checkpointer = WalCheckpointer(database.sqlite_path, settings.SQLITE_WAL_MAX_BYTES)
         state.health.add("sqlite_wal", checkpointer.check, timeout=timeout, critical=False)
         state.tasks.start("wal-checkpoint", checkpointer.watch)
-    state.rate_limiter = limiter = open_limiter(settings, database)
+    limiter = open_limiter(settings, database)
+    state.rate_limits = RateLimits(limiter, settings, state.identify)
     state.health.add("rate_limits", _rate_limit_check(limiter), timeout=timeout, critical=False)
     state.tasks.start(
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
@@ -174,8 +174,8 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 async def shutdown(state: ServiceState) -> None:
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
-    if state.rate_limiter is not None:
-        await state.rate_limiter.close()
+    if state.rate_limits is not None:
+        await state.rate_limits.close()
     if state.is_open:
         logger.info("shutdown: waiting for database writes to finish")
         await anyio.to_thread.run_sync(state.transactions.close)

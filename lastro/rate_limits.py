@@ -1,12 +1,16 @@
-"""Rate limits in a running service: the store each worker opens, the routes it guards, checks in code.
+"""Rate limits in a running service: the store each worker opens, the check every route makes.
 
 - `open_limiter(settings, database)`: Redis when `REDIS_URL` is set (exact across machines); else a file
   shared by the machine's workers (`lastro.ratelimit.shared_file`, exact across workers); on Windows,
   each worker's own memory.
-- `limit_routes(app, state)`, at start-up: wraps every route in `RateLimitMiddleware` with its policy
-  (`RATE_LIMIT_DEFAULT`, or the route's own `@lastro.rate_limit`).
+- `enforce_route_limit`: the dependency `install()` gives every route. It checks the route's policy
+  (`RATE_LIMIT_DEFAULT`, or the route's own `@lastro.rate_limit`) for the client: the user `identify`
+  names, else the peer address.
 - `await check_rate_limit(request, key, rates)`: a limit on something only the handler knows, such as the
-  username a login names. Over it, `RateLimited` is raised and answered as 429.
+  username a login names.
+
+Over a limit, `RateLimited` is raised and answered as 429 problem+json with `Retry-After` and the IETF
+`RateLimit` fields; a fail-closed limit whose store is down raises `RateLimitUnavailable` (503).
 """
 
 from __future__ import annotations
@@ -15,27 +19,29 @@ import functools
 import hashlib
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from starlette.routing import Route
+from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from lastro.db.engine import Database
 from lastro.db.write_lock import lock_path
 from lastro.errors import RateLimited
-from lastro.http.rate_limit import Identify, RateLimitMiddleware, rate_limit_headers
+from lastro.http.rate_limit import HEADERS_KEY
 from lastro.observability.logging import get_logger
 from lastro.ratelimit.limiter import RateLimiter
 from lastro.ratelimit.policy import RoutePolicy, route_limit
 from lastro.ratelimit.stores import LocalStore, Store
-from lastro.ratelimit.window import Rate, parse
+from lastro.ratelimit.window import Decision, Rate, parse
 from lastro.settings import Settings
-from lastro.state import ServiceState
 
-__all__ = ["check_rate_limit", "limit_routes", "open_limiter"]
+__all__ = ["Identify", "RateLimits", "check_rate_limit", "enforce_route_limit", "open_limiter"]
 
 logger = get_logger("lastro.ratelimit")
 DEFAULT_POLICY = "default"
+
+Identify = Callable[[HTTPConnection], str | None]
 
 
 def open_limiter(settings: Settings, database: Database | None) -> RateLimiter:
@@ -71,26 +77,81 @@ def _shared_path(settings: Settings, database: Database | None) -> Path:
     return Path(tempfile.gettempdir()) / f"lastro-limits-{digest}"
 
 
-def limit_routes(app: FastAPI, state: ServiceState, identify: Identify | None = None) -> int:
-    """Wrap each route of `app` that has a policy in `RateLimitMiddleware`; how many were wrapped."""
-    limiter = state.rate_limiter
-    if limiter is None:
-        return 0
-    settings = state.settings
-    default = parse(settings.RATE_LIMIT_DEFAULT, "RATE_LIMIT_DEFAULT")
-    wrapped = 0
-    for route in app.router.routes:
-        if not isinstance(route, Route) or isinstance(route.app, RateLimitMiddleware):
-            continue
-        mark = route_limit(route.endpoint)
-        if mark is not None:
-            policy = mark.policy(settings, route.name)
-        else:
-            policy = RoutePolicy(DEFAULT_POLICY, default) if default else None
-        if policy is not None:
-            route.app = RateLimitMiddleware(route.app, limiter=limiter, policy=policy, identify=identify)
-            wrapped += 1
-    return wrapped
+class RateLimits:
+    """A running service's limits: the limiter, each route's policy, and who the client is."""
+
+    def __init__(self, limiter: RateLimiter, settings: Settings, identify: Identify | None = None) -> None:
+        self.limiter = limiter
+        self.settings = settings
+        self.identify = identify
+        default = parse(settings.RATE_LIMIT_DEFAULT, "RATE_LIMIT_DEFAULT")
+        self.default = RoutePolicy(DEFAULT_POLICY, default) if default else None
+        self._policies: dict[object, RoutePolicy | None] = {}
+
+    def policy_for(self, endpoint: object) -> RoutePolicy | None:
+        """The route's own policy, the default, or None (exempt); read once per endpoint."""
+        try:
+            return self._policies[endpoint]
+        except KeyError:
+            mark = route_limit(endpoint)
+            name = getattr(endpoint, "__name__", "route")
+            policy = mark.policy(self.settings, name) if mark is not None else self.default
+            self._policies[endpoint] = policy
+            return policy
+
+    def client(self, connection: HTTPConnection) -> str:
+        if self.identify is not None:
+            user = self.identify(connection)
+            if user is not None:
+                return f"user:{user}"
+        peer = connection.scope.get("client")
+        return f"ip:{peer[0]}" if peer else "ip:unknown"
+
+    async def hit(self, connection: HTTPConnection, policy: RoutePolicy, who: str) -> None:
+        """Count one request of `who` against `policy`: raise `RateLimited` when over it, else record the
+        `RateLimit` fields for the response."""
+        checks = [(f"{policy.name}:{who}:{rate.amount}/{rate.period}", rate) for rate in policy.rates]
+        decisions = await self.limiter.hit(checks, fail_closed=policy.fail_closed)
+        denied = [decision for decision in decisions if not decision.allowed]
+        if denied:
+            decision = max(denied, key=lambda d: d.reset_after)
+            headers = rate_limit_fields(policy.name, decision)
+            headers["Retry-After"] = str(decision.retry_after)
+            raise RateLimited(
+                f"rate limit of {decision.rate} exceeded; retry in {decision.retry_after} s", headers=headers
+            )
+        recorded = connection.scope.get(HEADERS_KEY)
+        if recorded is not None:
+            tightest = min(decisions, key=lambda d: d.remaining)
+            fields = rate_limit_fields(policy.name, tightest).items()
+            recorded.extend((name.lower().encode(), value.encode()) for name, value in fields)
+
+    async def close(self) -> None:
+        await self.limiter.close()
+
+
+def rate_limit_fields(policy: str, decision: Decision) -> dict[str, str]:
+    """The IETF fields for `decision` (draft-ietf-httpapi-ratelimit-headers): the policy's quota and
+    window, what remains and when it resets."""
+    rate = decision.rate
+    return {
+        "RateLimit-Policy": f'"{policy}";q={rate.amount};w={rate.period}',
+        "RateLimit": f'"{policy}";r={decision.remaining};t={max(0, round(decision.reset_after))}',
+    }
+
+
+async def enforce_route_limit(connection: HTTPConnection) -> None:
+    """The route's rate limit for this client; `install()` makes it a dependency of every route.
+
+    Typed `HTTPConnection`, so that FastAPI provides it to WebSocket routes too, which are not limited
+    here: a socket is one long request.
+    """
+    limits: RateLimits | None = connection.app.state.lastro.rate_limits
+    if limits is None or connection.scope["type"] != "http":
+        return
+    policy = limits.policy_for(connection.scope.get("endpoint"))
+    if policy is not None:
+        await limits.hit(connection, policy, limits.client(connection))
 
 
 async def check_rate_limit(
@@ -101,20 +162,10 @@ async def check_rate_limit(
     With `fail_closed`, an unreachable shared store raises `RateLimitUnavailable` (503) instead of
     falling back to per-worker counts.
     """
-    limiter: RateLimiter | None = request.app.state.lastro.rate_limiter
+    limits: RateLimits | None = request.app.state.lastro.rate_limits
     parsed = _parse(rates)
-    if limiter is None or not parsed:
-        return
-    checks = [(f"{name}:{key}:{rate.amount}/{rate.period}", rate) for rate in parsed]
-    decisions = await limiter.hit(checks, fail_closed=fail_closed)
-    denied = [decision for decision in decisions if not decision.allowed]
-    if denied:
-        decision = max(denied, key=lambda d: d.reset_after)
-        headers = rate_limit_headers(name, decision)
-        headers["Retry-After"] = str(decision.retry_after)
-        raise RateLimited(
-            f"rate limit of {decision.rate} exceeded; retry in {decision.retry_after} s", headers=headers
-        )
+    if limits is not None and parsed:
+        await limits.hit(request, RoutePolicy(name, parsed, fail_closed), key)
 
 
 @functools.lru_cache(maxsize=64)

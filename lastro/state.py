@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lastro.db.engine import Database
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ServiceUnavailable
 from lastro.health import HealthRegistry
-from lastro.http.rate_limit import Identify
-from lastro.ratelimit.limiter import RateLimiter
 from lastro.settings import Settings
 from lastro.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from lastro.rate_limits import Identify, RateLimits
 
 __all__ = ["ServiceState"]
 
@@ -31,7 +33,7 @@ class ServiceState:
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     database: Database | None = None
     disk: DiskWatch | None = None  # free space and a recent "disk full", from start-up on
-    rate_limiter: RateLimiter | None = None  # from start-up on
+    rate_limits: RateLimits | None = None  # from start-up on
     identify: Identify | None = None  # who the caller is, for per-user rate limits
     started_at: float = field(default_factory=time.time)
     _transactions: Transactions | None = field(default=None, init=False, repr=False)
