@@ -1,9 +1,10 @@
 """Administration of the orders service from a shell: `python -m examples.orders.admin create-admin`.
 
-In production the service creates no user (only development makes admin/admin), so the first administrator
-is made here, with the service's own settings (`DATABASE_URL`, `MIGRATIONS_DIR`) and password hashing. The
-password comes from `ORDERS_ADMIN_PASSWORD` or standard input, never from the command line, which `ps` and
-the shell history show to others. A refusal is one `Error: ...` line: exit 1 when the user exists, 2 for
+The service itself creates an administrator only on an empty database: admin/admin in development, and in
+production only when ADMIN_PASSWORD is set. Administrators of a production service are made here, with its own
+settings (`DATABASE_URL`, `MIGRATIONS_DIR`) and password hashing. The password comes from
+`ORDERS_ADMIN_PASSWORD` or standard input, never from the command line, which `ps` and the shell history
+show to others. A refusal is one `Error: ...` line: exit 1 when the user exists, 2 for
 bad input or settings, 3 when the database cannot be used.
 """
 
