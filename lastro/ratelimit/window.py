@@ -16,6 +16,9 @@ from lastro.settings import parse_rates
 __all__ = ["Decision", "Rate", "WindowCounts", "decide", "parse"]
 
 
+_UNITS = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """At most `amount` hits per `period` seconds."""
@@ -24,7 +27,8 @@ class Rate:
     period: int
 
     def __str__(self) -> str:
-        return f"{self.amount}/{self.period}s"
+        unit = _UNITS.get(self.period)
+        return f"{self.amount}/{unit}" if unit else f"{self.amount} per {self.period} seconds"
 
 
 def parse(text: str, setting: str = "RATE_LIMIT") -> tuple[Rate, ...]:

@@ -53,3 +53,8 @@ def test_a_cost_over_the_whole_quota_waits_a_period() -> None:
     """A cost larger than the quota can never fit: the wait is one period, not a negative one."""
     decision = decide(Rate(3, 60), WindowCounts(0, 0, 0), allowed=False, cost=5)
     assert decision.reset_after == 60
+
+
+def test_a_rate_reads_as_it_is_written() -> None:
+    """Messages quote a rate in the settings' own form."""
+    assert [str(rate) for rate in parse("60/minute;5 per 10 seconds")] == ["60/minute", "5 per 10 seconds"]
