@@ -85,6 +85,25 @@ def test_middleware_never_reaches_routes_or_the_database(path: Path) -> None:
     assert not reaching(path, ("lastro.db", "lastro.app", "lastro.units", "lastro.lifecycle", "sqlalchemy"))
 
 
+@pytest.mark.parametrize("path", modules("ratelimit"), ids=names(modules("ratelimit")))
+def test_rate_limiting_knows_nothing_of_http(path: Path) -> None:
+    """lastro.ratelimit counts and decides; the HTTP layer (lastro.rate_limits, lastro.http) calls it."""
+    assert not reaching(
+        path, ("fastapi", "starlette", "lastro.http", "lastro.app", "lastro.rate_limits", "lastro.units")
+    )
+
+
+def test_importing_lastro_loads_no_redis_client() -> None:
+    """`import lastro` loads neither redis nor limits: only a service with REDIS_URL pays for them."""
+    code = (
+        "import sys, lastro; print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'limits')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("path", modules("serve"), ids=names(modules("serve")))
 def test_the_server_never_imports_the_application(path: Path) -> None:
     """lastro.serve loads `MODULE:APP` by name in each worker: it imports no application module itself."""
