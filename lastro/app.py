@@ -22,6 +22,7 @@ from lastro.http.body_limit import BodyLimitMiddleware
 from lastro.http.body_timeout import BodyTimeoutMiddleware
 from lastro.http.cors import CORSMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
+from lastro.http.methods import allowed_methods
 from lastro.http.problem import ProblemResponse
 from lastro.http.rate_limit import RateLimitHeadersMiddleware
 from lastro.http.request_id import RequestIdMiddleware
@@ -135,7 +136,10 @@ def _add_exception_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         if exc.status_code < 200 or exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=exc.headers)
-        return ProblemResponse(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request.app.routes, request.scope)
+        return ProblemResponse(exc.status_code, str(exc.detail), headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -122,7 +122,9 @@ async def list_images(order_id: int, caller: Caller, unit: lastro.ReadUnit) -> l
     return [_out(image) for image in stored]
 
 
-@router.get("/{image_id}", response_class=FileResponse, responses={200: IMAGE, **lastro.problems(401, 404)})
+@router.get(
+    "/{image_id:int}", response_class=FileResponse, responses={200: IMAGE, **lastro.problems(401, 404)}
+)
 async def get_image(
     order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.ReadUnit
 ) -> Response:
@@ -135,7 +137,7 @@ async def get_image(
     return FileResponse(store.path(image.storage_name), media_type=image.content_type)
 
 
-@router.delete("/{image_id}", status_code=204, responses=lastro.problems(401, 404))
+@router.delete("/{image_id:int}", status_code=204, responses=lastro.problems(401, 404))
 async def delete_image(
     order_id: int, image_id: int, request: Request, caller: Caller, unit: lastro.WriteUnit
 ) -> Response:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StringConstraints,
+)
 
 __all__ = [
     "MAX_TOTAL",
     "NO_NUL",
     "TRANSITIONS",
+    "DateTime",
     "ImageBase64In",
     "ImageOut",
     "Item",
@@ -36,6 +47,17 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 # Exact in storage (integer cents) and arithmetic; a JSON number on the wire, as clients expect.
 Amount = Annotated[Decimal, PlainSerializer(float, when_used="json")]
 Money = Annotated[Amount, Field(ge=0, max_digits=12, decimal_places=2)]
+
+
+def _not_a_number(value: object) -> object:
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("a date-time, e.g. 2026-01-31T12:00:00Z, not a number of seconds")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# An RFC 3339 date-time, as /openapi.json says: pydantic alone would also take "0.5" as seconds since 1970.
+DateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 class Status(StrEnum):
@@ -140,7 +162,7 @@ class UserIn(BaseModel):
     username: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=200)]
     tenant_id: int
-    is_admin: bool = False
+    is_admin: StrictBool = False  # true or false only: 0 or "yes" is a mistake, not a choice
 
 
 class UserOut(BaseModel):

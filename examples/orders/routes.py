@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Header, HTTPException, Query, Request, Response
@@ -14,6 +13,7 @@ from examples.orders.auth import Admin, Caller, Passwords, Principal, TokenCodec
 from examples.orders.errors import NotFound
 from examples.orders.models import (
     NO_NUL,
+    DateTime,
     Order,
     OrderIn,
     OrderPage,
@@ -134,8 +134,8 @@ async def list_orders(
     limit: Annotated[int, lastro.page_limit(default=50)],
     status: Status | None = None,
     customer: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: DateTime | None = None,
+    created_to: DateTime | None = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> lastro.JSONResponse:
     """Newest first, `limit` (50 unless given, at most MAX_PAGE_SIZE) at a time; pass `next_cursor` back as
