@@ -17,6 +17,7 @@ Not on Windows (no `flock`): there the limiter counts per worker (`LocalStore`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -128,6 +129,7 @@ class SharedFileStore:
             os.close(self._fd)
 
 
+@functools.lru_cache(maxsize=4096)  # a client's key comes back on its every request
 def _hash(key: str, rate: Rate) -> int:
     digest = hashlib.blake2b(f"{rate.period}:{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") or 1  # 0 marks a free slot

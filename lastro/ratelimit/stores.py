@@ -56,9 +56,10 @@ class LocalStore:
     def hit_now(self, checks: Sequence[Check], cost: int = 1) -> list[Decision]:
         now = self._clock()
         counts = [self._counts(key, rate, now) for key, rate in checks]
-        allowed = all(
-            weighted(rate, c) + cost <= rate.amount for (_, rate), c in zip(checks, counts, strict=True)
-        )
+        allowed = True
+        for (_, rate), window in zip(checks, counts, strict=True):
+            if weighted(rate, window) + cost > rate.amount:
+                allowed = False
         decisions = []
         for (key, rate), window in zip(checks, counts, strict=True):
             if allowed:
