@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -126,6 +127,75 @@ async def test_a_postgres_unit_of_work_is_cut_at_the_deadline() -> None:
         response = await client.get("/sleep")
         assert time.perf_counter() - started < 0.9
     assert (response.status_code, response.headers["content-type"]) == (504, PROBLEM_CONTENT_TYPE)
+
+
+async def test_another_cancellation_is_not_taken_for_a_timeout() -> None:
+    """A request cancelled by someone else (shutdown, a client gone) ends cancelled, without a 504."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = make_app([], timeout=SLOW)
+    scope: Scope = {"type": "http", "method": "GET", "path": "/slow/x", "headers": [], "query_string": b""}
+    request = asyncio.create_task(middleware(scope, _no_body, send))
+    await asyncio.sleep(0.01)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert sent == []
+
+
+async def test_a_cut_and_another_cancellation_at_once_end_cancelled() -> None:
+    """Cut at its deadline while also cancelled by someone else, a request ends cancelled, without a 504."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = make_app([], timeout=SLOW)
+    scope: Scope = {"type": "http", "method": "GET", "path": "/slow/x", "headers": [], "query_string": b""}
+    request = asyncio.create_task(middleware(scope, _no_body, send))
+    await asyncio.sleep(0.01)
+    [task] = middleware.deadlines
+    middleware.deadlines[task] = 0.0  # past due: the sweep below cuts it
+    middleware._sweep(asyncio.get_running_loop())
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert (sent, middleware.cut) == ([], set())
+
+
+async def test_a_handler_that_swallows_the_cut_leaves_no_cancellation_behind() -> None:
+    """A handler that catches the cancellation and answers keeps its answer; no cancel is left pending."""
+    sent: list[Message] = []
+
+    async def stubborn(scope: Scope, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(SLOW)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"mine"})
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def serve_one() -> int:
+        scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+        await RequestTimeoutMiddleware(stubborn, timeout=TIMEOUT)(scope, _no_body, send)
+        await asyncio.sleep(0)  # a cancellation left pending would be raised here
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert await asyncio.create_task(serve_one()) == 0
+    assert [message.get("status") for message in sent] == [200, None]
+
+
+def test_the_sweep_follows_a_new_event_loop() -> None:
+    """The same middleware cuts requests on a second event loop, after the first one closed."""
+    middleware = make_app([])
+    for _ in range(2):
+        assert asyncio.run(get(middleware, "/slow/again")).status_code == 504
 
 
 async def test_a_zero_timeout_never_cuts() -> None:
