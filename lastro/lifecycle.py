@@ -206,6 +206,7 @@ def _pool_check(database: Database) -> Callable[[], Any]:
 
 def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
     async def check() -> CheckResult:
+        await limiter.probe()  # an idle worker learns of an outage (or its end) here
         return limiter.statistics()
 
     return check

@@ -37,6 +37,7 @@ class RateLimiter:
         self.retry_interval = retry_interval
         self._clock = clock
         self._down_until = 0.0
+        self._failing = False
         self._throttle = LogThrottle(clock=clock)
         self.fallbacks = 0  # checks answered by this worker's own counts because the store was down
         self.refusals = 0  # fail-closed checks refused because the store was down
@@ -48,18 +49,12 @@ class RateLimiter:
         """A decision per check; raises `RateLimitUnavailable` when `fail_closed` and the store is down."""
         if self._clock() >= self._down_until:
             try:
-                return await self.store.hit(checks, cost)
+                decisions = await self.store.hit(checks, cost)
             except StoreUnavailable as exc:
-                self._down_until = self._clock() + self.retry_interval
-                self.last_error = one_line(exc)
-                suppressed = self._throttle.admit("store")
-                if suppressed is not None:
-                    logger.warning(
-                        "rate-limit store unavailable: general limits hold per worker, login is refused",
-                        store=self.store.name,
-                        error=self.last_error,
-                        suppressed=suppressed,
-                    )
+                self._failed(exc)
+            else:
+                self._failing = False
+                return decisions
         if fail_closed:
             self.refusals += 1
             raise RateLimitUnavailable(
@@ -69,10 +64,33 @@ class RateLimiter:
         self.fallbacks += 1
         return self.fallback.hit_now(checks, cost)
 
+    async def probe(self) -> None:
+        """Ask the store whether it answers (what `/health` does), so that an idle worker knows too."""
+        try:
+            await self.store.ping()
+        except StoreUnavailable as exc:
+            self._failed(exc)
+        else:
+            self._failing = False
+            self._down_until = 0.0
+
+    def _failed(self, exc: StoreUnavailable) -> None:
+        self._failing = True
+        self._down_until = self._clock() + self.retry_interval
+        self.last_error = one_line(exc)
+        suppressed = self._throttle.admit("store")
+        if suppressed is not None:
+            logger.warning(
+                "rate-limit store unavailable: general limits hold per worker, login is refused",
+                store=self.store.name,
+                error=self.last_error,
+                suppressed=suppressed,
+            )
+
     @property
     def degraded(self) -> bool:
-        """Whether the store failed recently, so that limits hold per worker."""
-        return self._clock() < self._down_until
+        """Whether the store's last answer was a failure: limits hold per worker until it answers again."""
+        return self._failing
 
     def statistics(self) -> dict[str, Any]:
         return {

@@ -33,6 +33,7 @@ class RedisStore:
         self._pool = redis.asyncio.ConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
+        self._client = redis.asyncio.Redis(connection_pool=self._pool)
         self._storage = RedisStorage(
             f"async+{url}",
             implementation="redispy",
@@ -72,6 +73,13 @@ class RedisStore:
         else:
             elapsed = 0.0
         return WindowCounts(previous, current, min(max(elapsed, 0.0), period - 1e-6))
+
+    async def ping(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._client.ping()
+        except Exception as exc:
+            raise StoreUnavailable(f"Redis did not answer: {one_line(exc)}") from exc
 
     async def close(self) -> None:
         await self._pool.aclose()

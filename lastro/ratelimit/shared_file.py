@@ -119,6 +119,9 @@ class SharedFileStore:
             reuse = oldest[1]
         return reuse, WindowCounts(0, 0, elapsed)
 
+    async def ping(self) -> None:
+        pass  # a mapped file always answers
+
     def slot_of(self, key: str, rate: Rate) -> int:
         """The first slot `key` may live in (its home); where it is depends on its neighbours."""
         return _hash(key, rate) % SLOTS

@@ -33,6 +33,10 @@ class Store(Protocol):
         """
         ...
 
+    async def ping(self) -> None:
+        """Return once the store answers; raise `StoreUnavailable` when it does not."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -79,6 +83,9 @@ class LocalStore:
         if len(self._windows) > self._max_keys:
             del self._windows[next(iter(self._windows))]
         return WindowCounts(int(window[1]), int(window[2]), now - start)
+
+    async def ping(self) -> None:
+        pass
 
     async def close(self) -> None:
         self._windows.clear()

@@ -54,7 +54,7 @@ class Decision(NamedTuple):
     allowed: bool
     rate: Rate
     remaining: int
-    reset_after: float  # seconds until the quota is whole again, or (denied) until `cost` fits again
+    reset_after: float  # seconds until the window ends, or (denied) until `cost` fits again
 
     @property
     def retry_after(self) -> int:
@@ -62,18 +62,18 @@ class Decision(NamedTuple):
         return max(1, math.ceil(self.reset_after))
 
 
-def weighted(rate: Rate, counts: WindowCounts) -> float:
-    """The hits that count against `rate` now."""
+def weighted(rate: Rate, counts: WindowCounts) -> int:
+    """The hits that count against `rate` now: the previous window's share is rounded down, as the
+    `limits` library's Redis script does, so that every store admits the same requests."""
     overlap = (rate.period - counts.elapsed) / rate.period
-    return counts.previous * overlap + counts.current
+    return math.floor(counts.previous * overlap) + counts.current
 
 
 def decide(rate: Rate, counts: WindowCounts, allowed: bool, cost: int = 1) -> Decision:
     """The decision a store reports for `counts` read after a check of `cost` that was `allowed` or not."""
-    period, elapsed = rate.period, counts.elapsed
-    remaining = max(0, rate.amount - math.ceil(weighted(rate, counts) - 1e-9))
+    remaining = max(0, rate.amount - weighted(rate, counts))
     if allowed:
-        return Decision(True, rate, remaining, period - elapsed)
+        return Decision(True, rate, remaining, rate.period - counts.elapsed)
     return Decision(False, rate, remaining, _wait(rate, counts, cost))
 
 
@@ -83,11 +83,11 @@ def _wait(rate: Rate, counts: WindowCounts, cost: int) -> float:
     if cost > rate.amount:
         return float(period)
     if counts.current <= room:
-        # This window's hits fit: wait for enough of the previous window to slide out.
+        # This window's hits fit: wait until the previous window's share rounds down to what is left.
         if counts.previous <= 0:
             return 0.0
-        needed = period * (1 - (room - counts.current) / counts.previous)
+        needed = period * (1 - (room - counts.current + 1) / counts.previous)
         return max(0.0, needed - elapsed)
     # This window's hits alone are too many: they become the previous window and must slide out too.
-    needed = period * (1 - room / counts.current)
+    needed = period * (1 - (room + 1) / counts.current)
     return (period - elapsed) + max(0.0, needed)

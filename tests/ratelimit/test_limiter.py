@@ -34,6 +34,10 @@ class FlakyStore:
             raise StoreUnavailable("connection refused")
         return self._counts.hit_now(checks, cost)
 
+    async def ping(self) -> None:
+        if not self.up:
+            raise StoreUnavailable("connection refused")
+
     async def close(self) -> None:
         pass
 
@@ -114,3 +118,25 @@ def test_the_outage_is_logged_once_per_interval(time: FakeTime, capsys: pytest.C
     assert [(line["level"], line["store"], line["error"]) for line in warnings] == [
         ("warning", "flaky", "connection refused")
     ]
+
+
+def test_an_outage_stays_reported_until_the_store_answers_again(time: FakeTime) -> None:
+    """`degraded` holds past the retry interval, until a call succeeds: /health tells an idle worker too."""
+    store = FlakyStore(time)
+    store.up = False
+    limiter = limiter_on(store, time)
+    hit(limiter)
+    time.now += 60
+    assert limiter.degraded
+
+
+def test_a_probe_learns_of_an_outage_and_of_its_end(time: FakeTime) -> None:
+    """The health check's probe marks the store degraded while it fails, and clears it once it answers."""
+    store = FlakyStore(time)
+    limiter = limiter_on(store, time)
+    store.up = False
+    asyncio.run(limiter.probe())
+    assert limiter.degraded
+    store.up = True
+    asyncio.run(limiter.probe())
+    assert not limiter.degraded

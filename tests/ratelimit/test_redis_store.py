@@ -113,15 +113,16 @@ async def test_one_rate_refusing_refuses_the_request_for_all(stores: Stores) -> 
 
 
 async def test_retry_after_of_a_refusal_is_when_the_hits_have_slid_out(stores: Stores) -> None:
-    """3 of 3/minute just now: back in 80 s, when a third of them has slid out of the window."""
+    """3 of 3/minute just now: back in 60 s, when they become the previous window and round down to 2."""
     store = stores()
     for _ in range(3):
         allowed = (await store.hit([("client", MINUTE)]))[0]
         assert 59 < allowed.reset_after <= 60
     refused = (await store.hit([("client", MINUTE)]))[0]
     assert not refused.allowed
-    # The hits become the previous window at 60 s, weighing 3 * (1 - elapsed / 60): 2 at 20 s into it.
-    assert 78 <= refused.retry_after <= 80
+    # At 60 s the hits become the previous window, weighing floor(3 * (1 - elapsed / 60)) = 2 at once:
+    # the Redis script rounds the previous share down, and Retry-After follows it.
+    assert 58 <= refused.retry_after <= 60
 
 
 async def test_a_closed_port_raises_store_unavailable_at_once(stores: Stores) -> None:
@@ -181,3 +182,10 @@ async def test_dropped_connections_are_replaced(stores: Stores, proxy: FaultProx
         await store.hit([("client", MINUTE)])
     assert time.monotonic() - started < TIMEOUT + MARGIN
     assert (await store.hit([("other", MINUTE)]))[0].allowed
+
+
+async def test_a_ping_answers_only_while_redis_does(stores: Stores) -> None:
+    """The health probe's ping passes on the real Redis and fails as StoreUnavailable on a closed port."""
+    await stores().ping()
+    with pytest.raises(StoreUnavailable):
+        await stores(f"redis://127.0.0.1:{free_port()}/0").ping()

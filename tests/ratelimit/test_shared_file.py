@@ -59,8 +59,8 @@ def test_the_window_rolls_forward(path: Path) -> None:
     store = SharedFileStore(path, clock=time.clock)
     for _ in range(3):
         store.hit_now([("a", RATE)])
-    time.now += 90  # halfway into the next window: 3 * 0.5 still count
-    assert store.hit_now([("a", RATE)])[0].remaining == 0
+    time.now += 90  # halfway into the next window: 3 * 0.5 still count, rounded down to 1
+    assert store.hit_now([("a", RATE)])[0].remaining == 1
     time.now += 120
     assert store.hit_now([("a", RATE)])[0].remaining == 2
 

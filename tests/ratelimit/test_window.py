@@ -30,17 +30,22 @@ def test_an_allowed_hit_reports_what_remains_until_the_window_ends() -> None:
     assert (decision.allowed, decision.remaining, decision.reset_after) == (True, 6, 45)
 
 
-def test_a_full_window_waits_for_its_own_hits_to_slide_out() -> None:
-    """10 of 10 hits at second 40: the next fits 20 s into the next window plus 6 s (60 * 1/10)."""
-    decision = decide(Rate(10, 60), WindowCounts(0, 10, 40), allowed=False)
-    assert decision.reset_after == pytest.approx(26)
-    assert decision.retry_after == 26
+def test_a_full_window_waits_for_the_next_one() -> None:
+    """15 hits of 10 at second 40: the next fits once the window ends and a third of it has slid out."""
+    decision = decide(Rate(10, 60), WindowCounts(0, 15, 40), allowed=False)
+    assert decision.reset_after == pytest.approx(20 + 60 * (1 - 10 / 15))
+    assert decision.retry_after == 40
 
 
 def test_a_full_previous_window_waits_for_enough_of_it_to_slide_out() -> None:
-    """Previous 10, current 0, at second 0: one more fits once a tenth of the previous has slid out."""
-    decision = decide(Rate(10, 60), WindowCounts(10, 0, 0), allowed=False)
-    assert decision.reset_after == pytest.approx(6)
+    """Previous 20, current 0, at second 0: one more of 10 fits once half the previous has slid out."""
+    decision = decide(Rate(10, 60), WindowCounts(20, 0, 0), allowed=False)
+    assert decision.reset_after == pytest.approx(30)
+
+
+def test_the_previous_share_rounds_down_as_the_redis_script_does() -> None:
+    """9.5 hits' worth of the previous window count as 9: one more of 10 passes."""
+    assert weighted(Rate(10, 60), WindowCounts(previous=19, current=0, elapsed=30)) == 9
 
 
 def test_retry_after_is_never_zero() -> None:
