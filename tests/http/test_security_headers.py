@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -11,6 +13,7 @@ from lastro.app import create_app
 from lastro.http.security_headers import SecurityHeadersMiddleware
 from lastro.settings import get_settings
 from tests.support.asgi import lifespan_through
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -98,3 +101,17 @@ async def test_lifespan_messages_pass_through_untouched() -> None:
     assert await lifespan_through(lambda app: SecurityHeadersMiddleware(app)) == [
         {"type": "lifespan.startup"}
     ]
+
+
+def test_behind_a_trusted_proxy_https_gets_hsts(tmp_path: Path) -> None:
+    """Under `lastro serve`, X-Forwarded-Proto: https brings HSTS from a TRUSTED_PROXIES peer, not another."""
+    forwarded = {"X-Forwarded-Proto": "https"}
+    with serve(tmp_path, WORKERS="1", TRUSTED_PROXIES="127.0.0.1") as server:
+        from_proxy = httpx.get(f"{server.url}/health/live", headers=forwarded)
+        # 127.0.0.2 is this machine too, but not the listed proxy: its header is not believed.
+        stranger = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with stranger:
+            from_stranger = stranger.get(f"{server.url}/health/live", headers=forwarded)
+    assert from_proxy.headers["strict-transport-security"] == "max-age=31536000"
+    assert from_stranger.status_code == 200
+    assert "strict-transport-security" not in from_stranger.headers
