@@ -125,6 +125,23 @@ def test_invalid_base64_gets_422(api: Api, order_id: int, content: str) -> None:
     assert is_problem(response, response.status_code)
 
 
+def test_an_upload_with_more_files_than_max_multipart_files_gets_400(api: Api, order_id: int) -> None:
+    """Eleven files in one upload (MAX_MULTIPART_FILES is 10): 400 problem+json, and nothing stored."""
+    files = [("file", (f"p{number}.png", PNG)) for number in range(11)]
+    response = api.post(f"/api/orders/{order_id}/images", files=files)
+    assert is_problem(response, 400)
+    assert response.json()["detail"] == "Too many files. Maximum number of files is 10."
+    assert api.get(f"/api/orders/{order_id}/images").json() == []
+
+
+def test_an_upload_with_too_many_fields_gets_400(api: Api, order_id: int) -> None:
+    """An image sent with 150 form fields beside it is refused at the 101st (MAX_MULTIPART_PARTS)."""
+    fields = [(f"f{number}", (None, b"x")) for number in range(150)]  # within this server's MAX_BODY_BYTES
+    response = api.post(f"/api/orders/{order_id}/images", files=[("file", ("p.png", PNG)), *fields])
+    assert is_problem(response, 400)
+    assert response.json()["detail"] == "Too many fields. Maximum number of fields is 100."
+
+
 def test_a_missing_file_field_gets_422(api: Api, order_id: int) -> None:
     """A multipart body without the `file` field is a validation error."""
     assert is_problem(api.post(f"/api/orders/{order_id}/images", files={"other": ("a.png", PNG)}), 422)
