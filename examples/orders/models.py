@@ -42,8 +42,14 @@ __all__ = [
 
 # PostgreSQL text cannot hold a NUL character: refuse it with a 422 instead of failing in the database (500).
 NO_NUL = r"^[^\x00]*$"
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
+# Stripped, then at least one character: /openapi.json says so with a pattern, so that "\f" is not "valid".
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK)
+]
 # Exact in storage (integer cents) and arithmetic; a JSON number on the wire, as clients expect.
 Amount = Annotated[Decimal, PlainSerializer(float, when_used="json")]
 Money = Annotated[Amount, Field(ge=0, max_digits=12, decimal_places=2)]
@@ -180,5 +186,7 @@ class ImageOut(BaseModel):
 
 
 class ImageBase64In(BaseModel):
-    filename: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    filename: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"\S")
+    ]
     content_base64: str
