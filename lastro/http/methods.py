@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
-__all__ = ["allowed_methods"]
+__all__ = ["METHODS", "allowed_methods"]
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
-    """The methods the routes whose path matches `scope` take, for an `Allow` header: `"GET, POST"`."""
-    methods: set[str] = set()
-    for route in routes:
-        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-            methods |= route.methods
-    return ", ".join(sorted(methods))
+    """The methods some route takes at the path of `scope`, for an `Allow` header: `"GET, HEAD, POST"`."""
+    # Each method is tried as a request would be routed: FastAPI's included routers resolve their routes
+    # only when matched, so their routes cannot be listed beforehand.
+    allowed = [
+        method
+        for method in METHODS
+        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)

@@ -456,3 +456,40 @@ def test_a_user_for_a_tenant_id_out_of_range_gets_404(admin: Api) -> None:
 def test_bad_limit_gets_422(admin: Api, limit: str) -> None:
     """A limit below 1 or not a number: 422 problem+json."""
     assert is_problem(admin.get("/api/orders", params={"limit": limit}), 422)
+
+
+# --- what the fuzzer found: the service answers as /openapi.json says ------------------------------------
+
+
+@pytest.mark.parametrize("bound", ["0.5", "1700000000", "-1e3"])
+def test_a_number_as_a_time_bound_is_422(admin: Api, bound: str) -> None:
+    """created_from takes an RFC 3339 date-time, as documented, not seconds since 1970."""
+    assert is_problem(admin.get("/api/orders", params={"created_from": bound}), 422)
+
+
+@pytest.mark.parametrize("is_admin", [0, 1, "yes", "true"])
+def test_is_admin_takes_only_true_or_false(admin: Api, is_admin: object) -> None:
+    """A user whose is_admin is 0, 1 or a string: 422, never coerced to a boolean."""
+    body = {"username": "strict-bool", "password": "long enough", "tenant_id": 1, "is_admin": is_admin}
+    assert is_problem(admin.post("/api/admin/users", json=body), 422)
+
+
+@pytest.mark.parametrize("name", ["\f", " \t "])
+def test_a_blank_name_is_422(admin: Api, name: str) -> None:
+    """A tenant name that is blank once stripped: 422, as the documented pattern says."""
+    assert is_problem(admin.post("/api/admin/tenants", json={"name": name}), 422)
+
+
+def test_get_of_the_base64_upload_path_is_405_allowing_post(admin: Api) -> None:
+    """/images/base64 is no image id: GET there is 405 with `Allow: POST`, not a 422 about the id."""
+    order_id = admin.create().json()["id"]
+    response = admin.get(f"/api/orders/{order_id}/images/base64")
+    assert is_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+def test_a_405_allows_every_method_of_the_path(admin: Api) -> None:
+    """PUT /api/orders: 405 allowing GET and POST, the two routes of that path."""
+    response = admin.request("PUT", "/api/orders", json={})
+    assert is_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
