@@ -77,10 +77,10 @@ class SharedFileStore:
             raise StoreUnavailable(f"cannot lock {self.path}: {exc}") from exc
         try:
             found = [self._read(hashed, rate, now) for hashed, rate in keys]
-            allowed = all(
-                weighted(rate, counts) + cost <= rate.amount
-                for (_, rate), (_, counts) in zip(keys, found, strict=True)
-            )
+            allowed = True
+            for (_, rate), (_, counts) in zip(keys, found, strict=True):
+                if weighted(rate, counts) + cost > rate.amount:
+                    allowed = False
             decisions = []
             for (hashed, rate), (offset, counts) in zip(keys, found, strict=True):
                 if allowed:

@@ -89,6 +89,14 @@ def orders_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield server
 
 
+@pytest.fixture(scope="module")
+def api(server: ServeProcess) -> Iterator[Api]:
+    """The module's own `server`, logged in as the development administrator (admin/admin)."""
+    client = Api.login(server.url, "admin", "admin")
+    yield client
+    client.close()
+
+
 class Api:
     """A synchronous client of one service, logged in as one user."""
 

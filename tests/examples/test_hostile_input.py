@@ -38,13 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         yield service
 
 
-@pytest.fixture(scope="module")
-def api(server: ServeProcess) -> Iterator[Api]:
-    client = Api.login(server.url, "admin", "admin")
-    yield client
-    client.close()
-
-
 def problem(status: int, headers: dict[str, str], body: bytes) -> int:
     """The status of a 4xx problem+json answer; fails on anything else."""
     assert 400 <= status < 500, (status, body[:300])

@@ -38,13 +38,6 @@ def server(
         yield service
 
 
-@pytest.fixture(scope="module")
-def api(server: ServeProcess) -> Iterator[Api]:
-    client = Api.login(server.url, "admin", "admin")
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def order_id(api: Api) -> int:
     order_id: int = api.create().json()["id"]

@@ -19,10 +19,12 @@ from contextlib import suppress
 
 from tests.support.servers import TcpProxy
 
-__all__ = ["FaultProxy"]
+__all__ = ["FaultProxy", "Link"]
 
 
-class _Link:
+class Link:
+    """One client connection and its upstream."""
+
     def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
         self.client = client
         self.upstream = upstream
@@ -38,7 +40,7 @@ class _Link:
 class FaultProxy(TcpProxy):
     def __init__(self, upstream: tuple[str, int]) -> None:
         super().__init__(upstream)
-        self._links: list[_Link] = []
+        self._links: list[Link] = []
         self._flowing = threading.Event()
         self._flowing.set()
 
@@ -72,13 +74,13 @@ class FaultProxy(TcpProxy):
         self._flowing.set()
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        link = _Link(client, upstream)
+        link = Link(client, upstream)
         with self._lock:
             self._links.append(link)
         for source, target in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe_link, args=(link, source, target), daemon=True).start()
 
-    def _pipe_link(self, link: _Link, source: socket.socket, target: socket.socket) -> None:
+    def _pipe_link(self, link: Link, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
                 self._flowing.wait()

@@ -21,8 +21,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from contextlib import suppress
 
+from tests.support.fault_proxy import Link
 from tests.support.servers import TcpProxy
 
 __all__ = ["PgProxy"]
@@ -30,12 +30,11 @@ __all__ = ["PgProxy"]
 _NEGOTIATION_CODES = (80877103, 80877104)  # SSLRequest, GSSENCRequest: a startup packet follows
 
 
-class _Link:
+class _Link(Link):
     """One client connection and its upstream, with what the proxy is to do to this one."""
 
     def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
-        self.client = client
-        self.upstream = upstream
+        super().__init__(client, upstream)
         self.lose_reply = False  # a COMMIT went through: drop the next reply and close
         self._buffer = b""
         self._started = False
@@ -62,13 +61,6 @@ class _Link:
             body, self._buffer = self._buffer[5 : 1 + length], self._buffer[1 + length :]
             if kind == b"Q" and body.rstrip(b"\0").strip().rstrip(b";").upper() == b"COMMIT":
                 commits += 1
-
-    def close(self) -> None:
-        for sock in (self.client, self.upstream):
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with suppress(OSError):
-                sock.close()
 
 
 class PgProxy(TcpProxy):
