@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def clean_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Lastro defaults to production; the tests run in development unless they say otherwise.
     monkeypatch.setenv("ENVIRONMENT", "development")
     monkeypatch.chdir(tmp_path)  # no stray .env, and ./var lands in the test's own directory
+    # Files lastro keeps in the temporary directory (a server database's rate-limit table) stay the test's.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 @pytest.fixture
