@@ -122,13 +122,9 @@ class RateLimits:
             )
         recorded = connection.scope.get(HEADERS_KEY)
         if recorded is not None:
-            tightest = decisions[0] if len(decisions) == 1 else min(decisions, key=lambda d: d.remaining)
-            rate = tightest.rate
-            reset = max(0, round(tightest.reset_after))
-            recorded.append(
-                (b"ratelimit-policy", f'"{policy.name}";q={rate.amount};w={rate.period}'.encode())
-            )
-            recorded.append((b"ratelimit", f'"{policy.name}";r={tightest.remaining};t={reset}'.encode()))
+            tightest = min(decisions, key=lambda d: d.remaining)
+            fields = rate_limit_fields(policy.name, tightest).items()
+            recorded.extend((name.lower().encode(), value.encode()) for name, value in fields)
 
     async def close(self) -> None:
         await self.limiter.close()
