@@ -1,8 +1,8 @@
 """Rate limits in a running service: the store each worker opens, the check every route makes.
 
 - `open_limiter(settings, database)`: Redis when `REDIS_URL` is set (exact across machines); else a file
-  shared by the machine's workers (`lastro.ratelimit.shared_file`, exact across workers); on Windows,
-  each worker's own memory.
+  in `/dev/shm` shared by the machine's workers (`lastro.ratelimit.shared_file`, exact across workers);
+  on Windows, each worker's own memory.
 - `enforce_route_limit`: the dependency `install()` gives every route. It checks the route's policy
   (`RATE_LIMIT_DEFAULT`, or the route's own `@lastro.rate_limit`) for the client: the user `identify`
   names, else the peer address.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,7 +27,6 @@ from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from lastro.db.engine import Database
-from lastro.db.write_lock import lock_path
 from lastro.errors import RateLimited
 from lastro.http.rate_limit import HEADERS_KEY
 from lastro.observability.logging import get_logger
@@ -70,11 +70,19 @@ def _open_store(settings: Settings, database: Database | None) -> Store:
 
 
 def _shared_path(settings: Settings, database: Database | None) -> Path:
+    """One table per service and database on this machine, in memory (see `lastro.ratelimit.shared_file`)."""
     if database is not None and database.sqlite_path is not None:
-        return lock_path(database.sqlite_path.resolve(), "-lastro-limits")
-    # A server database: one file per service and database on this machine.
-    digest = hashlib.sha256(f"{settings.SERVICE_NAME}\n{settings.DATABASE_URL}".encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"lastro-limits-{digest}"
+        where = str(database.sqlite_path.resolve())
+    else:
+        where = settings.DATABASE_URL
+    digest = hashlib.sha256(f"{settings.SERVICE_NAME}\n{where}".encode()).hexdigest()[:16]
+    return memory_directory() / f"lastro-limits-{digest}"
+
+
+def memory_directory() -> Path:
+    """`/dev/shm` (a memory file system on Linux) where this process may write, else the temp directory."""
+    shm = Path("/dev/shm")
+    return shm if os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
 
 
 class RateLimits:

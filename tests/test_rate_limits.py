@@ -1,12 +1,19 @@
-"""Routes of included routers are limited too, at any depth, and a second start-up counts each hit once."""
+"""Routes of included routers are limited too, at any depth, and a second start-up counts each hit once;
+the embedded table lives in memory, one per service and database."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
 import lastro
+from lastro.db.engine import Database
+from lastro.rate_limits import open_limiter
+from lastro.ratelimit.shared_file import SharedFileStore
 from lastro.settings import get_settings
 from tests.support.lifespan import running
 
@@ -58,3 +65,28 @@ async def test_routes_are_wrapped_once_however_often_the_app_starts(sqlite_url: 
         pass
     async with running(app):
         assert await statuses(app, "/outer/plain", 3) == [200, 200, 429]
+
+
+async def table_path(url: str, service: str = "orders") -> Path:
+    database = Database(url)
+    limiter = open_limiter(get_settings(DATABASE_URL=url, SERVICE_NAME=service), database)
+    try:
+        assert isinstance(limiter.store, SharedFileStore)
+        return limiter.store.path
+    finally:
+        await limiter.close()
+        database.engine.dispose()
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no /dev/shm here")
+async def test_the_embedded_table_lives_in_shared_memory(sqlite_url: str) -> None:
+    """Beside the database, writeback of the mapped page would cost every request a page fault."""
+    assert (await table_path(sqlite_url)).parent == Path("/dev/shm")
+
+
+async def test_each_database_and_service_has_its_own_table(tmp_path: Path) -> None:
+    """Two services, or two databases, never share counts; one service on one database always does."""
+    first, second = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    paths = [await table_path(first), await table_path(second), await table_path(first, service="other")]
+    assert len(set(paths)) == 3
+    assert await table_path(first) == paths[0]

@@ -1,12 +1,19 @@
 """`SharedFileStore`: rate-limit counts shared by the workers of one machine, with no server.
 
-The counts live in a small file mapped into every worker's memory (`<database>-lastro-limits` beside a
-SQLite database, or in the temporary directory for a server database). The file is a fixed table of
-`SLOTS` slots of 32 bytes: a 64-bit hash of the key and its period, the start of its current window, and
-the previous and current windows' counts. A check takes an exclusive `flock` on the file, reads and writes
-its slots in place, and lets go: a few microseconds, so workers never wait long on each other, and a worker
-killed while holding the lock releases it as it dies. Every worker sees every hit: the limit is exact
-across the workers of the machine, and it survives a restart.
+The counts live in a small file mapped into every worker's memory. It belongs in a memory file system
+(`lastro.rate_limits` puts it in `/dev/shm`): a page of a mapped file on disk is written back and
+write-protected again every few seconds, and the page faults and journal work that follow cost a request
+more than the check itself. The file is a fixed table of `SLOTS` slots of 32 bytes: a 64-bit hash of the
+key and its period, the start of its current window, and the previous and current windows' counts. A
+check takes an exclusive `flock` on the file, reads and writes its slots in place, and lets go: a few
+microseconds, so workers never wait long on each other, and a worker killed while holding the lock
+releases it as it dies. Every worker sees every hit: the limit is exact across the workers of the machine.
+
+On Linux every store also holds a shared lock on the file's first byte for as long as it is open (an
+open-file-description lock: closing another descriptor of the file, such as the one `mmap` keeps, does not
+drop it). The last store to close is the one that can take that lock exclusively: it removes the file, so
+a stopped service leaves nothing in memory, while a worker restarted beside running siblings finds the
+counts where they were. Elsewhere the file stays.
 
 A key lives in one of `PROBES` slots after its hash. A slot whose windows have both ended is free; when all
 of a key's slots are busy with live keys (over `SLOTS` clients within two windows), the one whose window
@@ -17,6 +24,7 @@ Not on Windows (no `flock`): there the limiter counts per worker (`LocalStore`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import mmap
@@ -38,8 +46,10 @@ __all__ = ["SharedFileStore"]
 MAGIC = b"lastro-limits-1\n"  # a file of another layout is started afresh
 SLOTS = 65536  # 2 MiB
 PROBES = 8
+ATTACH_ATTEMPTS = 10  # opens that found the file just removed by a last closer, before giving up
 _SLOT = struct.Struct("<QqIII4x")  # key hash, window start (s), period (s), previous, current
 _HEADER = len(MAGIC)
+_FLOCK = struct.Struct("hhqqi4x")  # Linux `struct flock`: type, whence, start, length, pid (0 for OFD locks)
 
 
 class SharedFileStore:
@@ -48,7 +58,7 @@ class SharedFileStore:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _attach(path)
         try:
             size = _HEADER + SLOTS * _SLOT.size
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -127,9 +137,57 @@ class SharedFileStore:
         return _hash(key, rate) % SLOTS
 
     async def close(self) -> None:
-        if not self._map.closed:
-            self._map.close()
+        if self._map.closed:
+            return
+        self._map.close()
+        try:
+            if _hold(self._fd, exclusive=True):  # granted only when no other store has the file open
+                with contextlib.suppress(OSError):
+                    if _same_file(self._fd, self.path):
+                        os.unlink(self.path)
+        finally:
             os.close(self._fd)
+
+
+def _attach(path: Path) -> int:
+    """The table's file, open and held shared (created when missing); an `OSError` when it cannot be, or
+    when another user owns it: the counts of a file anyone else can write would be theirs to set."""
+    for _ in range(ATTACH_ATTEMPTS):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            _hold(fd, exclusive=False)  # waits while a last closer removes the file
+            if _same_file(fd, path):  # else it was removed between the open and the lock: open it again
+                if os.fstat(fd).st_uid != os.getuid():
+                    raise PermissionError(f"{path} belongs to another user")
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise OSError(f"{path} was removed {ATTACH_ATTEMPTS} times while being opened")
+
+
+def _hold(fd: int, *, exclusive: bool) -> bool:
+    """Shared (waiting for it) or exclusive (only if free at once) hold of the file's first byte; False
+    when the exclusive hold is taken, or where there are no open-file-description locks."""
+    command = getattr(fcntl, "F_OFD_SETLK" if exclusive else "F_OFD_SETLKW", None)
+    if command is None:  # not Linux: the file is never removed
+        return False
+    kind = fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK
+    try:
+        fcntl.fcntl(fd, command, _FLOCK.pack(kind, os.SEEK_SET, 0, 1, 0))
+    except (BlockingIOError, PermissionError):  # held elsewhere (EAGAIN, or EACCES as POSIX allows)
+        return False
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 @functools.lru_cache(maxsize=4096)  # a client's key comes back on its every request

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_two_stores_on_one_file_share_the_counts(path: Path) -> None:
 
 
 def test_the_counts_survive_reopening_the_file(path: Path) -> None:
-    """A restarted worker sees the hits made before it started."""
+    """A store opened while others are open sees the hits they made."""
     time = FakeTime(6000)
     for _ in range(3):
         SharedFileStore(path, clock=time.clock).hit_now([("a", RATE)])
@@ -113,3 +114,52 @@ def test_processes_hitting_at_once_never_pass_more_than_the_quota(path: Path) ->
 def test_the_table_is_two_mebibytes() -> None:
     """65,536 slots of 32 bytes: the file stays small whatever the traffic."""
     assert SLOTS * 32 == 2 * 1024 * 1024
+
+
+def test_the_last_store_to_close_removes_the_file(path: Path) -> None:
+    """A stopped service leaves no table behind."""
+    first, second = SharedFileStore(path), SharedFileStore(path)
+    asyncio.run(first.close())
+    assert path.exists()
+    asyncio.run(second.close())
+    assert not path.exists()
+
+
+def test_a_store_opened_after_a_sibling_closed_keeps_the_counts(path: Path) -> None:
+    """A recycled worker finds the hits its running siblings and its predecessor made."""
+    time = FakeTime(6000)
+    sibling, predecessor = SharedFileStore(path, clock=time.clock), SharedFileStore(path, clock=time.clock)
+    predecessor.hit_now([("a", RATE)])
+    asyncio.run(predecessor.close())
+    sibling.hit_now([("a", RATE)])
+    successor = SharedFileStore(path, clock=time.clock)
+    assert [allowed(successor, "a"), allowed(successor, "a")] == [True, False]
+
+
+def test_a_store_reopened_after_every_store_closed_starts_afresh(path: Path) -> None:
+    """Once the file is gone, the next store creates a new, empty table."""
+    time = FakeTime(6000)
+    store = SharedFileStore(path, clock=time.clock)
+    for _ in range(3):
+        store.hit_now([("a", RATE)])
+    asyncio.run(store.close())
+    assert allowed(SharedFileStore(path, clock=time.clock), "a")
+
+
+def test_a_symbolic_link_is_not_followed(path: Path, tmp_path: Path) -> None:
+    """A link planted where the table goes is refused, not written through."""
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    path.symlink_to(target)
+    with pytest.raises(OSError):
+        SharedFileStore(path)
+    assert target.read_bytes() == b"keep"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_file_of_another_user_is_refused(path: Path) -> None:
+    """Counts in a file another user can write would be theirs to set."""
+    path.touch()
+    os.chown(path, 65534, 65534)
+    with pytest.raises(PermissionError, match="another user"):
+        SharedFileStore(path)

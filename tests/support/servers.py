@@ -63,7 +63,7 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
             # is never refused; tests of the limits set their own.
             "RATE_LIMIT_DEFAULT": "1000000/minute",
             "RATE_LIMIT_LOGIN": "1000000/minute",
-            # The rate-limit file of a server database goes to the temporary directory: the test's own.
+            # Temporary files (and the rate-limit table, where there is no /dev/shm) stay the test's own.
             "TMPDIR": str(tmp_path),
             "PYTHONPATH": str(ROOT),
         }
