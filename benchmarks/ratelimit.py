@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -41,8 +39,9 @@ from typing import Any
 import redis
 
 from benchmarks.harness import BIN, Server, free_port, lastro_env
-from benchmarks.orders.systems import WORKERS, fetch_token, migrate_and_seed, orders_env
-from benchmarks.orders.workloads import LASTRO_SCRIPTS, Plan, drive
+from benchmarks.orders.systems import WORKERS, fetch_token, migrate_and_seed
+from benchmarks.orders.workloads import Plan
+from benchmarks.rounds import interleaved, orders_system
 from benchmarks.servers import load_average, machine
 from lastro.ratelimit.redis_store import RedisStore
 from lastro.ratelimit.shared_file import SharedFileStore
@@ -123,63 +122,6 @@ def _hello(workdir: Path, name: str, settings: dict[str, str]) -> tuple[Server, 
     return Server(argv, port, "/health/ready", env, directory / "serve.log"), script, {}
 
 
-def _orders(
-    workdir: Path, name: str, settings: dict[str, str], seeded: Path, seed: int
-) -> tuple[Server, Path, dict[str, str]]:
-    directory = workdir / f"orders-{name.replace(' ', '-')}"
-    directory.mkdir()
-    database = directory / "orders.db"
-    with sqlite3.connect(seeded) as source, sqlite3.connect(database) as copy:
-        source.backup(copy)
-    port = free_port()
-    env = orders_env(directory, port, f"sqlite:///{database}", WORKERS) | settings
-    argv = [str(BIN / "lastro"), "serve", "examples.orders.app:create_app", "--factory"]
-    server = Server(argv, port, "/health/ready", env, directory / "serve.log")
-    return server, LASTRO_SCRIPTS["mixed"], {"BENCH_MAX_ID": str(seed)}
-
-
-def _interleaved(
-    systems: dict[str, tuple[Server, Path, dict[str, str]]],
-    workload: str,
-    connections: int,
-    plan: Plan,
-    rounds: int,
-    before: Callable[[str, Server, dict[str, str]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Each system up, then `rounds` rounds of one wrk run each in turn; the medians per system."""
-    cells: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
-    with contextlib.ExitStack() as stack:
-        for name, (server, _, env) in systems.items():
-            logger.info("starting %s", name)
-            stack.enter_context(server)
-            if before is not None:
-                before(name, server, env)
-        for n in range(rounds):
-            logger.info("round %d of %d", n + 1, rounds)
-            for name, (server, script, env) in systems.items():
-                cells[name].append(drive(server, workload, script, connections, plan, env, label=name))
-    return [_summary(name, workload, connections, runs) for name, runs in cells.items()]
-
-
-def _summary(name: str, workload: str, connections: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def median(key: str) -> float:
-        return float(statistics.median(run[key] for run in runs))
-
-    return {
-        "system": name,
-        "workload": workload,
-        "connections": connections,
-        "rps": round(median("rps"), 1),
-        "ok_rps": round(median("ok_rps"), 1),
-        "p50_ms": round(median("p50_ms"), 2),
-        "p99_ms": round(median("p99_ms"), 2),
-        "cpu_ms_per_request": round(median("cpu_ms_per_request"), 4),
-        "non_2xx": sum(run["non_2xx"] for run in runs),
-        "statuses": [run["statuses"] for run in runs],
-        "runs": runs,
-    }
-
-
 def run(parts: Sequence[str], plan: Plan, rounds: int, checks: int) -> dict[str, Any]:
     started = time.monotonic()
     found = machine()
@@ -204,20 +146,20 @@ def run(parts: Sequence[str], plan: Plan, rounds: int, checks: int) -> dict[str,
                 results["checks"] = asyncio.run(_checks(workdir, rounds, checks))
             if "hello" in parts:
                 systems = {name: _hello(workdir, name, s) for name, s in limits.items()}
-                results["hello"] = _interleaved(systems, "hello", 50, plan, rounds)
+                results["hello"] = interleaved(systems, "hello", 50, plan, rounds)
             if "mixed" in parts:
                 seeded = workdir / "seeded.db"
                 seconds = migrate_and_seed(f"sqlite:///{seeded}", plan.seed)
                 logger.info("migrated and seeded %d orders in %.1f s", plan.seed, seconds)
                 systems = {
-                    f"orders {name}": _orders(workdir, name, s, seeded, plan.seed)
+                    f"orders {name}": orders_system(workdir, name, s, seeded, plan.seed)
                     for name, s in limits.items()
                 }
 
                 def token(name: str, server: Server, env: dict[str, str]) -> None:
                     env["BENCH_TOKEN"] = fetch_token(server.url)
 
-                results["mixed"] = _interleaved(systems, "mixed", 200, plan, rounds, before=token)
+                results["mixed"] = interleaved(systems, "mixed", 200, plan, rounds, before=token)
         finally:
             _forget_redis_keys(service)
     results["load_after"] = load_average()

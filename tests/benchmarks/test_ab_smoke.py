@@ -1,0 +1,41 @@
+"""`python -m benchmarks.ab`: two trees, one round each, a tiny database."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NO_WRK = "wrk is not installed: apt-get install -y wrk"
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason=NO_WRK)
+def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
+    """Each tree answers its round with 2xx, and the report names both."""
+    output = tmp_path / "ab.json"
+    command = [sys.executable, "-m", "benchmarks.ab", f"one={ROOT}", f"two={ROOT}", "--rounds", "1"]
+    command += ["--duration", "0.5", "--warmup", "0", "--seed", "200", "--json", str(output)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["system"] for row in rows] == ["one", "two"]
+    assert all(row["ok_rps"] > 0 and row["non_2xx"] == 0 for row in rows)
+    assert "| two |" in done.stdout
+
+
+def test_a_tree_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
+    """A mistyped path is one usage line and exit code 2, before anything starts."""
+    command = [sys.executable, "-m", "benchmarks.ab", f"one={tmp_path / 'missing'}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "expected NAME=PATH" in done.stderr
