@@ -23,6 +23,7 @@ from lastro.http.body_timeout import BodyTimeoutMiddleware
 from lastro.http.cors import CORSMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.methods import allowed_methods
+from lastro.http.metrics import MetricsMiddleware
 from lastro.http.problem import ProblemResponse
 from lastro.http.rate_limit import RateLimitHeadersMiddleware
 from lastro.http.request_id import RequestIdMiddleware
@@ -32,6 +33,7 @@ from lastro.http.server_errors import ServerErrorMiddleware
 from lastro.http.trusted_host import TrustedHostMiddleware
 from lastro.http.validation import validation_problem
 from lastro.lifecycle import wrap_lifespan
+from lastro.metrics_endpoint import metrics_router
 from lastro.observability.logging import configure_logging
 from lastro.openapi import install_openapi
 from lastro.pages import install_page_limits
@@ -71,6 +73,8 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     # dependencies into each route as it is added): install before adding routes.
     app.router.dependencies.append(Depends(enforce_route_limit))
     app.include_router(health_router())
+    if settings.METRICS_ENABLED:
+        app.include_router(metrics_router(settings))
     if not settings.docs_enabled:
         hide_docs(app)
     install_openapi(app)
@@ -111,6 +115,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                 "RateLimit-Policy",
             ],
         )
+    if settings.METRICS_ENABLED:
+        app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.lastro.metrics)
     app.add_middleware(AccessLogMiddleware)
     # Outside every layer that answers: its errors get the headers too.
     app.add_middleware(

@@ -16,9 +16,6 @@ so a hung dependency can neither hang the probe nor pile up threads.
 from __future__ import annotations
 
 import asyncio
-import functools
-import hmac
-import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,8 +26,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from lastro.access import OperatorAccess
 from lastro.errors import one_line_with_type
-from lastro.http.problem import ProblemResponse
 from lastro.openapi import problems
 from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings
@@ -148,41 +145,13 @@ def detail_refusal(settings: Settings, client: str | None, headers: Mapping[str,
 
     `headers` are the request's, read without case (starlette's `Headers`).
     """
-    token = settings.HEALTH_TOKEN.get_secret_value() if settings.HEALTH_TOKEN else ""
-    if token and _bearer_matches(headers.get("authorization"), token):
-        return None
-    # Forwarded by a proxy no one listed in TRUSTED_PROXIES: the address is the proxy's (often loopback, a
-    # reverse proxy on the same machine), not the client's.
-    forwarded = not settings.TRUSTED_PROXIES and ("x-forwarded-for" in headers or "forwarded" in headers)
-    if client is not None and not forwarded and _in_networks(client, tuple(settings.HEALTH_NETWORKS)):
-        return None
-    if token:
-        return ProblemResponse(
-            401,
-            "the health detail needs Authorization: Bearer with the service's HEALTH_TOKEN",
-            headers={"WWW-Authenticate": 'Bearer realm="health"'},
-        )
-    return ProblemResponse(403, "the health detail answers only clients in HEALTH_NETWORKS")
-
-
-def _bearer_matches(authorization: str | None, token: str) -> bool:
-    scheme, _, given = (authorization or "").partition(" ")
-    # Constant time: how long the comparison takes tells nothing about how much of the token was right.
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-@functools.lru_cache(maxsize=16)
-def _networks(
-    networks: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(network, strict=False) for network in networks)
-
-
-def _in_networks(client: str, networks: tuple[str, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:  # a Unix socket's path, or a test client's name
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in _networks(networks))
+    access = OperatorAccess(
+        "the health detail",
+        settings.HEALTH_TOKEN,
+        settings.HEALTH_NETWORKS,
+        token_setting="HEALTH_TOKEN",
+        networks_setting="HEALTH_NETWORKS",
+        realm="health",
+        trusted_proxies=settings.TRUSTED_PROXIES,
+    )
+    return access.refusal(client, headers)

@@ -27,7 +27,9 @@ from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ConfigurationError, StartupError, one_line
 from lastro.health import CheckResult
+from lastro.monitor import Monitor, worker_report
 from lastro.observability.logging import get_logger
+from lastro.observability.metrics import Metrics
 from lastro.observability.watchdog import LoopWatchdog
 from lastro.rate_limits import RateLimits, open_limiter
 from lastro.ratelimit.limiter import RateLimiter
@@ -99,6 +101,11 @@ async def startup(state: ServiceState) -> None:
     state.tasks.start(
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
     )
+    state.metrics = metrics = Metrics.open()
+    monitor = Monitor(state, metrics)
+    monitor.sample()  # this worker shows in /health detail and /metrics from its first request on
+    state.health.add("workers", _workers_check(metrics), timeout=timeout, critical=False)
+    state.tasks.start("resource-monitor", monitor.run)
     logger.info(
         "service started",
         database=database.display_url,
@@ -183,6 +190,13 @@ async def shutdown(state: ServiceState) -> None:
         logger.info("shutdown: closing the database pool")
         state.database.dispose()
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
+
+
+def _workers_check(metrics: Metrics) -> Callable[[], Any]:
+    async def check() -> CheckResult:
+        return worker_report(metrics)
+
+    return check
 
 
 def _database_check(transactions: Transactions, timeout: float) -> Callable[[], Any]:

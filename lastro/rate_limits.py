@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from lastro.ratelimit.policy import RoutePolicy, route_limit
 from lastro.ratelimit.stores import LocalStore, Store
 from lastro.ratelimit.window import Decision, Rate, parse
 from lastro.settings import Settings
+from lastro.shared_memory import memory_directory
 
 __all__ = ["Identify", "RateLimits", "check_rate_limit", "enforce_route_limit", "open_limiter"]
 
@@ -77,12 +76,6 @@ def _shared_path(settings: Settings, database: Database | None) -> Path:
         where = settings.DATABASE_URL
     digest = hashlib.sha256(f"{settings.SERVICE_NAME}\n{where}".encode()).hexdigest()[:16]
     return memory_directory() / f"lastro-limits-{digest}"
-
-
-def memory_directory() -> Path:
-    """`/dev/shm` (a memory file system on Linux) where this process may write, else the temp directory."""
-    shm = Path("/dev/shm")
-    return shm if os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
 
 
 class RateLimits:

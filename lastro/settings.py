@@ -186,14 +186,37 @@ class Settings(BaseSettings):
         description="networks that see /health detail without HEALTH_TOKEN",
     )
 
-    @field_validator("CORS_ORIGINS", "TRUSTED_PROXIES", "ALLOWED_HOSTS", "HEALTH_NETWORKS", mode="before")
+    # Metrics and the resource monitor.
+    METRICS_ENABLED: bool = Field(default=True, description="GET /metrics (Prometheus text, every worker)")
+    METRICS_TOKEN: SecretStr | None = Field(
+        default=None, description="bearer token that opens /metrics from any address"
+    )
+    METRICS_NETWORKS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1/8", "::1/128"],
+        description="networks that scrape /metrics without METRICS_TOKEN",
+    )
+    MONITOR_INTERVAL: float = Field(
+        default=2.0, gt=0, description="seconds between two samples of each worker's resources"
+    )
+    MAX_WORKER_RSS_MB: int = Field(
+        default=0, ge=0, description="a worker past this resident memory is replaced gracefully; 0: never"
+    )
+
+    @field_validator(
+        "CORS_ORIGINS",
+        "TRUSTED_PROXIES",
+        "ALLOWED_HOSTS",
+        "HEALTH_NETWORKS",
+        "METRICS_NETWORKS",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("TRUSTED_PROXIES", "HEALTH_NETWORKS")
+    @field_validator("TRUSTED_PROXIES", "HEALTH_NETWORKS", "METRICS_NETWORKS")
     @classmethod
     def _check_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for item in value:
@@ -297,14 +320,12 @@ class Settings(BaseSettings):
                 "CORS_ORIGINS must not contain a wildcard in production: "
                 "list the allowed origins, e.g. CORS_ORIGINS=https://app.example.com"
             )
-        token_problem = (
-            secret_key_problem(self.HEALTH_TOKEN.get_secret_value()) if self.HEALTH_TOKEN else None
-        )
-        if token_problem:  # /health is not rate limited: a guessable token would open it
-            problems.append(
-                f"HEALTH_TOKEN {token_problem} in production: "
-                f"set HEALTH_TOKEN to the output of {GENERATE_KEY}"
-            )
+        for name, token in (("HEALTH_TOKEN", self.HEALTH_TOKEN), ("METRICS_TOKEN", self.METRICS_TOKEN)):
+            token_problem = secret_key_problem(token.get_secret_value()) if token else None
+            if token_problem:  # /health and /metrics are not rate limited: a guessable token would open them
+                problems.append(
+                    f"{name} {token_problem} in production: set {name} to the output of {GENERATE_KEY}"
+                )
         if self.INSTANCES > 1 and not self.REDIS_URL:
             problems.append(
                 f"INSTANCES={self.INSTANCES} shares rate limits and caches only through Redis, and REDIS_URL "

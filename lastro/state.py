@@ -17,6 +17,7 @@ from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ServiceUnavailable
 from lastro.health import HealthRegistry
+from lastro.observability.metrics import Metrics
 from lastro.settings import Settings
 from lastro.tasks import BackgroundTasks
 
@@ -35,6 +36,7 @@ class ServiceState:
     disk: DiskWatch | None = None  # free space and a recent "disk full", from start-up on
     rate_limits: RateLimits | None = None  # from start-up on
     identify: Identify | None = None  # who the caller is, for per-user rate limits
+    metrics: Metrics | None = None  # from start-up on
     started_at: float = field(default_factory=time.time)
     _transactions: Transactions | None = field(default=None, init=False, repr=False)
 

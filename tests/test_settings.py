@@ -240,6 +240,11 @@ DEFAULTS = {
     "DOCS_ENABLED": None,
     "HEALTH_TOKEN": None,
     "HEALTH_NETWORKS": ["127.0.0.1/8", "::1/128"],
+    "METRICS_ENABLED": True,
+    "METRICS_TOKEN": None,
+    "METRICS_NETWORKS": ["127.0.0.1/8", "::1/128"],
+    "MONITOR_INTERVAL": 2.0,
+    "MAX_WORKER_RSS_MB": 0,
 }
 
 # Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.
@@ -279,6 +284,8 @@ BOUNDS = {
     "MAX_MULTIPART_PARTS": (1, 0),
     "MAX_MULTIPART_FILES": (0, -1),
     "MAX_PAGE_SIZE": (1, 0),
+    "MONITOR_INTERVAL": POSITIVE,
+    "MAX_WORKER_RSS_MB": (0, -1),
 }
 
 

@@ -267,6 +267,7 @@ class Transactions:
                 "units": self._sqlite_writer.units,
                 "inline": self._sqlite_writer.inline,
                 "transactions": self._sqlite_writer.transactions,
+                "queued": self._sqlite_writer.queued,
             }
         return stats
 

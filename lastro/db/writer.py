@@ -82,6 +82,11 @@ class SQLiteWriter:
         self._ensure_thread()
         return await asyncio.wrap_future(future)
 
+    @property
+    def queued(self) -> int:
+        """Write units waiting for the writer thread (approximate while units come and go)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         """Finish the units already queued, then stop the thread."""
         self._closed = True

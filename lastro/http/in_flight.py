@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lastro.http.loop_lag import LoopLag
 from lastro.http.problem import send_problem
 
-__all__ = ["EXEMPT_PREFIXES", "InFlightLimitMiddleware"]
+__all__ = ["EXEMPT_PREFIXES", "SHED_KEY", "InFlightLimitMiddleware"]
 
-EXEMPT_PREFIXES = ("/health",)  # probes must answer even when the worker is saturated
+EXEMPT_PREFIXES = ("/health", "/metrics")  # probes and scrapes must answer even when the worker is saturated
+SHED_KEY = "lastro.shed"  # set in the scope of a refused request, for the layers outside (metrics)
 RETRY_AFTER = {"Retry-After": "1"}
 
 
@@ -50,6 +51,7 @@ class InFlightLimitMiddleware:
             return
         refusal = self._refusal()
         if refusal is not None:
+            scope[SHED_KEY] = True
             await send_problem(send, 503, refusal, headers=RETRY_AFTER)
             return
         self.in_flight += 1

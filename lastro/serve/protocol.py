@@ -43,6 +43,7 @@ from uvicorn.server import ServerState
 
 from lastro.http.in_flight import EXEMPT_PREFIXES
 from lastro.http.problem import PROBLEM_CONTENT_TYPE, problem_document, send_problem
+from lastro.observability import connections
 from lastro.observability.logging import get_logger
 from lastro.observability.throttle import LogThrottle
 
@@ -144,6 +145,7 @@ class _BoundedConnection:
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
+        connections.watch(server_state.connections)
         self.header_timeout: float = getattr(config, "header_timeout", HEADER_TIMEOUT)
         self.max_head_bytes: int = getattr(config, "max_head_bytes", MAX_HEAD_BYTES)
         self._head_size = 0  # bytes received while waiting for the current request's headers

@@ -22,6 +22,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from lastro.errors import ConfigurationError
 from lastro.observability.logging import configure_logging, get_logger, logging_config
+from lastro.serve.metrics_directory import MetricsDirectory
 from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import HEADER_TIMEOUT, MAX_HEAD_BYTES, protocol_path
 from lastro.serve.supervisor import Supervisor
@@ -121,11 +122,19 @@ def run(config: ServeConfig) -> int:
         environment=settings.ENVIRONMENT,
     )
     os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor starts
-    supervisor = Supervisor(server_config, sockets=[socket], before_restart=lambda: check_schema(settings))
+    metrics = MetricsDirectory(settings, f"{host}:{port}")
+    metrics.prepare()
+    supervisor = Supervisor(
+        server_config,
+        sockets=[socket],
+        before_restart=lambda: check_schema(settings),
+        worker_exited=metrics.worker_exited,
+    )
     try:
         supervisor.run()
     finally:
         socket.close()
+        metrics.remove()
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         logger.error("a worker failed to start; see its log lines above")
         return STARTUP_FAILURE

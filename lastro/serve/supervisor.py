@@ -115,11 +115,21 @@ class Supervisor(Multiprocess):
     """Keeps N workers alive: replaces the dead and kills the hung, like uvicorn's, without the blind wait."""
 
     def __init__(
-        self, config: Config, sockets: list[socket], *, before_restart: Callable[[], str | None] | None = None
+        self,
+        config: Config,
+        sockets: list[socket],
+        *,
+        before_restart: Callable[[], str | None] | None = None,
+        worker_exited: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(config, sockets)
         self.fork = can_fork()
         self.before_restart = before_restart
+        self.worker_exited = worker_exited  # told the pid of every worker that is gone, for its live metrics
+
+    def _gone(self, process: Process) -> None:
+        if self.worker_exited is not None and process.pid is not None:
+            self.worker_exited(process.pid)
 
     def new_worker(self) -> Process:
         return WorkerProcess(self.config, self.sockets, fork=self.fork)
@@ -156,7 +166,14 @@ class Supervisor(Multiprocess):
                 return
             old.terminate()
             old.join()
+            self._gone(old)
             self.processes[index] = new
+
+    def handle_ttou(self) -> None:
+        leaving = self.processes[-1] if self.processes_num > 1 else None
+        super().handle_ttou()
+        if leaving is not None:
+            self._gone(leaving)
 
     def handle_ttin(self) -> None:
         logger.info("Received SIGTTIN, increasing the number of processes.")
@@ -173,6 +190,7 @@ class Supervisor(Multiprocess):
                 continue
             process.kill()  # dead already, or alive but hung
             process.join()
+            self._gone(process)
             if process.exitcode == STARTUP_FAILURE:
                 # The application cannot start: every replacement would fail the same way.
                 logger.error(f"Child process [{process.pid}] failed to start, stopping the parent process.")

@@ -345,7 +345,7 @@ async def test_sqlite_writes_go_through_the_writer(tmp_path: Path) -> None:
     transactions = Transactions(Database(f"sqlite:///{tmp_path / 'w.db'}"))
     try:
         await transactions.write(_select_one)
-        assert transactions.stats()["writes"] == {"units": 1, "inline": 1, "transactions": 1}
+        assert transactions.stats()["writes"] == {"units": 1, "inline": 1, "transactions": 1, "queued": 0}
     finally:
         transactions.close()
         transactions.database.dispose()

@@ -1,0 +1,52 @@
+"""Count every HTTP request into the service's metrics: method, route template, status and duration.
+
+The route label is the template the router matched (`/api/orders/{order_id}`), never the raw path, and
+every path no route matched shares the label `unmatched`, so a scan of random URLs adds one series, not
+one per URL. It sits outside back-pressure, the rate limits and the edge guards, so their refusals are
+counted too (and back-pressure's also as shed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lastro.http.in_flight import SHED_KEY
+from lastro.observability.metrics import Metrics
+from lastro.observability.requests import route_template
+
+__all__ = ["MetricsMiddleware"]
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+        self.app = app
+        self.metrics = metrics  # opened by the lifespan, after the middleware stack is built
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.metrics()
+        if scope["type"] != "http" or metrics is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the application raises before answering
+
+        async def capture_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        in_progress = metrics.in_progress
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, capture_status)
+        finally:
+            in_progress.dec()
+            metrics.answered(scope["method"], route_template(scope), status, time.perf_counter() - started)
+            if status == 429:
+                metrics.rate_limited.inc()
+            elif scope.get(SHED_KEY):
+                metrics.shed.inc()

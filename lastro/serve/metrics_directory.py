@@ -1,0 +1,54 @@
+"""The directory where a service's workers keep their metrics (prometheus_client's multiprocess mode).
+
+The supervisor prepares it before any worker starts and exports `PROMETHEUS_MULTIPROC_DIR`, which the
+workers inherit: in shared memory (`lastro.shared_memory`: a metric is a write to a mapped page, which a
+disk would make fault), one directory per service and bound address (two services never listen on one at
+once), emptied at start so that a previous run's
+counts never add to this one's. When a worker is gone, its live gauges (in progress, per-worker memory)
+are dropped; its counters stay, so totals neither fall back nor count twice. An operator who exports the
+variable themselves keeps their directory; it is emptied the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from lastro.observability.metrics import DIRECTORY_ENV
+from lastro.settings import Settings
+from lastro.shared_memory import memory_directory
+
+__all__ = ["MetricsDirectory"]
+
+
+class MetricsDirectory:
+    def __init__(self, settings: Settings, address: str) -> None:
+        given = os.environ.get(DIRECTORY_ENV)
+        digest = hashlib.sha256(f"{settings.SERVICE_NAME}\n{address}".encode()).hexdigest()[:16]
+        self.path = Path(given) if given else memory_directory() / f"lastro-metrics-{digest}"
+        self._owned = not given
+
+    def prepare(self) -> Path:
+        """Create or empty the directory and export it to the workers to come."""
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in self.path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        os.environ[DIRECTORY_ENV] = str(self.path)
+        return self.path
+
+    def worker_exited(self, pid: int) -> None:
+        from prometheus_client.multiprocess import mark_process_dead  # after DIRECTORY_ENV is exported
+
+        mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+
+    def remove(self) -> None:
+        """Once every worker has stopped: the directory lastro made goes; an operator's is left empty."""
+        if self._owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            for stale in self.path.glob("*.db"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()

@@ -1,0 +1,71 @@
+"""`MetricsDirectory`: where the workers' metric files live, emptied at start, forgotten per worker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lastro.observability.metrics import DIRECTORY_ENV
+from lastro.serve.metrics_directory import MetricsDirectory
+from lastro.settings import get_settings
+from lastro.shared_memory import memory_directory
+
+
+@pytest.fixture(autouse=True)
+def no_directory_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DIRECTORY_ENV, raising=False)  # and restored after each test, whatever it set
+
+
+def test_the_directory_is_in_shared_memory_and_exported() -> None:
+    """Workers inherit PROMETHEUS_MULTIPROC_DIR pointing at a directory in /dev/shm (or the temp dir)."""
+    directory = MetricsDirectory(get_settings(), "127.0.0.1:8000")
+    try:
+        path = directory.prepare()
+        assert path.parent == memory_directory()
+        assert path.is_dir()
+        assert os.environ[DIRECTORY_ENV] == str(path)
+    finally:
+        directory.remove()
+    assert not path.exists()
+
+
+def test_each_address_has_its_own_directory() -> None:
+    """Two services on one machine (two ports) never empty each other's counts."""
+    settings = get_settings()
+    assert (
+        MetricsDirectory(settings, "127.0.0.1:8000").path != MetricsDirectory(settings, "127.0.0.1:8001").path
+    )
+
+
+def test_a_previous_run_is_wiped_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts a crashed run left behind never add to this run's."""
+    monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
+    (tmp_path / "counter_123.db").write_bytes(b"old counts")
+    MetricsDirectory(get_settings(), "127.0.0.1:8000").prepare()
+    assert list(tmp_path.glob("*.db")) == []
+
+
+def test_an_operators_directory_is_kept_but_emptied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR set by the operator is used, and left in place at the end."""
+    monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
+    directory = MetricsDirectory(get_settings(), "127.0.0.1:8000")
+    assert directory.prepare() == tmp_path
+    (tmp_path / "counter_123.db").write_bytes(b"counts")
+    directory.remove()
+    assert tmp_path.is_dir()
+    assert list(tmp_path.glob("*.db")) == []
+
+
+def test_a_gone_worker_loses_its_live_gauges_but_keeps_its_counters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In progress and per-worker gauges go with their worker; its requests stay in the totals."""
+    monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
+    directory = MetricsDirectory(get_settings(), "127.0.0.1:8000")
+    directory.prepare()
+    for name in ("counter_41.db", "histogram_41.db", "gauge_livesum_41.db", "gauge_liveall_41.db"):
+        (tmp_path / name).write_bytes(b"")
+    directory.worker_exited(41)
+    assert sorted(path.name for path in tmp_path.glob("*.db")) == ["counter_41.db", "histogram_41.db"]

@@ -1,0 +1,31 @@
+"""Read a service's `/metrics` as the tests need it: one value per series."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = ["Series", "parse", "scrape", "series_of"]
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Series:
+    """Every sample of a Prometheus text document, keyed by name and labels."""
+    found: Series = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def scrape(base_url: str, **headers: str) -> Series:
+    response = httpx.get(f"{base_url}/metrics", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return parse(response.text)
+
+
+def series_of(series: Series, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
+    """The samples of `name` whose labels include `labels`."""
+    wanted = set(labels.items())
+    return {key[1]: value for key, value in series.items() if key[0] == name and wanted <= key[1]}
