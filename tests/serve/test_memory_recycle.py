@@ -13,7 +13,7 @@ RECYCLED = "worker over MAX_WORKER_RSS_MB: replacing it gracefully"
 
 
 def test_a_leaking_worker_is_replaced_without_a_failed_request(tmp_path: Path) -> None:
-    """One worker leaks 20 MiB a call past a 200 MiB limit: a fresh worker takes over, every request is 200."""
+    """One worker leaks 20 MiB a call past a 200 MiB limit: a fresh one takes over, every request is 200."""
     with serve(
         tmp_path,
         "tests.support.apps:leaky_app",
