@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,10 @@ import httpx
 import pytest
 
 from tests.examples.conftest import Api, orders_service
-from tests.support.metrics import Series, scrape, series_of
+from tests.support.metrics import Series, fire, scrape, series_of
 from tests.support.servers import ServeProcess, wait_for
 
 ROUTE = "/api/orders/{order_id}"
-CONNECTIONS = 8  # keep-alive clients, spread by the kernel over the workers
-
-
-def fire(base_url: str, token: str, paths: list[str]) -> list[int]:
-    """GET every path over CONNECTIONS keep-alive connections at once; the statuses."""
-    share = [paths[n::CONNECTIONS] for n in range(CONNECTIONS)]
-
-    def run(mine: list[str]) -> list[int]:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base_url, headers=headers, timeout=20) as client:
-            return [client.get(path).status_code for path in mine]
-
-    with ThreadPoolExecutor(CONNECTIONS) as pool:
-        return [status for statuses in pool.map(run, share) for status in statuses]
 
 
 def answered(series: Series, route: str = ROUTE, status: str = "200") -> float:

@@ -1,11 +1,15 @@
-"""Read a service's `/metrics` as the tests need it: one value per series."""
+"""Read a service's `/metrics` as the tests need it (one value per series), and send it load to count."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Series", "parse", "scrape", "series_of"]
+__all__ = ["Series", "fire", "parse", "scrape", "series_of"]
+
+CONNECTIONS = 8  # keep-alive clients, spread by the kernel over the workers
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -29,3 +33,16 @@ def series_of(series: Series, name: str, **labels: str) -> dict[frozenset[tuple[
     """The samples of `name` whose labels include `labels`."""
     wanted = set(labels.items())
     return {key[1]: value for key, value in series.items() if key[0] == name and wanted <= key[1]}
+
+
+def fire(base_url: str, token: str, paths: list[str]) -> list[int]:
+    """GET every path over CONNECTIONS keep-alive connections at once; the statuses."""
+    share = [paths[n::CONNECTIONS] for n in range(CONNECTIONS)]
+
+    def run(mine: list[str]) -> list[int]:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=20) as client:
+            return [client.get(path).status_code for path in mine]
+
+    with ThreadPoolExecutor(CONNECTIONS) as pool:
+        return [status for statuses in pool.map(run, share) for status in statuses]
