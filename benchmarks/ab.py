@@ -2,6 +2,8 @@
 
     git worktree add --detach /tmp/before <commit>
     .venv/bin/python -m benchmarks.ab before=/tmp/before after=. --rounds 7 --json ab.json
+    # one tree, two settings: what metrics cost a GET by id
+    .venv/bin/python -m benchmarks.ab off=. on=. --set off:METRICS_ENABLED=false --workload get
 
 Each tree runs as its own `lastro serve` (2 workers, `PYTHONPATH` set to the tree, this checkout's
 interpreter and packages) on its own copy of one seeded database; both are up together and take turns,
@@ -30,11 +32,20 @@ from benchmarks.servers import load_average, machine
 WORKLOADS = ("get", "list", "mixed", "write")
 
 
-def run(trees: dict[str, Path], workload: str, connections: int, plan: Plan, rounds: int) -> dict[str, Any]:
+def run(
+    trees: dict[str, Path],
+    workload: str,
+    connections: int,
+    plan: Plan,
+    rounds: int,
+    settings: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    settings = settings or {}
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
         "trees": {name: str(tree) for name, tree in trees.items()},
+        "settings": settings,
         "load_before": load_average(),
     }
     with tempfile.TemporaryDirectory(prefix="lastro-bench-ab-") as tmp:
@@ -42,7 +53,9 @@ def run(trees: dict[str, Path], workload: str, connections: int, plan: Plan, rou
         seeded = workdir / "seeded.db"
         migrate_and_seed(f"sqlite:///{seeded}", plan.seed)
         systems = {
-            name: orders_system(workdir, name, {"PYTHONPATH": str(tree)}, seeded, plan.seed, workload)
+            name: orders_system(
+                workdir, name, {"PYTHONPATH": str(tree)} | settings.get(name, {}), seeded, plan.seed, workload
+            )
             for name, tree in trees.items()
         }
 
@@ -76,6 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "trees", nargs="+", metavar="NAME=PATH", help="source trees of lastro; the first is the reference"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME:SETTING=VALUE",
+        help="a setting of one tree's service, e.g. off:METRICS_ENABLED=false (repeatable)",
+    )
     parser.add_argument("--workload", default="mixed", choices=WORKLOADS)
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5, help="wrk runs of each tree, interleaved")
@@ -90,11 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not name or not path or not Path(path).is_dir():
             parser.error(f"{item!r}: expected NAME=PATH, PATH a source tree of lastro")
         trees[name] = Path(path).resolve()
+    settings: dict[str, dict[str, str]] = {}
+    for item in args.set:
+        name, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        if name not in trees or not key:
+            parser.error(f"--set {item!r}: expected NAME:SETTING=VALUE, NAME one of {', '.join(trees)}")
+        settings.setdefault(name, {})[key] = value
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install -y wrk")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     plan = Plan(args.seed, (args.connections,), args.duration, args.warmup, profile_seconds=0, smoke=False)
-    results = run(trees, args.workload, args.connections, plan, args.rounds)
+    results = run(trees, args.workload, args.connections, plan, args.rounds, settings)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(report(results) + "\n")

@@ -21,6 +21,7 @@ def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
     """Each tree answers its round with 2xx, and the report names both."""
     output = tmp_path / "ab.json"
     command = [sys.executable, "-m", "benchmarks.ab", f"one={ROOT}", f"two={ROOT}", "--rounds", "1"]
+    command += ["--set", "two:METRICS_ENABLED=false"]
     command += ["--duration", "0.5", "--warmup", "0", "--seed", "200", "--json", str(output)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -31,6 +32,7 @@ def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
     assert [row["system"] for row in rows] == ["one", "two"]
     assert all(row["ok_rps"] > 0 and row["non_2xx"] == 0 for row in rows)
     assert "| two |" in done.stdout
+    assert json.loads(output.read_text())["settings"] == {"two": {"METRICS_ENABLED": "false"}}
 
 
 def test_a_tree_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
@@ -39,3 +41,11 @@ def test_a_tree_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "expected NAME=PATH" in done.stderr
+
+
+def test_a_setting_for_an_unknown_tree_is_refused(tmp_path: Path) -> None:
+    """--set names one of the trees given."""
+    command = [sys.executable, "-m", "benchmarks.ab", f"one={ROOT}", "--set", "two:X=1"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "expected NAME:SETTING=VALUE" in done.stderr
