@@ -16,9 +16,9 @@ from tests.support.metrics import Series, parse, series_of
 pytestmark = pytest.mark.anyio
 
 
-def make_app(sqlite_url: str, **settings: str) -> tuple[FastAPI, asyncio.Event]:
+def make_app(sqlite_url: str, **settings: str) -> tuple[FastAPI, asyncio.Event, asyncio.Event]:
     app = lastro.create_app(get_settings(DATABASE_URL=sqlite_url, **settings))
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
@@ -26,10 +26,11 @@ def make_app(sqlite_url: str, **settings: str) -> tuple[FastAPI, asyncio.Event]:
 
     @app.get("/held")
     async def held() -> dict[str, bool]:
+        entered.set()
         await release.wait()
         return {"ok": True}
 
-    return app, release
+    return app, entered, release
 
 
 def client(app: FastAPI) -> httpx.AsyncClient:
@@ -48,7 +49,7 @@ def count(series: Series, name: str, **labels: str) -> float:
 
 async def test_requests_are_counted_under_their_route_template(sqlite_url: str) -> None:
     """Three item ids, one series: the route's template, not the path."""
-    app, _ = make_app(sqlite_url)
+    app, _, _ = make_app(sqlite_url)
     async with running(app), client(app) as http:
         for item_id in (1, 2, 3):
             await http.get(f"/items/{item_id}")
@@ -59,7 +60,7 @@ async def test_requests_are_counted_under_their_route_template(sqlite_url: str) 
 
 async def test_a_scrape_is_counted_under_its_own_route(sqlite_url: str) -> None:
     """/metrics requests never mix with the application's."""
-    app, _ = make_app(sqlite_url)
+    app, _, _ = make_app(sqlite_url)
     async with running(app), client(app) as http:
         await scrape(http)
         series = await scrape(http)
@@ -68,7 +69,7 @@ async def test_a_scrape_is_counted_under_its_own_route(sqlite_url: str) -> None:
 
 async def test_a_rate_limited_request_is_counted(sqlite_url: str) -> None:
     """A 429 from a rate limit adds to lastro_requests_rate_limited_total."""
-    app, _ = make_app(sqlite_url, RATE_LIMIT_DEFAULT="1/minute")
+    app, _, _ = make_app(sqlite_url, RATE_LIMIT_DEFAULT="1/minute")
     async with running(app), client(app) as http:
         statuses = [(await http.get("/items/1")).status_code for _ in range(3)]
         series = await scrape(http)
@@ -78,11 +79,10 @@ async def test_a_rate_limited_request_is_counted(sqlite_url: str) -> None:
 
 async def test_a_shed_request_is_counted(sqlite_url: str) -> None:
     """A 503 from the in-flight cap adds to lastro_requests_shed_total, and to its route's 503s."""
-    app, release = make_app(sqlite_url, MAX_IN_FLIGHT="1")
+    app, entered, release = make_app(sqlite_url, MAX_IN_FLIGHT="1")
     async with running(app), client(app) as http:
         first = asyncio.create_task(http.get("/held"))
-        while count(await scrape(http), "http_requests_in_progress") < 2:
-            pass  # the held request and this scrape
+        await entered.wait()
         shed = await http.get("/items/1")
         release.set()
         await first
@@ -94,6 +94,6 @@ async def test_a_shed_request_is_counted(sqlite_url: str) -> None:
 
 async def test_metrics_can_be_turned_off(sqlite_url: str) -> None:
     """METRICS_ENABLED=false: no /metrics route, nothing counted on the way."""
-    app, _ = make_app(sqlite_url, METRICS_ENABLED="false")
+    app, _, _ = make_app(sqlite_url, METRICS_ENABLED="false")
     async with running(app), client(app) as http:
         assert (await http.get("/metrics")).status_code == 404
