@@ -117,7 +117,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         )
     if settings.METRICS_ENABLED:
         app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.lastro.metrics)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, slow_request_seconds=settings.SLOW_REQUEST_SECONDS)
     # Outside every layer that answers: its errors get the headers too.
     app.add_middleware(
         SecurityHeadersMiddleware,

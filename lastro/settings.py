@@ -8,6 +8,7 @@ with one message per problem that names the variable and the fix.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, overload
@@ -201,6 +202,26 @@ class Settings(BaseSettings):
     MAX_WORKER_RSS_MB: int = Field(
         default=0, ge=0, description="a worker past this resident memory is replaced gracefully; 0: never"
     )
+
+
+    # Observability.
+    SLOW_REQUEST_SECONDS: float = Field(
+        default=1.0, description="requests slower than this log a warning (route, duration, id); 0 = never"
+    )
+
+    @field_validator("SLOW_REQUEST_SECONDS", mode="before")
+    @classmethod
+    def _check_slow_request_seconds(cls, value: object) -> float:
+        try:
+            seconds = float(str(value))
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(
+                "SLOW_REQUEST_SECONDS must be a number of seconds, e.g. 1.5, or 0 to log no slow request "
+                f"(got {value!r})"
+            )
+        return seconds
 
     @field_validator(
         "CORS_ORIGINS",

@@ -245,6 +245,7 @@ DEFAULTS = {
     "METRICS_NETWORKS": ["127.0.0.1/8", "::1/128"],
     "MONITOR_INTERVAL": 2.0,
     "MAX_WORKER_RSS_MB": 0,
+    "SLOW_REQUEST_SECONDS": 1.0,
 }
 
 # Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.
@@ -607,3 +608,21 @@ def test_an_application_check_of_the_whole_settings_is_named_settings() -> None:
     with pytest.raises(ConfigurationError) as refused:
         get_settings(RegionalSettings)
     assert str(refused.value) == "settings: REGION is required"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.25", 0.25), ("2", 2.0)])
+def test_slow_request_seconds_takes_zero_and_any_positive_number(value: str, seconds: float) -> None:
+    """SLOW_REQUEST_SECONDS is a number of seconds, 0 (the warning off) included."""
+    settings = get_settings(SLOW_REQUEST_SECONDS=value)
+    assert seconds == settings.SLOW_REQUEST_SECONDS
+
+
+@pytest.mark.parametrize("value", ["off", "-0.5", "nan", "inf", ""])
+def test_slow_request_seconds_refusal_names_the_form(value: str) -> None:
+    """Anything but a finite number of seconds >= 0 is refused, naming the setting and the form, 0 for off."""
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings(SLOW_REQUEST_SECONDS=value)
+    assert str(caught.value) == (
+        "SLOW_REQUEST_SECONDS must be a number of seconds, e.g. 1.5, or 0 to log no slow request "
+        f"(got {value!r})"
+    )

@@ -21,6 +21,7 @@ from lastro.observability.json_lines import JsonLinesHandler, dumps
 
 __all__ = [
     "ACCESS_LOGGER",
+    "SLOW_LOGGER",
     "LineLogger",
     "configure_logging",
     "get_line_logger",
@@ -33,6 +34,8 @@ LogFormat = Literal["json", "console"]
 _DROP_KEYS = ("color_message", "_record", "_from_structlog")
 
 ACCESS_LOGGER = "lastro.access"
+# The warning of a request slower than SLOW_REQUEST_SECONDS: rare, so it takes the ordinary path.
+SLOW_LOGGER = "lastro.slow"
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -6,6 +6,8 @@ and requests go through httpx's ASGI transport.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -122,6 +124,23 @@ async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     """Every response carries the X-Request-ID it was given."""
     response = await client.get("/health/live", headers={"X-Request-ID": "trace-0123456789"})
     assert response.headers["x-request-id"] == "trace-0123456789"
+
+
+async def test_slow_request_seconds_sets_the_slow_request_warning(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A request longer than SLOW_REQUEST_SECONDS logs a slow-request warning naming its route."""
+    app = create_app(get_settings(DATABASE_URL=sqlite_url, LOG_FORMAT="json", SLOW_REQUEST_SECONDS=0.001))
+
+    @app.get("/nap")
+    async def nap() -> None:
+        await asyncio.sleep(0.005)
+
+    transport = httpx.ASGITransport(app=app)
+    async with running(app), httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        await client.get("/nap")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["route"] for line in lines if line.get("logger") == "lastro.slow"] == ["/nap"]
 
 
 async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:

@@ -1,4 +1,5 @@
-"""AccessLogMiddleware: one line per request: method, path, route, status, duration, client, request id."""
+"""AccessLogMiddleware: one line per request: method, path, route, status, duration, client, request id;
+a warning for a request slower than SLOW_REQUEST_SECONDS."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lastro.http.request_id import RequestIdMiddleware
 from lastro.observability.logging import configure_logging
 from lastro.observability.requests import requests_in_flight
 from tests.support.asgi import lifespan_through
+from tests.support.clock import FakeTime
 
 pytestmark = pytest.mark.anyio
 
@@ -168,3 +170,85 @@ async def test_a_failing_request_leaves_the_in_flight_list() -> None:
 async def test_lifespan_messages_pass_through_untouched() -> None:
     """A lifespan scope reaches the application with the server's own receive and send."""
     assert await lifespan_through(AccessLogMiddleware) == [{"type": "lifespan.startup"}]
+
+
+def slow_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("logger") == "lastro.slow"]
+
+
+def make_timed_app(time: FakeTime, slow_request_seconds: float) -> RequestIdMiddleware:
+    """A report that takes `seconds` of the fake clock to build, behind the access log reading that clock."""
+    app = FastAPI()
+
+    @app.get("/reports/{report_id}")
+    async def report(report_id: int, seconds: float = 0.0) -> dict[str, int]:
+        await time.sleep(seconds)
+        if report_id == 0:
+            raise RuntimeError("no report 0")
+        return {"id": report_id}
+
+    return RequestIdMiddleware(
+        AccessLogMiddleware(app, slow_request_seconds=slow_request_seconds, clock=time.clock)
+    )
+
+
+async def timed_request(
+    path: str, *, level: str = "INFO", slow_request_seconds: float = 1.0
+) -> httpx.Response:
+    configure_logging(level, "json")
+    transport = httpx.ASGITransport(
+        app=make_timed_app(FakeTime(), slow_request_seconds), raise_app_exceptions=False
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get(path, headers={"X-Request-ID": "trace-slow-0001"})
+
+
+async def test_a_slow_request_logs_a_warning_with_route_duration_and_request_id(read_logs: ReadLogs) -> None:
+    """A request over the threshold writes a warning from lastro.slow with its route, duration and id."""
+    await timed_request("/reports/7?seconds=2.5")
+    (line,) = slow_lines(read_logs())
+    assert (line["level"], line["event"]) == ("warning", "slow request")
+    assert (line["method"], line["route"], line["path"], line["status"]) == (
+        "GET",
+        "/reports/{report_id}",
+        "/reports/7",
+        200,
+    )
+    assert line["duration_ms"] == 2500.0
+    assert line["request_id"] == "trace-slow-0001"
+
+
+async def test_a_request_as_long_as_the_threshold_logs_no_warning(read_logs: ReadLogs) -> None:
+    """Only a request longer than SLOW_REQUEST_SECONDS is slow: one that takes exactly as long is not."""
+    await timed_request("/reports/7?seconds=1.0")
+    lines = read_logs()
+    assert len(access_lines(lines)) == 1
+    assert slow_lines(lines) == []
+
+
+async def test_a_slow_request_is_logged_at_log_level_warning(read_logs: ReadLogs) -> None:
+    """At LOG_LEVEL=warning, with no access line, a slow request still logs its warning, without a status."""
+    await timed_request("/reports/7?seconds=3", level="WARNING")
+    lines = read_logs()
+    assert access_lines(lines) == []
+    (line,) = slow_lines(lines)
+    assert (line["route"], line["duration_ms"], line["request_id"]) == (
+        "/reports/{report_id}",
+        3000.0,
+        "trace-slow-0001",
+    )
+    assert line["status"] is None
+
+
+async def test_a_slow_request_that_fails_is_logged_as_500(read_logs: ReadLogs) -> None:
+    """A slow request whose handler raised is still logged slow, with the 500 its client gets."""
+    await timed_request("/reports/0?seconds=2")
+    (line,) = slow_lines(read_logs())
+    assert (line["status"], line["duration_ms"]) == (500, 2000.0)
+
+
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+async def test_a_threshold_of_zero_logs_no_slow_request(read_logs: ReadLogs, level: str) -> None:
+    """SLOW_REQUEST_SECONDS=0 turns the warning off, however long a request takes."""
+    await timed_request("/reports/7?seconds=3600", level=level, slow_request_seconds=0)
+    assert slow_lines(read_logs()) == []
