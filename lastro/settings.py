@@ -208,6 +208,9 @@ class Settings(BaseSettings):
     SLOW_REQUEST_SECONDS: float = Field(
         default=1.0, description="requests slower than this log a warning (route, duration, id); 0 = never"
     )
+    METRICS_TOKEN: SecretStr | None = Field(
+        default=None, description="bearer token that opens /metrics from any address"
+    )
 
     @field_validator("SLOW_REQUEST_SECONDS", mode="before")
     @classmethod

@@ -122,6 +122,25 @@ def test_only_the_command_imports_the_server(path: Path) -> None:
     assert not reaching(path, ("lastro.serve",))
 
 
+@pytest.mark.parametrize("path", modules("ops"), ids=names(modules("ops")))
+def test_ops_rests_on_the_settings_alone(path: Path) -> None:
+    """lastro.ops writes files for other tools from the settings: of lastro it imports settings and errors
+    (and itself), nothing that serves."""
+    outside = {name for name in reaching(path, ("lastro",)) if not name.startswith("lastro.ops")}
+    assert outside <= {"lastro.errors", "lastro.settings"}
+
+
+BELOW_THE_OPS = [
+    path for path in modules("") if path.name != "cli.py" and "ops" not in path.relative_to(PACKAGE).parts
+]
+
+
+@pytest.mark.parametrize("path", BELOW_THE_OPS, ids=names(BELOW_THE_OPS))
+def test_only_the_command_imports_ops(path: Path) -> None:
+    """Nothing but the command (cli.py) imports lastro.ops: a service never loads its deploy templates."""
+    assert not reaching(path, ("lastro.ops",))
+
+
 BOTTOM = {
     "errors.py": set(),
     "settings.py": {"lastro.errors"},

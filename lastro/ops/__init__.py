@@ -1,0 +1,5 @@
+"""What runs a lastro service from outside it: the files `lastro deploy` writes for other tools.
+
+Nothing in the service imports this package; only the command (`lastro/cli.py`) does. Templates are data
+files under `templates/`, read with `importlib.resources`.
+"""
