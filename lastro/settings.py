@@ -202,14 +202,8 @@ class Settings(BaseSettings):
     MAX_WORKER_RSS_MB: int = Field(
         default=0, ge=0, description="a worker past this resident memory is replaced gracefully; 0: never"
     )
-
-
-    # Observability.
     SLOW_REQUEST_SECONDS: float = Field(
         default=1.0, description="requests slower than this log a warning (route, duration, id); 0 = never"
-    )
-    METRICS_TOKEN: SecretStr | None = Field(
-        default=None, description="bearer token that opens /metrics from any address"
     )
 
     @field_validator("SLOW_REQUEST_SECONDS", mode="before")

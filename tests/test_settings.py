@@ -246,7 +246,6 @@ DEFAULTS = {
     "MONITOR_INTERVAL": 2.0,
     "MAX_WORKER_RSS_MB": 0,
     "SLOW_REQUEST_SECONDS": 1.0,
-    "METRICS_TOKEN": None,
 }
 
 # Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.
