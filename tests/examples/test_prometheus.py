@@ -1,7 +1,9 @@
-"""A real Prometheus server (Debian's) scrapes the orders service and reads the same total it was sent."""
+"""A real Prometheus server (Debian's), on the files `lastro deploy prometheus` writes, scrapes the orders
+service and reads the same total it was sent."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 
 from tests.examples.conftest import Api, orders_service
 from tests.support.metrics import fire
-from tests.support.servers import free_port, wait_for
+from tests.support.servers import LASTRO, free_port, wait_for
 
 ROUTE = "/api/orders/{order_id}"
 
@@ -26,12 +28,13 @@ pytestmark = pytest.mark.skipif(
 
 @contextmanager
 def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
-    """Prometheus on a loopback port, scraping `target` every second; its base URL."""
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-        f"scrape_configs:\n  - job_name: orders\n    static_configs:\n      - targets: ['{target}']\n"
-    )
+    """Prometheus on a loopback port with the generated files, scraping `target` every second; its URL."""
+    directory = tmp_path / "prometheus"
+    command = [LASTRO, "deploy", "prometheus", "--output", str(directory), "--target", target]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "SERVICE_NAME": "orders"})
+    config = directory / "prometheus.yml"
+    # The one change: a scrape a second rather than every 15 s, so that the test need not wait.
+    config.write_text(config.read_text().replace("scrape_interval: 15s", "scrape_interval: 1s"))
     port = free_port()
     command = [
         "prometheus",
@@ -77,3 +80,5 @@ def test_prometheus_reads_the_total_that_was_sent(tmp_path: Path) -> None:
             assert wait_for(total, timeout=60) == 600
             up = query(base_url, 'up{job="orders"}')
             assert [sample["value"][1] for sample in up] == ["1"]
+            rules = httpx.get(f"{base_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+            assert sum(len(group["rules"]) for group in rules) >= 6  # the generated alerts, loaded
