@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from lastro.access import OperatorAccess
 from lastro.errors import ServiceUnavailable
 from lastro.observability.metrics import Metrics
+from lastro.observability.requests import IN_FLIGHT
 from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings
 
@@ -39,6 +40,7 @@ def metrics_router(settings: Settings) -> APIRouter:
         opened: Metrics | None = request.app.state.lastro.metrics
         if opened is None:
             raise ServiceUnavailable("the metrics are not open yet")
+        opened.in_progress.set(len(IN_FLIGHT))  # this worker's now; the others' as their monitor last saw
         body, content_type = opened.render()
         return Response(body, media_type=content_type)
 

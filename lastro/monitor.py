@@ -24,6 +24,7 @@ from lastro.db.breaker import BreakerState
 from lastro.observability.connections import open_connections
 from lastro.observability.logging import get_logger
 from lastro.observability.metrics import Metrics
+from lastro.observability.requests import IN_FLIGHT
 from lastro.observability.resources import ProcessSample, ProcessSampler
 from lastro.state import ServiceState
 from lastro.workers import SUPERVISED_ENV
@@ -80,6 +81,7 @@ class Monitor:
         metrics.worker(metrics.worker_fds).set(sample.open_fds)
         metrics.worker(metrics.worker_requests).set(metrics.served)
         metrics.connections.set(open_connections())
+        metrics.in_progress.set(len(IN_FLIGHT))  # sampled: two writes per request cost more than it tells
         self._sample_database()
         self._sample_tasks()
         if self.rss_limit and sample.rss_bytes > self.rss_limit and not self.recycling:

@@ -39,12 +39,9 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_progress = metrics.in_progress
-        in_progress.inc()
         try:
             await self.app(scope, receive, capture_status)
         finally:
-            in_progress.dec()
             metrics.answered(scope["method"], route_template(scope), status, time.perf_counter() - started)
             if status == 429:
                 metrics.rate_limited.inc()

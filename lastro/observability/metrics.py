@@ -56,7 +56,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.in_progress = gauge("http_requests_in_progress", "HTTP requests being served", "livesum")
+        self.in_progress = gauge(
+            "http_requests_in_progress", "HTTP requests being served, as last sampled", "livesum"
+        )
         self.connections = gauge("lastro_open_connections", "Open HTTP connections", "livesum")
         self.pool_size = gauge("lastro_db_pool_size", "Connections the database pools may hold", "livesum")
         self.pool_in_use = gauge("lastro_db_pool_in_use", "Database connections checked out", "livesum")
