@@ -1,6 +1,8 @@
 """Give every request an id: accept a well-formed `X-Request-ID`, else generate one; echo it back.
 
-The id is bound in a context variable, so every log line written while serving the request carries it.
+The id is bound in a context variable, so every log line written while serving the request carries it; so
+is the trace id of a valid W3C `traceparent`, tracing on or off (with tracing on, the request's span binds
+its own ids over it, in `lastro.http.tracing`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from contextvars import ContextVar
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lastro.http.traceparent import TRACEPARENT_HEADER, trace_id_of
 
 __all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "current_request_id"]
 
@@ -27,11 +31,16 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-def _incoming_id(scope: Scope) -> str | None:
+def _incoming(scope: Scope) -> tuple[str | None, str | None]:
+    """The well-formed request id and the caller's trace id, each read from the first header of its name."""
+    raw_id = raw_trace = None
     for name, value in scope["headers"]:
         if name == _HEADER_BYTES:
-            return value.decode("ascii") if _WELL_FORMED.fullmatch(value) else None
-    return None
+            raw_id = value if raw_id is None else raw_id
+        elif name == TRACEPARENT_HEADER:
+            raw_trace = value if raw_trace is None else raw_trace
+    request_id = raw_id.decode("ascii") if raw_id is not None and _WELL_FORMED.fullmatch(raw_id) else None
+    return request_id, None if raw_trace is None else trace_id_of(raw_trace)
 
 
 class RequestIdMiddleware:
@@ -42,9 +51,13 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or os.urandom(16).hex()  # a UUID4's worth of randomness
+        request_id, trace_id = _incoming(scope)
+        request_id = request_id or os.urandom(16).hex()  # a UUID4's worth of randomness
         _request_id.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if trace_id is None:
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+        else:
+            structlog.contextvars.bind_contextvars(request_id=request_id, trace_id=trace_id)
 
         header = (_HEADER_BYTES, request_id.encode("ascii"))
 

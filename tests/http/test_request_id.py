@@ -94,6 +94,34 @@ async def test_the_id_is_bound_in_log_lines_written_while_serving(
     assert line["request_id"] == "trace-0123456789"
 
 
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_the_callers_trace_id_is_bound_in_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid W3C traceparent puts its trace id in the lines written while serving, tracing or not."""
+    read_logs = capture_json_logs(capsys)
+    await get({"traceparent": TRACEPARENT})
+    line = next(line for line in read_logs() if line["event"] == "handler ran")
+    assert line["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+
+
+async def test_a_malformed_traceparent_binds_no_trace_id(capsys: pytest.CaptureFixture[str]) -> None:
+    """A traceparent that is not W3C trace context leaves the lines without a trace id."""
+    read_logs = capture_json_logs(capsys)
+    await get({"traceparent": "00-0af7651916cd43dd-b7ad6b7169203331-01", "x-request-id": "trace-0123456789"})
+    line = next(line for line in read_logs() if line["event"] == "handler ran")
+    assert "trace_id" not in line
+
+
+async def test_the_first_request_id_header_decides() -> None:
+    """With two X-Request-ID headers, the first is read, as before traceparent was read alongside."""
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        headers = [("x-request-id", "first-id-12345"), ("x-request-id", "second-id-12345")]
+        response = await client.get("/id", headers=headers)
+    assert response.json()["request_id"] == "first-id-12345"
+
+
 async def test_non_http_scopes_pass_through_untouched() -> None:
     """A lifespan scope reaches the application without an id."""
     seen: list[str] = []
