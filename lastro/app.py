@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -35,38 +37,59 @@ from lastro.http.validation import validation_problem
 from lastro.lifecycle import wrap_lifespan
 from lastro.metrics_endpoint import metrics_router
 from lastro.observability.logging import configure_logging
+from lastro.observability.tracing import Tracing, check_tracing
 from lastro.openapi import install_openapi
 from lastro.pages import install_page_limits
 from lastro.rate_limits import Identify, enforce_route_limit
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 __all__ = ["create_app", "install"]
 
 
-def create_app(settings: Settings, *, identify: Identify | None = None, **fastapi_options: object) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    identify: Identify | None = None,
+    span_exporter: SpanExporter | None = None,
+    **fastapi_options: object,
+) -> FastAPI:
     """A new FastAPI application with everything lastro provides installed.
 
     `identify(connection)` names the authenticated user of a request, or None: rate limits then count per
-    user rather than per client address.
+    user rather than per client address. `span_exporter`, with `TRACING` on, receives the spans instead of
+    the exporter `TRACING` names.
     """
     options: dict[str, object] = {"title": settings.SERVICE_NAME, "version": settings.SERVICE_VERSION}
     options.update(fastapi_options)
     app = FastAPI(**options)  # type: ignore[arg-type]
-    install(app, settings, identify=identify)
+    install(app, settings, identify=identify, span_exporter=span_exporter)
     return app
 
 
-def install(app: FastAPI, settings: Settings, *, identify: Identify | None = None) -> FastAPI:
+def install(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    identify: Identify | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
     """Add logging, request ids, access logs, limits, problem+json errors, health checks and the lifecycle;
     take FastAPI's /docs, /redoc and /openapi.json out unless `settings.docs_enabled`."""
     settings.check_production()
+    check_tracing(settings, exporter_given=span_exporter is not None)
     configure_logging(settings.LOG_LEVEL, settings.log_format)
     state = ServiceState(
-        settings=settings, health=HealthRegistry(version=settings.SERVICE_VERSION), identify=identify
+        settings=settings,
+        health=HealthRegistry(version=settings.SERVICE_VERSION),
+        identify=identify,
+        tracing=None if settings.TRACING == "off" else Tracing(settings, span_exporter),
     )
     app.state.lastro = state
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, state.tracing)
     _limit_forms(app, settings)
     _add_exception_handlers(app)
     # Every route added from here on checks its rate limit once routed (FastAPI copies the app's
@@ -83,7 +106,7 @@ def install(app: FastAPI, settings: Settings, *, identify: Identify | None = Non
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, tracing: Tracing | None) -> None:
     # add_middleware puts each new layer outside the previous one: innermost first.
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(ServerErrorMiddleware)
@@ -118,6 +141,13 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     if settings.METRICS_ENABLED:
         app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.lastro.metrics)
     app.add_middleware(AccessLogMiddleware, slow_request_seconds=settings.SLOW_REQUEST_SECONDS)
+    if tracing is not None:
+        # Outside the access log, whose line is then written while the request's span is current and
+        # carries its ids; outside every layer that answers, so a 413 or a 503 is traced too. Imported only
+        # here: with TRACING off, OpenTelemetry is neither installed nor loaded.
+        from lastro.http.tracing import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware, tracing=tracing)
     # Outside every layer that answers: its errors get the headers too.
     app.add_middleware(
         SecurityHeadersMiddleware,

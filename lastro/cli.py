@@ -85,6 +85,7 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
     """Serve TARGET (MODULE:APP) with N worker processes."""
     from lastro.db.sqlite import check_pragmas, pragmas_for
     from lastro.db.urls import check_database_url
+    from lastro.observability.tracing import check_tracing
     from lastro.serve import ServeConfig, run
     from lastro.serve.preflight import check_database, check_schema
     from lastro.serve.target import target_problem
@@ -101,6 +102,7 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
         settings = get_settings()
         check_database_url(settings.DATABASE_URL)
         check_pragmas(pragmas_for(settings))  # here, once, rather than in every worker
+        check_tracing(settings)  # a missing extra: one line here, not a traceback from every worker
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)
     if settings.SECRET_KEY is None:

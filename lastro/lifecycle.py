@@ -1,10 +1,10 @@
 """Start-up and shutdown of a service, wrapped around the application's own lifespan.
 
 Start-up: open the database and fail fast with a clear message if it does not answer or its schema is
-behind the migrations in `MIGRATIONS_DIR`; register the health checks; record the start time. While the
-worker serves, a watchdog ends it if its event loop stops turning for `TIMEOUT` seconds. Shutdown,
-each step logged: cancel background tasks (newest first), run the application's own shutdown, close the
-pool.
+behind the migrations in `MIGRATIONS_DIR`; start tracing (with `TRACING` on); register the health checks;
+record the start time. While the worker serves, a watchdog ends it if its event loop stops turning for
+`TIMEOUT` seconds. Shutdown, each step logged: cancel background tasks (newest first), run the
+application's own shutdown, close the pool, export the spans still queued.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ async def startup(state: ServiceState) -> None:
     database = await _open_database(settings)
     await _check_schema(settings, database)
     state.database = database
+    if state.tracing is not None:
+        state.tracing.start()
     state.transactions = transactions = Transactions(
         database,
         retry=RetryPolicy(
@@ -81,6 +83,7 @@ async def startup(state: ServiceState) -> None:
         breaker=CircuitBreaker(
             threshold=settings.DB_BREAKER_THRESHOLD, reset_after=settings.DB_BREAKER_RESET
         ),
+        unit_spans=None if state.tracing is None else state.tracing.unit,
     )
     timeout = settings.HEALTH_CHECK_TIMEOUT
     state.health.add("database", _database_check(transactions, timeout), timeout=timeout)
@@ -189,6 +192,9 @@ async def shutdown(state: ServiceState) -> None:
     if state.database is not None:
         logger.info("shutdown: closing the database pool")
         state.database.dispose()
+    if state.tracing is not None:
+        logger.info("shutdown: exporting the last spans")
+        await anyio.to_thread.run_sync(state.tracing.shutdown)
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 

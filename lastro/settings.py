@@ -73,6 +73,19 @@ class Settings(BaseSettings):
         default=None, description="json or console; defaults to console in development, json in production"
     )
 
+    # Tracing (OpenTelemetry, the `tracing` extra). The OTLP exporter reads the standard OTEL_EXPORTER_OTLP_*
+    # variables (endpoint, headers, timeout) from the environment itself.
+    TRACING: Literal["off", "otlp", "console"] = Field(
+        default="off",
+        description="off; otlp (to OTEL_EXPORTER_OTLP_ENDPOINT); console (one JSON span a line on stderr)",
+    )
+    TRACING_SAMPLE_RATIO: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="share of new traces recorded; a caller's traceparent decides for its own trace",
+    )
+
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     REDIS_URL: str | None = None
     REDIS_SOCKET_TIMEOUT: float = Field(

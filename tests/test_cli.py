@@ -310,6 +310,16 @@ def test_missing_postgres_driver_stops_serve_naming_the_extra(monkeypatch: pytes
     assert result.exit_code == 2
 
 
+def test_tracing_without_its_extra_stops_serve_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` with TRACING=otlp and no OpenTelemetry SDK installed: one line naming TRACING and the
+    install command, exit code 2, before any worker."""
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)  # what an environment without it looks like
+    monkeypatch.setenv("TRACING", "otlp")
+    result = invoke("serve", ORDERS, "--app-dir", str(ROOT), "--factory")
+    assert_one_error_line(result, "TRACING=otlp", "pip install 'lastro[tracing]'")
+    assert result.exit_code == 2
+
+
 def test_a_malformed_bind_names_its_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """BIND=bogus is one line that names BIND and quotes the value once."""
     monkeypatch.setenv("BIND", "bogus")

@@ -79,6 +79,13 @@ def test_the_data_layer_knows_nothing_of_http(path: Path) -> None:
     assert not reaching(path, ("fastapi", "starlette", "lastro.http", "lastro.app", "lastro.units"))
 
 
+@pytest.mark.parametrize("path", modules("db"), ids=names(modules("db")))
+def test_the_data_layer_knows_nothing_of_tracing(path: Path) -> None:
+    """lastro.db imports no OpenTelemetry and no lastro tracing: a unit's span comes through the
+    `unit_spans` hook the lifecycle hands to `Transactions`."""
+    assert not reaching(path, ("opentelemetry", "lastro.observability.tracing", "lastro.http.tracing"))
+
+
 @pytest.mark.parametrize("path", modules("http"), ids=names(modules("http")))
 def test_middleware_never_reaches_routes_or_the_database(path: Path) -> None:
     """lastro.http imports no database module and nothing above it."""
@@ -91,6 +98,19 @@ def test_rate_limiting_knows_nothing_of_http(path: Path) -> None:
     assert not reaching(
         path, ("fastapi", "starlette", "lastro.http", "lastro.app", "lastro.rate_limits", "lastro.units")
     )
+
+
+def test_importing_lastro_loads_no_opentelemetry_sdk() -> None:
+    """`import lastro` loads neither the OpenTelemetry SDK nor lastro's tracing middleware: only a service
+    with TRACING on pays for them."""
+    code = (
+        "import sys, lastro; "
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'lastro.http.tracing'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_importing_lastro_loads_no_redis_client() -> None:

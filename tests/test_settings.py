@@ -187,6 +187,8 @@ DEFAULTS = {
     "SERVICE_VERSION": "0.0.0",
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": None,
+    "TRACING": "off",
+    "TRACING_SAMPLE_RATIO": 1.0,
     "DATABASE_URL": "sqlite:///./var/lastro.db",
     "REDIS_URL": None,
     "REDIS_SOCKET_TIMEOUT": 0.5,
@@ -287,6 +289,7 @@ BOUNDS = {
     "MAX_PAGE_SIZE": (1, 0),
     "MONITOR_INTERVAL": POSITIVE,
     "MAX_WORKER_RSS_MB": (0, -1),
+    "TRACING_SAMPLE_RATIO": NOT_NEGATIVE,
 }
 
 

@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
@@ -46,7 +47,7 @@ from lastro.db.writer import SQLiteWriter
 from lastro.errors import CommitOutcomeUnknown, LastroError, ServiceUnavailable, StorageFull, one_line
 from lastro.observability.logging import get_logger
 
-__all__ = ["Mode", "ReadConnections", "Transactions", "Work", "WorkOf", "bind"]
+__all__ = ["Mode", "ReadConnections", "Transactions", "UnitSpans", "Work", "WorkOf", "bind"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -54,6 +55,9 @@ Work = Callable[[Connection], T]
 # A unit of work that takes arguments after the connection: `transactions.read(repo.get_order, order_id)`.
 WorkOf = Callable[Concatenate[Connection, P], T]
 Mode = Literal["read", "write"]
+# The span around one unit of work, given the database backend, the mode and the unit's function (with
+# TRACING on: `lastro.observability.tracing.Tracing.unit`).
+UnitSpans = Callable[[str, Mode, Callable[..., Any]], AbstractContextManager[object]]
 
 logger = get_logger("lastro.db")
 
@@ -113,8 +117,10 @@ class Transactions:
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         inline_reads: bool | None = None,
+        unit_spans: UnitSpans | None = None,
     ) -> None:
         self.database = database
+        self.unit_spans = unit_spans  # None with tracing off: a unit then costs one comparison more
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
         self.inline_reads = database.is_sqlite if inline_reads is None else inline_reads
@@ -141,11 +147,21 @@ class Transactions:
 
     async def read(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work(connection, *args, **kwargs)` in a read-only transaction."""
-        return await self._run(bind(work, *args, **kwargs), "read")
+        if self.unit_spans is None:
+            return await self._run(bind(work, *args, **kwargs), "read")
+        return await self._traced(bind(work, *args, **kwargs), "read", work)
 
     async def write(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work(connection, *args, **kwargs)` read-write (in `BEGIN IMMEDIATE` on SQLite)."""
-        return await self._run(bind(work, *args, **kwargs), "write")
+        if self.unit_spans is None:
+            return await self._run(bind(work, *args, **kwargs), "write")
+        return await self._traced(bind(work, *args, **kwargs), "write", work)
+
+    async def _traced(self, work: Work[T], mode: Mode, named: Callable[..., Any]) -> T:
+        """`_run` inside the unit's span, named after `named`: the function before `bind`."""
+        assert self.unit_spans is not None
+        with self.unit_spans(self.database.backend, mode, named):
+            return await self._run(work, mode)
 
     async def _run(self, work: Work[T], mode: Mode) -> T:
         deadline = time.monotonic() + self.deadline

@@ -11,6 +11,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -505,3 +506,30 @@ async def test_an_open_breaker_names_the_error_that_opened_it(
         last_error
         == f"OperationalError: ({sqlite.driver().__name__}.OperationalError) unable to open database file"
     )
+
+
+async def test_the_unit_span_hook_wraps_every_attempt_once(backend: Backend, fake_time: FakeTime) -> None:
+    """With `unit_spans`, a unit runs inside one hook call (all attempts and retries inside it), given the
+    backend, the mode and the function before its arguments were bound."""
+    events: list[object] = []
+
+    @contextmanager
+    def unit_spans(system: str, mode: str, work: Callable[..., object]) -> Iterator[None]:
+        events.append(("enter", system, mode, work))
+        yield
+        events.append("exit")
+
+    def unit(connection: Connection, name: str) -> None:
+        events.append("attempt")
+        _insert_name(connection, backend.table, name)
+        if events.count("attempt") == 1:
+            raise backend.transient_failure(connection)
+
+    policy = RetryPolicy(stop=StopAfterAttempt(3), sleep=fake_time.sleep, clock=fake_time.clock)
+    transactions = Transactions(backend.database, retry=policy, unit_spans=unit_spans)
+    try:
+        await transactions.write(unit, "ada")
+    finally:
+        transactions.close()
+    system = "sqlite" if backend.name == "sqlite" else "postgresql"
+    assert events == [("enter", system, "write", unit), "attempt", "attempt", "exit"]
