@@ -20,6 +20,7 @@ __all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "current_request_id"]
 
 REQUEST_ID_HEADER = "x-request-id"
 _HEADER_BYTES = REQUEST_ID_HEADER.encode()
+_READ = frozenset((_HEADER_BYTES, TRACEPARENT_HEADER))
 # Letters, digits and a few separators: safe to log and to echo, long enough for a UUID or trace id.
 _WELL_FORMED = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}")
 
@@ -35,10 +36,11 @@ def _incoming(scope: Scope) -> tuple[str | None, str | None]:
     """The well-formed request id and the caller's trace id, each read from the first header of its name."""
     raw_id = raw_trace = None
     for name, value in scope["headers"]:
-        if name == _HEADER_BYTES:
-            raw_id = value if raw_id is None else raw_id
-        elif name == TRACEPARENT_HEADER:
-            raw_trace = value if raw_trace is None else raw_trace
+        if name in _READ:  # one set lookup for the many headers that are neither
+            if name == _HEADER_BYTES:
+                raw_id = value if raw_id is None else raw_id
+            else:
+                raw_trace = value if raw_trace is None else raw_trace
     request_id = raw_id.decode("ascii") if raw_id is not None and _WELL_FORMED.fullmatch(raw_id) else None
     return request_id, None if raw_trace is None else trace_id_of(raw_trace)
 
