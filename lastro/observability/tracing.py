@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INSTALL_TRACING", "Tracing", "bind_span", "check_tracing", "error_type"]
 
-INSTALL_TRACING = "pip install 'lastro[tracing]'"
+INSTALL_TRACING = "pip install 'lastro[tracing]' (from a clone of lastro: pip install -e '.[tracing]')"
 _SDK = "opentelemetry.sdk"
 _OTLP = "opentelemetry.exporter.otlp.proto.http"
 

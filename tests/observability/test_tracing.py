@@ -171,7 +171,7 @@ def test_tracing_on_without_the_sdk_is_one_line_naming_the_extra(monkeypatch: py
         check_tracing(get_settings(TRACING="console"))
     assert str(refused.value) == (
         "TRACING=console needs the tracing extra, which is not installed (no module opentelemetry.sdk): "
-        "pip install 'lastro[tracing]'"
+        "pip install 'lastro[tracing]' (from a clone of lastro: pip install -e '.[tracing]')"
     )
 
 
@@ -204,5 +204,5 @@ def test_create_app_without_the_extra_fails_with_the_one_line(tmp_path: Path) ->
     )
     assert result.stdout.splitlines() == [
         "TRACING=otlp needs the tracing extra, which is not installed (no module opentelemetry.sdk): "
-        "pip install 'lastro[tracing]'"
+        "pip install 'lastro[tracing]' (from a clone of lastro: pip install -e '.[tracing]')"
     ]
