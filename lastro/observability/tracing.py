@@ -8,7 +8,8 @@
 
 The provider is the service's own, not OpenTelemetry's global one: FastAPI starts request spans of its own as
 soon as a global provider is registered (two server spans a request), and a global provider can be set once
-a process, which no lifespan could then own. With `TRACING=off` none of this is imported.
+a process, which no lifespan could then own. OpenTelemetry is imported by `start()` and the spans only: with
+`TRACING=off`, never.
 """
 
 from __future__ import annotations

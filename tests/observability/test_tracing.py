@@ -15,6 +15,7 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode, format_span_id
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import Connection, text
 
 from lastro.db.engine import Database
@@ -136,6 +137,17 @@ async def test_a_sample_ratio_of_zero_records_no_new_trace(exporter: InMemorySpa
     with tracing.tracer.start_as_current_span("GET /") as span:
         assert not span.is_recording()
     assert spans(tracing, exporter) == []
+
+
+async def test_a_callers_sampled_trace_is_recorded_whatever_the_ratio(exporter: InMemorySpanExporter) -> None:
+    """TRACING_SAMPLE_RATIO=0 still records a trace whose caller's traceparent says it is sampled."""
+    tracing = Tracing(get_settings(TRACING="otlp", TRACING_SAMPLE_RATIO=0), exporter)
+    tracing.start()
+    assert tracing.tracer is not None
+    caller = TraceContextTextMapPropagator().extract({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
+    with tracing.tracer.start_as_current_span("GET /", context=caller) as span:
+        assert span.is_recording()
+    assert [span.name for span in spans(tracing, exporter)] == ["GET /"]
 
 
 def test_the_console_exporter_writes_one_span_a_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
