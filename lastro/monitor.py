@@ -23,6 +23,7 @@ import psutil
 from lastro.db.breaker import BreakerState
 from lastro.observability.connections import open_connections
 from lastro.observability.logging import get_logger
+from lastro.observability.metric_files import reading
 from lastro.observability.metrics import Metrics
 from lastro.observability.requests import IN_FLIGHT
 from lastro.observability.resources import ProcessSample, ProcessSampler
@@ -195,4 +196,5 @@ def _families(metrics: Metrics) -> list[Any]:
 
     registry = CollectorRegistry(auto_describe=False)
     collector = MultiProcessCollector(registry, path=str(metrics.directory))  # type: ignore[no-untyped-call]
-    return list(collector.collect())  # type: ignore[no-untyped-call]
+    with reading(metrics.directory):
+        return list(collector.collect())  # type: ignore[no-untyped-call]

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lastro.observability.metric_files import reading
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -154,4 +156,5 @@ class Metrics:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry, path=str(self.directory))  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        with reading(self.directory):
+            return generate_latest(registry), CONTENT_TYPE_LATEST

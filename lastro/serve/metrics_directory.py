@@ -5,7 +5,8 @@ workers inherit: in shared memory (`lastro.shared_memory`: a metric is a write t
 disk would make fault), one directory per service and bound address (two services never listen on one at
 once), emptied at start so that a previous run's
 counts never add to this one's. When a worker is gone, its live gauges (in progress, per-worker memory)
-are dropped; its counters stay, so totals neither fall back nor count twice. An operator who exports the
+are dropped; its counters are folded into an archive file, so totals neither fall back nor count twice,
+and a scrape reads a handful of files however many workers have come and gone. An operator who exports the
 variable themselves keeps their directory; it is emptied the same way.
 """
 
@@ -17,11 +18,15 @@ import os
 import shutil
 from pathlib import Path
 
+from lastro.observability.logging import get_logger
+from lastro.observability.metric_files import fold
 from lastro.observability.metrics import DIRECTORY_ENV
 from lastro.settings import Settings
 from lastro.shared_memory import memory_directory
 
 __all__ = ["MetricsDirectory"]
+
+logger = get_logger("lastro.serve")
 
 
 class MetricsDirectory:
@@ -40,9 +45,14 @@ class MetricsDirectory:
         return self.path
 
     def worker_exited(self, pid: int) -> None:
+        """Drop the live gauges of worker `pid`; fold its counts into the archive (`metric_files.fold`)."""
         from prometheus_client.multiprocess import mark_process_dead  # after DIRECTORY_ENV is exported
 
         mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+        try:
+            fold(self.path, pid)
+        except OSError as exc:  # its files stay and still count; only the scrape gets slower
+            logger.warning("could not fold a gone worker's metrics", pid=pid, error=str(exc))
 
     def remove(self) -> None:
         """Once every worker has stopped: the directory lastro made goes; an operator's is left empty."""

@@ -44,6 +44,7 @@ def test_a_thousand_requests_read_a_thousand(tmp_path: Path) -> None:
 def test_a_killed_worker_keeps_its_counts(tmp_path: Path) -> None:
     """A worker killed between two halves of the run is replaced, and its requests still count."""
     with start(tmp_path) as server, Api.login(server.url, "admin", "admin") as api:
+        wait_for(lambda: len(server.worker_pids()) == 4)  # all up, so that the only newcomer is the replacement
         path = order_path(api)
         assert fire(server.url, str(api.token), [path] * 500) == [200] * 500
         before = server.worker_pids()
@@ -56,6 +57,7 @@ def test_a_killed_worker_keeps_its_counts(tmp_path: Path) -> None:
 def test_a_rolling_restart_keeps_every_count(tmp_path: Path) -> None:
     """SIGHUP replaces every worker while requests run: the total is still every request answered."""
     with start(tmp_path, workers=2) as server, Api.login(server.url, "admin", "admin") as api:
+        wait_for(lambda: len(server.worker_pids()) == 2)
         path = order_path(api)
         assert fire(server.url, str(api.token), [path] * 500) == [200] * 500
         before = server.worker_pids()

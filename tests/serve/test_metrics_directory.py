@@ -11,6 +11,7 @@ from lastro.observability.metrics import DIRECTORY_ENV
 from lastro.serve.metrics_directory import MetricsDirectory
 from lastro.settings import get_settings
 from lastro.shared_memory import memory_directory
+from tests.support.metrics import worker
 
 
 @pytest.fixture(autouse=True)
@@ -58,14 +59,14 @@ def test_an_operators_directory_is_kept_but_emptied(tmp_path: Path, monkeypatch:
     assert list(tmp_path.glob("*.db")) == []
 
 
-def test_a_gone_worker_loses_its_live_gauges_but_keeps_its_counters(
+def test_a_gone_worker_loses_its_live_gauges_and_its_counts_are_folded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In progress and per-worker gauges go with their worker; its requests stay in the totals."""
+    """In progress and per-worker gauges go with their worker; its requests stay, in the archive."""
     monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
     directory = MetricsDirectory(get_settings(), "127.0.0.1:8000")
     directory.prepare()
-    for name in ("counter_41.db", "histogram_41.db", "gauge_livesum_41.db", "gauge_liveall_41.db"):
-        (tmp_path / name).write_bytes(b"")
-    directory.worker_exited(41)
-    assert sorted(path.name for path in tmp_path.glob("*.db")) == ["counter_41.db", "histogram_41.db"]
+    pid = worker(tmp_path, 3)
+    directory.worker_exited(pid)
+    names = sorted(path.name for path in tmp_path.glob("*.db"))
+    assert names == ["counter_archive.db", "histogram_archive.db"]

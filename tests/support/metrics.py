@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Series", "fire", "parse", "scrape", "series_of"]
+__all__ = ["Series", "fire", "parse", "scrape", "series_of", "worker"]
 
 CONNECTIONS = 8  # keep-alive clients, spread by the kernel over the workers
 
@@ -46,3 +50,28 @@ def fire(base_url: str, token: str, paths: list[str]) -> list[int]:
 
     with ThreadPoolExecutor(CONNECTIONS) as pool:
         return [status for statuses in pool.map(run, share) for status in statuses]
+
+
+WORKER = """
+import os, sys
+from pathlib import Path
+from lastro.observability.metrics import Metrics
+metrics = Metrics(Path(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    metrics.answered("GET", "/orders/{order_id}", 200, 0.003)
+print(os.getpid())
+"""
+
+
+def worker(directory: Path, requests: int) -> int:
+    """A worker process that answers `requests` requests into the metric files in `directory`, and exits;
+    its pid."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, str(directory), str(requests)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
