@@ -44,7 +44,7 @@ def test_a_thousand_requests_read_a_thousand(tmp_path: Path) -> None:
 def test_a_killed_worker_keeps_its_counts(tmp_path: Path) -> None:
     """A worker killed between two halves of the run is replaced, and its requests still count."""
     with start(tmp_path) as server, Api.login(server.url, "admin", "admin") as api:
-        wait_for(lambda: len(server.worker_pids()) == 4)  # all up, so that the only newcomer is the replacement
+        wait_for(lambda: len(server.worker_pids()) == 4)  # all up: the one newcomer is the replacement
         path = order_path(api)
         assert fire(server.url, str(api.token), [path] * 500) == [200] * 500
         before = server.worker_pids()
