@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from starlette.responses import Response
 
 from lastro.http.problem import ProblemResponse
+from lastro.settings import Settings
 
 __all__ = ["OperatorAccess"]
 
@@ -28,8 +29,7 @@ class OperatorAccess:
         token: SecretStr | None,
         networks: Sequence[str],
         *,
-        token_setting: str,
-        networks_setting: str,
+        settings: tuple[str, str],  # the names of the token's and the networks' settings, for the refusals
         realm: str,
         trusted_proxies: Sequence[str],
     ) -> None:
@@ -37,9 +37,32 @@ class OperatorAccess:
         self._realm = realm
         self._token = token.get_secret_value() if token else ""
         self._networks = tuple(networks)
-        self._token_setting = token_setting
-        self._networks_setting = networks_setting
+        self._token_setting, self._networks_setting = settings
         self._proxied = bool(trusted_proxies)
+
+    @classmethod
+    def health(cls, settings: Settings) -> OperatorAccess:
+        """Who reads the `/health` detail."""
+        return cls(
+            "the health detail",
+            settings.HEALTH_TOKEN,
+            settings.HEALTH_NETWORKS,
+            settings=("HEALTH_TOKEN", "HEALTH_NETWORKS"),
+            realm="health",
+            trusted_proxies=settings.TRUSTED_PROXIES,
+        )
+
+    @classmethod
+    def metrics(cls, settings: Settings) -> OperatorAccess:
+        """Who reads `/metrics` and the dashboard's data."""
+        return cls(
+            "/metrics",
+            settings.METRICS_TOKEN,
+            settings.METRICS_NETWORKS,
+            settings=("METRICS_TOKEN", "METRICS_NETWORKS"),
+            realm="metrics",
+            trusted_proxies=settings.TRUSTED_PROXIES,
+        )
 
     def refusal(self, client: str | None, headers: Mapping[str, str]) -> Response | None:
         """None when the caller may read it, else the 401 or 403 problem+json that refuses it.

@@ -145,13 +145,5 @@ def detail_refusal(settings: Settings, client: str | None, headers: Mapping[str,
 
     `headers` are the request's, read without case (starlette's `Headers`).
     """
-    access = OperatorAccess(
-        "the health detail",
-        settings.HEALTH_TOKEN,
-        settings.HEALTH_NETWORKS,
-        token_setting="HEALTH_TOKEN",
-        networks_setting="HEALTH_NETWORKS",
-        realm="health",
-        trusted_proxies=settings.TRUSTED_PROXIES,
-    )
+    access = OperatorAccess.health(settings)
     return access.refusal(client, headers)

@@ -21,15 +21,7 @@ __all__ = ["metrics_router"]
 
 def metrics_router(settings: Settings) -> APIRouter:
     router = APIRouter()
-    access = OperatorAccess(
-        "/metrics",
-        settings.METRICS_TOKEN,
-        settings.METRICS_NETWORKS,
-        token_setting="METRICS_TOKEN",
-        networks_setting="METRICS_NETWORKS",
-        realm="metrics",
-        trusted_proxies=settings.TRUSTED_PROXIES,
-    )
+    access = OperatorAccess.metrics(settings)
 
     @router.get("/metrics", include_in_schema=False)
     @rate_limit(None)  # a scraper is never throttled

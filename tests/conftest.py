@@ -5,10 +5,16 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from lastro import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lastro.observability.tracing import Tracing
 
 # Settings come from the environment: a developer's shell or .env must not leak into the tests.
 _SETTING_NAMES = list(Settings.model_fields)
@@ -20,6 +26,8 @@ def clean_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     # Lastro defaults to production; the tests run in development unless they say otherwise.
     monkeypatch.setenv("ENVIRONMENT", "development")
+    # Set by lastro serve for its workers; a shell that has it would put every in-process app's metrics there.
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env, and ./var lands in the test's own directory
     # Files lastro keeps in the temporary directory (a server database's rate-limit table) stay the test's.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -41,3 +49,23 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    """Spans kept in memory, for the tests of tracing (OpenTelemetry is imported by those tests only)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracing(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
+    """Tracing on, started, its spans in `exporter`."""
+    from lastro.observability.tracing import Tracing
+    from lastro.settings import get_settings
+
+    tracing = Tracing(get_settings(TRACING="otlp"), exporter)
+    tracing.start()
+    yield tracing
+    tracing.shutdown()

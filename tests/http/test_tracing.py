@@ -8,7 +8,6 @@ TRACING names, after `shutdown()` has exported them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -31,19 +30,6 @@ pytestmark = pytest.mark.anyio
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
 logger = get_logger("tests.tracing")
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracing(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
-    tracing = Tracing(get_settings(TRACING="otlp"), exporter)
-    tracing.start()
-    yield tracing
-    tracing.shutdown()
 
 
 def make_app() -> FastAPI:

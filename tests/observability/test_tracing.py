@@ -32,19 +32,6 @@ logger = get_logger("tests.tracing")
 
 
 @pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracing(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
-    tracing = Tracing(get_settings(TRACING="otlp"), exporter)
-    tracing.start()
-    yield tracing
-    tracing.shutdown()
-
-
-@pytest.fixture
 def transactions(sqlite_url: str, tracing: Tracing) -> Iterator[Transactions]:
     database = Database(sqlite_url)
     transactions = Transactions(database, unit_spans=tracing.unit)
