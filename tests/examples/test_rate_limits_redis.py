@@ -102,7 +102,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machines]:
     proxy = FaultProxy(("127.0.0.1", 6379))
     proxy.start()
     try:
-        with two_machines(tmp_path_factory.mktemp("proxied"), proxy.url, SOCKET_TIMEOUT) as servers:
+        with two_machines(tmp_path_factory.mktemp("proxied"), proxy.redis_url, SOCKET_TIMEOUT) as servers:
             yield Machines(servers, proxy)
     finally:
         proxy.stop()

@@ -137,7 +137,7 @@ async def test_a_closed_port_raises_store_unavailable_at_once(stores: Stores) ->
 async def test_a_blackholed_redis_raises_within_the_socket_timeout(stores: Stores, proxy: FaultProxy) -> None:
     """A connection accepted but never answered: `StoreUnavailable` after the timeout, not a hang."""
     proxy.blackhole()
-    store = stores(proxy.url)
+    store = stores(proxy.redis_url)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
         await store.hit([("client", MINUTE)])
@@ -148,7 +148,7 @@ async def test_redis_blackholed_while_connected_raises_within_the_socket_timeout
     stores: Stores, proxy: FaultProxy
 ) -> None:
     """A pooled connection that stops answering mid-way: each call gives up after the timeout."""
-    store = stores(proxy.url)
+    store = stores(proxy.redis_url)
     await store.hit([("client", MINUTE)])
     proxy.blackhole()
     for _ in range(2):
@@ -160,7 +160,7 @@ async def test_redis_blackholed_while_connected_raises_within_the_socket_timeout
 
 async def test_the_store_counts_again_once_redis_is_back(stores: Stores, proxy: FaultProxy) -> None:
     """After a blackhole heals, the same store reconnects and the count goes on where it was."""
-    store = stores(proxy.url)
+    store = stores(proxy.redis_url)
     await store.hit([("client", MINUTE)])
     proxy.blackhole()
     with pytest.raises(StoreUnavailable):
@@ -174,7 +174,7 @@ async def test_the_store_counts_again_once_redis_is_back(stores: Stores, proxy: 
 
 async def test_dropped_connections_are_replaced(stores: Stores, proxy: FaultProxy) -> None:
     """Redis closing every connection (a restart) costs at most the call in flight, never a hang."""
-    store = stores(proxy.url)
+    store = stores(proxy.redis_url)
     await store.hit([("client", MINUTE)])
     proxy.drop_all()
     started = time.monotonic()

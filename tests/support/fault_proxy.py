@@ -8,7 +8,7 @@ Modes, switched while connections are open:
 - `drop_all()`: every open connection is closed on both sides, what was held with it discarded;
 - `stop()`: the port closes, so that connecting is refused; `start()` opens it again.
 
-`tests/support/pg_proxy.py` is the PostgreSQL one, which also reads COMMITs in the stream.
+`tests/support/pg_proxy.py` builds the PostgreSQL one on this, reading COMMITs in the stream.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from __future__ import annotations
 import socket
 import threading
 from contextlib import suppress
+from typing import TypeVar
 
 from tests.support.servers import TcpProxy
 
 __all__ = ["FaultProxy", "Link"]
+
+L = TypeVar("L", bound="Link")
 
 
 class Link:
@@ -45,7 +48,7 @@ class FaultProxy(TcpProxy):
         self._flowing.set()
 
     @property
-    def url(self) -> str:
+    def redis_url(self) -> str:
         """A `redis://` URL through this proxy."""
         return f"redis://127.0.0.1:{self.port}/0"
 
@@ -71,14 +74,17 @@ class FaultProxy(TcpProxy):
     def stop(self) -> None:
         self._stop_listening()
         self.drop_all()
-        self._flowing.set()
+        self._flowing.set()  # wakes the held pipes, whose sockets are closed by now
 
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        link = Link(client, upstream)
-        with self._lock:
-            self._links.append(link)
+        link = self._track(Link(client, upstream))
         for source, target in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pipe_link, args=(link, source, target), daemon=True).start()
+
+    def _track(self, link: L) -> L:
+        with self._lock:
+            self._links.append(link)
+        return link
 
     def _pipe_link(self, link: Link, source: socket.socket, target: socket.socket) -> None:
         try:
@@ -88,7 +94,10 @@ class FaultProxy(TcpProxy):
         except OSError:
             pass
         finally:
-            with self._lock:
-                if link in self._links:
-                    self._links.remove(link)
-            link.close()
+            self._forget(link)
+
+    def _forget(self, link: Link) -> None:
+        with self._lock:
+            if link in self._links:
+                self._links.remove(link)
+        link.close()

@@ -22,8 +22,7 @@ import socket
 import struct
 import threading
 
-from tests.support.fault_proxy import Link
-from tests.support.servers import TcpProxy
+from tests.support.fault_proxy import FaultProxy, Link
 
 __all__ = ["PgProxy"]
 
@@ -63,13 +62,12 @@ class _Link(Link):
                 commits += 1
 
 
-class PgProxy(TcpProxy):
+class PgProxy(FaultProxy):
+    """`FaultProxy`'s pass, blackhole, drop and stop, and what it does to COMMITs."""
+
     def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
         super().__init__(upstream)
         self.commits_seen = 0
-        self._links: list[_Link] = []
-        self._flowing = threading.Event()
-        self._flowing.set()
         self._lose_commits = 0
         self._blackhole_after_commit = False
 
@@ -77,25 +75,6 @@ class PgProxy(TcpProxy):
         """`database_url` (on 127.0.0.1:5432) through this proxy, without TLS."""
         through = database_url.replace(":5432/", f":{self.port}/")
         return through + ("&" if "?" in through else "?") + "sslmode=disable"
-
-    def stop(self) -> None:
-        self._stop_listening()
-        self._flowing.set()
-        self.drop_all()
-
-    def drop_all(self) -> int:
-        """Close every open connection on both sides; the number closed."""
-        with self._lock:
-            links, self._links = self._links, []
-        for link in links:
-            link.close()
-        return len(links)
-
-    def blackhole(self) -> None:
-        self._flowing.clear()
-
-    def restore(self) -> None:
-        self._flowing.set()
 
     def lose_commit_replies(self, count: int) -> None:
         with self._lock:
@@ -111,15 +90,8 @@ class PgProxy(TcpProxy):
         with self._lock:
             return self._lose_commits
 
-    @property
-    def connections(self) -> int:
-        with self._lock:
-            return len(self._links)
-
     def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
-        link = _Link(client, upstream)
-        with self._lock:
-            self._links.append(link)
+        link = self._track(_Link(client, upstream))
         threading.Thread(target=self._frontend, args=(link,), daemon=True).start()
         threading.Thread(target=self._backend, args=(link,), daemon=True).start()
 
@@ -156,9 +128,3 @@ class PgProxy(TcpProxy):
             pass
         finally:
             self._forget(link)
-
-    def _forget(self, link: _Link) -> None:
-        with self._lock:
-            if link in self._links:
-                self._links.remove(link)
-        link.close()
