@@ -80,14 +80,17 @@ class RequestTimeoutMiddleware:
                 await send_problem(send, 504, self.detail)
             # Otherwise returning mid-response makes the server close the connection.
 
-    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop is not self._sweep_loop or loop.is_closed():
-            return  # a later loop has its own sweep
-        now = loop.time()
+    def sweep(self, now: float) -> None:
+        """Cut every request whose deadline is `now` (the event loop's time) or earlier."""
         for task, deadline in self.deadlines.items():
             if deadline <= now and task not in self.cut:
                 self.cut.add(task)
                 task.cancel()
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._sweep_loop or loop.is_closed():
+            return  # a later loop has its own sweep
+        self.sweep(loop.time())
         loop.call_later(self.interval, self._sweep, loop)
 
     def _untimed_body(
