@@ -27,7 +27,8 @@ def clean_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Lastro defaults to production; the tests run in development unless they say otherwise.
     monkeypatch.setenv("ENVIRONMENT", "development")
     # Set by lastro serve for its workers; a shell that has it would put every in-process app's metrics there.
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # recorded: one a test exports is undone after it
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.chdir(tmp_path)  # no stray .env, and ./var lands in the test's own directory
     # Files lastro keeps in the temporary directory (a server database's rate-limit table) stay the test's.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

@@ -16,7 +16,8 @@ from tests.support.metrics import worker
 
 @pytest.fixture(autouse=True)
 def no_directory_exported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DIRECTORY_ENV, raising=False)  # and restored after each test, whatever it set
+    monkeypatch.setenv(DIRECTORY_ENV, "")  # recorded, so that what a test exports is undone after it
+    monkeypatch.delenv(DIRECTORY_ENV)
 
 
 def test_the_directory_is_in_shared_memory_and_exported() -> None:
