@@ -75,7 +75,7 @@ def _shared_path(settings: Settings, database: Database | None) -> Path:
     else:
         where = settings.DATABASE_URL
     digest = hashlib.sha256(f"{settings.SERVICE_NAME}\n{where}".encode()).hexdigest()[:16]
-    return memory_directory() / f"lastro-limits-{digest}"
+    return memory_directory(settings.SHARED_MEMORY_DIR) / f"lastro-limits-{digest}"
 
 
 class RateLimits:

@@ -215,6 +215,10 @@ class Settings(BaseSettings):
     MAX_WORKER_RSS_MB: int = Field(
         default=0, ge=0, description="a worker past this resident memory is replaced gracefully; 0: never"
     )
+    SHARED_MEMORY_DIR: Path | None = Field(
+        default=None,
+        description="where the workers' shared files live (rate-limit table, metrics); unset: /dev/shm",
+    )
     SLOW_REQUEST_SECONDS: float = Field(
         default=1.0, description="requests slower than this log a warning (route, duration, id); 0 = never"
     )

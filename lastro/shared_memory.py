@@ -15,7 +15,10 @@ from pathlib import Path
 __all__ = ["memory_directory"]
 
 
-def memory_directory() -> Path:
-    """`/dev/shm` where this process may write there, else the temporary directory."""
+def memory_directory(configured: Path | None = None) -> Path:
+    """`configured` (SHARED_MEMORY_DIR) when given; else `/dev/shm` where this process may write there, else
+    the temporary directory."""
+    if configured is not None:
+        return configured
     shm = Path("/dev/shm")
     return shm if os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())

@@ -29,6 +29,8 @@ def clean_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Set by lastro serve for its workers; a shell that has it would put every in-process app's metrics there.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # recorded: one a test exports is undone after it
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    # The workers' shared files (rate-limit table, metrics) stay in the test's directory, not /dev/shm.
+    monkeypatch.setenv("SHARED_MEMORY_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)  # no stray .env, and ./var lands in the test's own directory
     # Files lastro keeps in the temporary directory (a server database's rate-limit table) stay the test's.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

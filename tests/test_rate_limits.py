@@ -79,8 +79,11 @@ async def table_path(url: str, service: str = "orders") -> Path:
 
 
 @pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no /dev/shm here")
-async def test_the_embedded_table_lives_in_shared_memory(sqlite_url: str) -> None:
+async def test_the_embedded_table_lives_in_shared_memory(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Beside the database, writeback of the mapped page would cost every request a page fault."""
+    monkeypatch.delenv("SHARED_MEMORY_DIR")  # the default, not the tests' own directory
     assert (await table_path(sqlite_url)).parent == Path("/dev/shm")
 
 
@@ -90,3 +93,8 @@ async def test_each_database_and_service_has_its_own_table(tmp_path: Path) -> No
     paths = [await table_path(first), await table_path(second), await table_path(first, service="other")]
     assert len(set(paths)) == 3
     assert await table_path(first) == paths[0]
+
+
+async def test_shared_memory_dir_moves_the_table(sqlite_url: str, tmp_path: Path) -> None:
+    """SHARED_MEMORY_DIR puts the table where the operator says (another tmpfs, a container's volume)."""
+    assert (await table_path(sqlite_url)).parent == tmp_path  # the tests set it to their own directory

@@ -33,7 +33,8 @@ class MetricsDirectory:
     def __init__(self, settings: Settings, address: str) -> None:
         given = os.environ.get(DIRECTORY_ENV)
         digest = hashlib.sha256(f"{settings.SERVICE_NAME}\n{address}".encode()).hexdigest()[:16]
-        self.path = Path(given) if given else memory_directory() / f"lastro-metrics-{digest}"
+        own = memory_directory(settings.SHARED_MEMORY_DIR) / f"lastro-metrics-{digest}"
+        self.path = Path(given) if given else own
         self._owned = not given
 
     def prepare(self) -> Path:

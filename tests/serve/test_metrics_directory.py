@@ -20,8 +20,9 @@ def no_directory_exported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DIRECTORY_ENV)
 
 
-def test_the_directory_is_in_shared_memory_and_exported() -> None:
+def test_the_directory_is_in_shared_memory_and_exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers inherit PROMETHEUS_MULTIPROC_DIR pointing at a directory in /dev/shm (or the temp dir)."""
+    monkeypatch.delenv("SHARED_MEMORY_DIR")  # the default, not the tests' own directory
     directory = MetricsDirectory(get_settings(), "127.0.0.1:8000")
     try:
         path = directory.prepare()

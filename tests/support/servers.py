@@ -63,8 +63,9 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
             # is never refused; tests of the limits set their own.
             "RATE_LIMIT_DEFAULT": "1000000/minute",
             "RATE_LIMIT_LOGIN": "1000000/minute",
-            # Temporary files (and the rate-limit table, where there is no /dev/shm) stay the test's own.
+            # Temporary files and the workers' shared files (rate-limit table, metrics) stay the test's own.
             "TMPDIR": str(tmp_path),
+            "SHARED_MEMORY_DIR": str(tmp_path),
             "PYTHONPATH": str(ROOT),
         }
     )
