@@ -141,7 +141,9 @@ async def test_the_default_limit_holds_exactly_across_two_machines(machines: Mac
     refused = [r for r in responses if r.status_code == 429]
     assert len(passed) + len(refused) == 200, sorted({r.status_code for r in responses})
     assert abs(len(passed) - LIMIT) <= 1, [server.events("rate-limit store") for server in machines.servers]
-    assert {r.url.port for r in passed} == {r.url.port for r in refused} == {s.port for s in machines.servers}
+    # Each machine got 100 of the requests and refused some: alone, each would have passed 60 of its own.
+    # Which machine the passes land on is the scheduler's business (all of them on one, under load).
+    assert {r.url.port for r in refused} == {s.port for s in machines.servers}
     assert all(1 <= int(r.headers["Retry-After"]) <= 120 for r in refused)
 
 
