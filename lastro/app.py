@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from lastro.dashboard import dashboard_router
 from lastro.docs import hide_docs
 from lastro.errors import (
     COMMIT_OUTCOME_UNKNOWN_TYPE,
@@ -98,6 +99,8 @@ def install(
     app.include_router(health_router())
     if settings.METRICS_ENABLED:
         app.include_router(metrics_router(settings))
+        if settings.DASHBOARD_ENABLED:  # it reads the metrics: no metrics, no dashboard
+            app.include_router(dashboard_router(settings))
     if not settings.docs_enabled:
         hide_docs(app)
     install_openapi(app)

@@ -30,6 +30,7 @@ from lastro.health import CheckResult
 from lastro.monitor import Monitor, worker_report
 from lastro.observability.logging import get_logger
 from lastro.observability.metrics import Metrics
+from lastro.observability.slowest import SlowestRequests
 from lastro.observability.watchdog import LoopWatchdog
 from lastro.rate_limits import RateLimits, open_limiter
 from lastro.ratelimit.limiter import RateLimiter
@@ -105,6 +106,8 @@ async def startup(state: ServiceState) -> None:
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
     )
     state.metrics = metrics = Metrics.open()
+    if settings.METRICS_ENABLED and settings.DASHBOARD_ENABLED:
+        metrics.slowest = SlowestRequests()
     monitor = Monitor(state, metrics)
     monitor.sample()  # this worker shows in /health detail and /metrics from its first request on
     state.health.add("workers", _workers_check(metrics), timeout=timeout, critical=False)

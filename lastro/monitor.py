@@ -3,7 +3,8 @@
 Every `MONITOR_INTERVAL` seconds a worker writes its memory, CPU, threads, file descriptors, requests and
 age, its database pool, retries, breaker and write queue, its connections and its background tasks into the
 metrics (`lastro.observability.metrics`), where every worker's figures sit side by side: `/metrics` and
-`/health` detail read them all, whichever worker answers.
+`/health` detail read them all, whichever worker answers. With the dashboard enabled it also publishes the
+worker's slowest recent requests (`lastro.observability.slowest`).
 
 `MAX_WORKER_RSS_MB` recycles a worker past that resident memory the way `MAX_REQUESTS` does by count: the
 worker stops gracefully (its requests in flight finish, its keep-alive connections drain) and the supervisor
@@ -13,22 +14,26 @@ starts a fresh one, while the other workers keep serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from lastro.db.breaker import BreakerState
 from lastro.observability.connections import open_connections
 from lastro.observability.logging import get_logger
-from lastro.observability.metric_files import reading
 from lastro.observability.metrics import Metrics
 from lastro.observability.requests import IN_FLIGHT
 from lastro.observability.resources import ProcessSample, ProcessSampler
+from lastro.observability.slowest import publish
 from lastro.state import ServiceState
 from lastro.workers import SUPERVISED_ENV
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 __all__ = ["DEGRADED_AFTER", "Monitor", "worker_report"]
 
@@ -85,6 +90,7 @@ class Monitor:
         metrics.in_progress.set(len(IN_FLIGHT))  # sampled: two writes per request cost more than it tells
         self._sample_database()
         self._sample_tasks()
+        self._publish_slowest()
         if self.rss_limit and sample.rss_bytes > self.rss_limit and not self.recycling:
             self._recycle(sample)
         return sample
@@ -119,6 +125,15 @@ class Monitor:
             metrics.job_failures_in_a_row.labels(name).set(failures)
             metrics.job_degraded.labels(name).set(1 if failures >= DEGRADED_AFTER else 0)
 
+    def _publish_slowest(self) -> None:
+        slowest, directory = self.metrics.slowest, self.metrics.directory
+        if slowest is None:
+            return
+        slowest.rotate()
+        if directory is not None:  # for the dashboard of whichever worker answers
+            with contextlib.suppress(OSError):  # the directory going away at shutdown: nothing to tell
+                publish(directory, slowest.recent())
+
     def _recycle(self, sample: ProcessSample) -> None:
         if self.recycle is None:
             logger.warning(
@@ -149,10 +164,14 @@ _WORKER_FIELDS = {
 }
 
 
-def worker_report(metrics: Metrics) -> dict[str, Any]:
-    """Every live worker's last sample, and the totals: what `/health` detail shows under `workers`."""
+def worker_report(metrics: Metrics, families: list[Metric] | None = None) -> dict[str, Any]:
+    """Every live worker's last sample, and the totals: what `/health` detail shows under `workers`.
+
+    `families`: the service's metrics already read (`metrics.families()`), to read them once for several
+    reports.
+    """
     by_pid: dict[str, dict[str, Any]] = {}
-    for family in _families(metrics):
+    for family in metrics.families() if families is None else families:
         field = _WORKER_FIELDS.get(family.name)
         if field is None:
             continue
@@ -186,15 +205,3 @@ def worker_report(metrics: Metrics) -> dict[str, Any]:
         "requests": sum(w["requests"] for w in workers),
     }
     return {"workers": workers, "totals": totals}
-
-
-def _families(metrics: Metrics) -> list[Any]:
-    if metrics.directory is None:
-        return list(metrics.registry.collect())
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    registry = CollectorRegistry(auto_describe=False)
-    collector = MultiProcessCollector(registry, path=str(metrics.directory))  # type: ignore[no-untyped-call]
-    with reading(metrics.directory):
-        return list(collector.collect())  # type: ignore[no-untyped-call]

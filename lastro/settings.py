@@ -223,6 +223,12 @@ class Settings(BaseSettings):
         default=1.0, description="requests slower than this log a warning (route, duration, id); 0 = never"
     )
 
+    # The live dashboard.
+    DASHBOARD_ENABLED: bool = Field(
+        default=True,
+        description="GET /admin/dashboard and its JSON, for the readers of /metrics; needs METRICS_ENABLED",
+    )
+
     @field_validator("SLOW_REQUEST_SECONDS", mode="before")
     @classmethod
     def _check_slow_request_seconds(cls, value: object) -> float:

@@ -124,6 +124,16 @@ def test_importing_lastro_loads_no_redis_client() -> None:
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("path", modules("observability"), ids=names(modules("observability")))
+def test_observability_knows_nothing_of_http_or_the_database(path: Path) -> None:
+    """lastro.observability counts, samples and computes (the dashboard's figures too); the middleware and
+    the routes (lastro.http, lastro.dashboard) call it, never the other way round."""
+    assert not reaching(
+        path,
+        ("fastapi", "starlette", "sqlalchemy", "lastro.http", "lastro.db", "lastro.app", "lastro.dashboard"),
+    )
+
+
 @pytest.mark.parametrize("path", modules("serve"), ids=names(modules("serve")))
 def test_the_server_never_imports_the_application(path: Path) -> None:
     """lastro.serve loads `MODULE:APP` by name in each worker: it imports no application module itself."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,7 @@ from lastro.monitor import Monitor, worker_report
 from lastro.observability.logging import configure_logging
 from lastro.observability.metrics import Metrics
 from lastro.observability.resources import ProcessSample, ProcessSampler
+from lastro.observability.slowest import SlowestRequests, slow_file
 from lastro.settings import get_settings
 from lastro.state import ServiceState
 from lastro.tasks import BackgroundTasks
@@ -156,3 +160,18 @@ def test_the_report_lists_each_worker_and_the_totals() -> None:
     assert worker["cpu_percent"] == 12.5
     assert report["totals"]["workers"] == 1
     assert report["totals"]["rss_mb"] == 50.0
+
+
+def test_a_sample_publishes_the_slowest_requests(tmp_path: Path) -> None:
+    """Under a shared directory, the other workers' dashboards read this worker's slowest requests."""
+    state = ServiceState(settings=get_settings(), health=HealthRegistry(version="1"))
+    metrics = Metrics(tmp_path)
+    metrics.slowest = SlowestRequests()
+    metrics.slowest.offer("GET", "/items/{item_id}", 200, 0.25, "request-1")
+    Monitor(state, metrics, sampler=FixedSampler(100)).sample()
+    (published,) = json.loads(slow_file(tmp_path, os.getpid()).read_text())
+    assert (published["route"], published["duration_ms"], published["request_id"]) == (
+        "/items/{item_id}",
+        250.0,
+        "request-1",
+    )

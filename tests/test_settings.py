@@ -249,6 +249,7 @@ DEFAULTS = {
     "MAX_WORKER_RSS_MB": 0,
     "SHARED_MEMORY_DIR": None,
     "SLOW_REQUEST_SECONDS": 1.0,
+    "DASHBOARD_ENABLED": True,
 }
 
 # Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.

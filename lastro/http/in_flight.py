@@ -23,7 +23,8 @@ from lastro.http.problem import send_problem
 
 __all__ = ["EXEMPT_PREFIXES", "SHED_KEY", "InFlightLimitMiddleware"]
 
-EXEMPT_PREFIXES = ("/health", "/metrics")  # probes and scrapes must answer even when the worker is saturated
+# Probes, scrapes and the dashboard must answer even when the worker is saturated: that is when they matter.
+EXEMPT_PREFIXES = ("/health", "/metrics", "/admin/dashboard")
 SHED_KEY = "lastro.shed"  # set in the scope of a refused request, for the layers outside (metrics)
 RETRY_AFTER = {"Retry-After": "1"}
 

@@ -3,7 +3,8 @@
 The route label is the template the router matched (`/api/orders/{order_id}`), never the raw path, and
 every path no route matched shares the label `unmatched`, so a scan of random URLs adds one series, not
 one per URL. It sits outside back-pressure, the rate limits and the edge guards, so their refusals are
-counted too (and back-pressure's also as shed).
+counted too (and back-pressure's also as shed). With the dashboard enabled, a request slower than the
+worker's slowest recent ones also goes into their record (`lastro.observability.slowest`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.http.in_flight import SHED_KEY
-from lastro.observability.metrics import Metrics
+from lastro.http.request_id import current_request_id
+from lastro.observability.metrics import UNMATCHED, Metrics
 from lastro.observability.requests import route_template
 
 __all__ = ["MetricsMiddleware"]
@@ -42,7 +44,12 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture_status)
         finally:
-            metrics.answered(scope["method"], route_template(scope), status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            metrics.answered(scope["method"], route, status, seconds)
+            slowest = metrics.slowest
+            if slowest is not None and seconds > slowest.floor:  # one comparison for an ordinary request
+                slowest.offer(scope["method"], route or UNMATCHED, status, seconds, current_request_id())
             if status == 429:
                 metrics.rate_limited.inc()
             elif scope.get(SHED_KEY):

@@ -15,7 +15,9 @@ The series, their labels and what they mean are listed in the README ("Metrics")
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,24 +26,35 @@ from lastro.observability.metric_files import reading
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.metrics_core import Metric
 
-__all__ = ["DIRECTORY_ENV", "LATENCY_BUCKETS", "METHODS", "UNMATCHED", "Metrics"]
+    from lastro.observability.slowest import SlowestRequests
+
+__all__ = ["DIRECTORY_ENV", "LATENCY_BUCKETS", "METHODS", "OBSERVER_ROUTES", "UNMATCHED", "Metrics"]
 
 DIRECTORY_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 UNMATCHED = "unmatched"  # the route label of every path no route matched: one series, however many paths
 OTHER_METHOD = "OTHER"
+# The routes of the service's observers (Prometheus, the dashboard): counted like any other, but left out
+# of the dashboard's rates, latencies and slowest requests, which are about the application's own traffic.
+OBSERVER_ROUTES = frozenset(
+    {"/metrics", "/admin/dashboard", "/admin/dashboard.json", "/admin/dashboard/assets/{name}"}
+)
+STARTED_FILE = "started.json"  # in the shared directory: when the service's counts started
 Mode = Literal["livesum", "livemax", "liveall"]  # gauges of live workers: a dead worker's are dropped
 
 
 class Metrics:
     """One worker's metrics: what the middleware counts per request, and what the monitor samples."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, started_at: float | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.directory = directory
+        self.started_at = time.time() if started_at is None else started_at  # when the counts started
+        self.slowest: SlowestRequests | None = None  # kept when the dashboard is enabled
         self.registry: CollectorRegistry = CollectorRegistry(auto_describe=False)
         registry = self.registry
 
@@ -115,7 +128,9 @@ class Metrics:
         """Shared by the workers when `PROMETHEUS_MULTIPROC_DIR` is set (`lastro serve` sets it), else this
         process's own."""
         directory = os.environ.get(DIRECTORY_ENV)
-        return cls(Path(directory) if directory else None)
+        if not directory:
+            return cls(None)
+        return cls(Path(directory), _counts_started(Path(directory)))
 
     @property
     def shared(self) -> bool:
@@ -149,12 +164,44 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text of the whole service (every worker's files), and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        registry = self._service_registry()
+        with self._files_held():
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def families(self) -> list[Metric]:
+        """Every metric family of the whole service, as a scrape reads them."""
+        registry = self._service_registry()
+        with self._files_held():
+            return list(registry.collect())
+
+    def _service_registry(self) -> CollectorRegistry:
+        from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
 
         if self.directory is None:
-            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+            return self.registry
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry, path=str(self.directory))  # type: ignore[no-untyped-call]
-        with reading(self.directory):
-            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return registry
+
+    def _files_held(self) -> contextlib.AbstractContextManager[None]:
+        return reading(self.directory) if self.directory is not None else contextlib.nullcontext()
+
+
+def _counts_started(directory: Path) -> float:
+    """When the first worker of this run opened the directory (which the supervisor empties at start)."""
+    path = directory / STARTED_FILE
+    now = time.time()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with contextlib.suppress(OSError, ValueError):  # else being written by the first: within a moment
+            return float(path.read_text())
+        return now
+    except OSError:  # no directory to share (yet): this worker's own start is the best there is
+        return now
+    with os.fdopen(descriptor, "w") as file:
+        file.write(repr(now))
+    return now

@@ -3,8 +3,8 @@
 The supervisor prepares it before any worker starts and exports `PROMETHEUS_MULTIPROC_DIR`, which the
 workers inherit: in shared memory (`lastro.shared_memory`: a metric is a write to a mapped page, which a
 disk would make fault), one directory per service and bound address (two services never listen on one at
-once), emptied at start so that a previous run's
-counts never add to this one's. When a worker is gone, its live gauges (in progress, per-worker memory)
+once), emptied at start so that a previous run's counts never add to this one's. When a worker is gone,
+its live gauges (in progress, per-worker memory) and its slowest requests (`lastro.observability.slowest`)
 are dropped; its counters are folded into an archive file, so totals neither fall back nor count twice,
 and a scrape reads a handful of files however many workers have come and gone. An operator who exports the
 variable themselves keeps their directory; it is emptied the same way.
@@ -21,6 +21,7 @@ from pathlib import Path
 from lastro.observability.logging import get_logger
 from lastro.observability.metric_files import fold
 from lastro.observability.metrics import DIRECTORY_ENV
+from lastro.observability.slowest import slow_file
 from lastro.settings import Settings
 from lastro.shared_memory import memory_directory
 
@@ -40,16 +41,17 @@ class MetricsDirectory:
     def prepare(self) -> Path:
         """Create or empty the directory and export it to the workers to come."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for stale in self.path.glob("*.db"):
-            stale.unlink(missing_ok=True)
+        self._empty()
         os.environ[DIRECTORY_ENV] = str(self.path)
         return self.path
 
     def worker_exited(self, pid: int) -> None:
-        """Drop the live gauges of worker `pid`; fold its counts into the archive (`metric_files.fold`)."""
+        """Drop the live gauges and the slowest requests of worker `pid`; fold its counts into the archive
+        (`metric_files.fold`)."""
         from prometheus_client.multiprocess import mark_process_dead  # after DIRECTORY_ENV is exported
 
         mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+        slow_file(self.path, pid).unlink(missing_ok=True)  # its slowest requests leave the dashboard
         try:
             fold(self.path, pid)
         except OSError as exc:  # its files stay and still count; only the scrape gets slower
@@ -60,6 +62,11 @@ class MetricsDirectory:
         if self._owned:
             shutil.rmtree(self.path, ignore_errors=True)
         else:
-            for stale in self.path.glob("*.db"):
-                with contextlib.suppress(OSError):
-                    stale.unlink()
+            self._empty()
+
+    def _empty(self) -> None:
+        # The workers' counts (*.db) and the dashboard's files (*.json): when the counts started, the
+        # recent readings, each worker's slowest requests.
+        for stale in (*self.path.glob("*.db"), *self.path.glob("*.json")):
+            with contextlib.suppress(OSError):
+                stale.unlink()

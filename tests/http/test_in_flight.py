@@ -55,6 +55,10 @@ def make_app(gate: Gate, **options: object) -> InFlightLimitMiddleware:
     async def fails() -> None:
         raise RuntimeError("boom")
 
+    @app.get("/admin/dashboard.json")
+    async def dashboard() -> dict[str, str]:
+        return {"status": "read"}
+
     return InFlightLimitMiddleware(app, max_in_flight=CAP, **options)  # type: ignore[arg-type]
 
 
@@ -102,6 +106,14 @@ async def test_health_paths_are_exempt_from_the_cap() -> None:
     async with saturated(gate, make_app(gate)) as (client, _):
         live = await client.get("/health/live")
     assert live.status_code == 200
+
+
+async def test_the_dashboard_is_exempt_from_the_cap() -> None:
+    """The dashboard shows a saturated worker rather than being refused by it."""
+    gate = Gate(capacity=CAP)
+    async with saturated(gate, make_app(gate)) as (client, _):
+        read = await client.get("/admin/dashboard.json")
+    assert read.status_code == 200
 
 
 async def test_admitted_requests_finish_after_a_refusal() -> None:

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 import lastro
+from lastro.observability.slowest import SlowestRequests
 from lastro.settings import get_settings
 from tests.support.lifespan import running
 from tests.support.metrics import Series, parse, series_of
@@ -97,3 +98,26 @@ async def test_metrics_can_be_turned_off(sqlite_url: str) -> None:
     app, _, _ = make_app(sqlite_url, METRICS_ENABLED="false")
     async with running(app), client(app) as http:
         assert (await http.get("/metrics")).status_code == 404
+
+
+async def test_a_request_joins_the_slowest_with_its_route_and_id(sqlite_url: str) -> None:
+    """With the dashboard on, a timed request goes into the worker's record of its slowest."""
+    app, _, _ = make_app(sqlite_url)
+    async with running(app), client(app) as http:
+        response = await http.get("/items/1")
+    (kept,) = app.state.lastro.metrics.slowest.recent()
+    assert (kept["route"], kept["status"], kept["request_id"]) == (
+        "/items/{item_id}",
+        200,
+        response.headers["x-request-id"],
+    )
+
+
+async def test_a_request_faster_than_the_slowest_kept_is_left_out(sqlite_url: str) -> None:
+    """Once the record is full, a request under its floor is not kept."""
+    app, _, _ = make_app(sqlite_url)
+    async with running(app), client(app) as http:
+        slowest = app.state.lastro.metrics.slowest = SlowestRequests(keep=1)
+        slowest.offer("GET", "/items/{item_id}", 200, 10.0, "the-slow-one")
+        await http.get("/items/1")
+    assert [kept["request_id"] for kept in slowest.recent()] == ["the-slow-one"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from lastro.observability.metrics import UNMATCHED, Metrics
+import pytest
+
+from lastro.observability.metrics import DIRECTORY_ENV, UNMATCHED, Metrics
 from tests.support.metrics import parse, series_of
 
 
@@ -79,3 +82,13 @@ def test_importing_lastro_leaves_prometheus_client_unloaded() -> None:
     code = "import sys, lastro, lastro.cli, lastro.serve.runner; print('prometheus_client' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_the_workers_of_a_run_agree_on_when_the_counts_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first worker to open the shared directory sets the start; a later one (a replacement) reads it."""
+    monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
+    first = Metrics.open()
+    assert Metrics.open().started_at == first.started_at
+    assert (tmp_path / "started.json").is_file()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lastro.observability.metrics import DIRECTORY_ENV
+from lastro.observability.slowest import slow_file
 from lastro.serve.metrics_directory import MetricsDirectory
 from lastro.settings import get_settings
 from lastro.shared_memory import memory_directory
@@ -72,3 +73,28 @@ def test_a_gone_worker_loses_its_live_gauges_and_its_counts_are_folded(
     directory.worker_exited(pid)
     names = sorted(path.name for path in tmp_path.glob("*.db"))
     assert names == ["counter_archive.db", "histogram_archive.db"]
+
+
+def test_a_gone_worker_leaves_the_dashboards_slowest_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its slowest requests file goes with it; another worker's stays."""
+    monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
+    directory = MetricsDirectory(get_settings(), "127.0.0.1:8000")
+    directory.prepare()
+    for pid in (41, 42):
+        slow_file(tmp_path, pid).write_text("[]")
+    directory.worker_exited(41)
+    assert [path.name for path in tmp_path.glob("slow-*.json")] == ["slow-42.json"]
+
+
+def test_the_dashboards_files_of_a_previous_run_are_wiped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the counts started, the last readings and the slowest requests belong to the run that wrote
+    them."""
+    monkeypatch.setenv(DIRECTORY_ENV, str(tmp_path))
+    for name in ("started.json", "readings.json", "slow-41.json"):
+        (tmp_path / name).write_text("{}")
+    MetricsDirectory(get_settings(), "127.0.0.1:8000").prepare()
+    assert list(tmp_path.glob("*.json")) == []
