@@ -69,7 +69,7 @@
     const start = now - shown;
     let top = floor;
     for (const line of lines) for (const [, v] of line.points) if (v !== null && v > top) top = v;
-    top = niceCeiling(top);
+    top = top > floor ? niceCeiling(top) : floor || 1; // the pool's chart tops at its size
     const x = (t) => ((t - start) / shown) * (width - 1);
     const y = (v) => height - 14 - (v / top) * (height - 26);
     context.font = "11px system-ui, sans-serif";
