@@ -53,10 +53,10 @@ class OperatorAccess:
         )
 
     @classmethod
-    def metrics(cls, settings: Settings) -> OperatorAccess:
-        """Who reads `/metrics` and the dashboard's data."""
+    def metrics(cls, settings: Settings, what: str = "/metrics") -> OperatorAccess:
+        """Who reads `/metrics` and the dashboard's data (`what` names it in the refusals)."""
         return cls(
-            "/metrics",
+            what,
             settings.METRICS_TOKEN,
             settings.METRICS_NETWORKS,
             settings=("METRICS_TOKEN", "METRICS_NETWORKS"),

@@ -47,7 +47,7 @@ SLOWEST_KEPT = 10
 
 def dashboard_router(settings: Settings) -> APIRouter:
     router = APIRouter()
-    access = OperatorAccess.metrics(settings)  # the readers of /metrics
+    access = OperatorAccess.metrics(settings, "the dashboard's data")  # the readers of /metrics
     files = resources.files("lastro.observability") / "dashboard"
     page = (files / "index.html").read_bytes()
     assets = {name: (files / name).read_bytes() for name in ASSET_TYPES}
