@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from lastro.dashboard import dashboard_router
+from lastro.dashboard import DASHBOARD_ASSETS_PREFIX, DASHBOARD_DATA_PATH, DASHBOARD_PATH, dashboard_routes
 from lastro.docs import hide_docs
 from lastro.errors import (
     COMMIT_OUTCOME_UNKNOWN_TYPE,
@@ -27,6 +27,7 @@ from lastro.http.cors import CORSMiddleware
 from lastro.http.in_flight import InFlightLimitMiddleware
 from lastro.http.methods import allowed_methods
 from lastro.http.metrics import MetricsMiddleware
+from lastro.http.operator_routes import OperatorRoutesMiddleware
 from lastro.http.problem import ProblemResponse
 from lastro.http.rate_limit import RateLimitHeadersMiddleware
 from lastro.http.request_id import RequestIdMiddleware
@@ -36,7 +37,7 @@ from lastro.http.server_errors import ServerErrorMiddleware
 from lastro.http.trusted_host import TrustedHostMiddleware
 from lastro.http.validation import validation_problem
 from lastro.lifecycle import wrap_lifespan
-from lastro.metrics_endpoint import metrics_router
+from lastro.metrics_endpoint import METRICS_PATH, metrics_routes
 from lastro.observability.logging import configure_logging
 from lastro.observability.tracing import Tracing, check_tracing
 from lastro.openapi import install_openapi
@@ -90,17 +91,13 @@ def install(
         tracing=None if settings.TRACING == "off" else Tracing(settings, span_exporter),
     )
     app.state.lastro = state
-    _add_middleware(app, settings, state.tracing)
+    _add_middleware(app, state)
     _limit_forms(app, settings)
     _add_exception_handlers(app)
     # Every route added from here on checks its rate limit once routed (FastAPI copies the app's
     # dependencies into each route as it is added): install before adding routes.
     app.router.dependencies.append(Depends(enforce_route_limit))
     app.include_router(health_router())
-    if settings.METRICS_ENABLED:
-        app.include_router(metrics_router(settings))
-        if settings.DASHBOARD_ENABLED:  # it reads the metrics: no metrics, no dashboard
-            app.include_router(dashboard_router(settings))
     if not settings.docs_enabled:
         hide_docs(app)
     install_openapi(app)
@@ -109,8 +106,16 @@ def install(
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings, tracing: Tracing | None) -> None:
+def _add_middleware(app: FastAPI, state: ServiceState) -> None:
+    settings, tracing = state.settings, state.tracing
     # add_middleware puts each new layer outside the previous one: innermost first.
+    if settings.METRICS_ENABLED:
+        routes, paths, prefixes = metrics_routes(settings), [METRICS_PATH], []
+        if settings.DASHBOARD_ENABLED:  # it reads the metrics: no metrics, no dashboard
+            routes += dashboard_routes(settings)
+            paths += [DASHBOARD_PATH, DASHBOARD_DATA_PATH]
+            prefixes += [DASHBOARD_ASSETS_PREFIX]
+        app.add_middleware(OperatorRoutesMiddleware, routes=routes, paths=paths, prefixes=prefixes)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(ServerErrorMiddleware)
     if settings.MAX_BODY_BYTES:
@@ -142,7 +147,7 @@ def _add_middleware(app: FastAPI, settings: Settings, tracing: Tracing | None) -
             ],
         )
     if settings.METRICS_ENABLED:
-        app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.lastro.metrics)
+        app.add_middleware(MetricsMiddleware, state=state)
     app.add_middleware(AccessLogMiddleware, slow_request_seconds=settings.SLOW_REQUEST_SECONDS)
     if tracing is not None:
         # Outside the access log, whose line is then written while the request's span is current and

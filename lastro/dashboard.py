@@ -18,23 +18,22 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import psutil
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from lastro.access import OperatorAccess
-from lastro.errors import ServiceUnavailable
 from lastro.http.problem import ProblemResponse
 from lastro.monitor import worker_report
 from lastro.observability.dashboard_data import Reading, ReadingHistory, window_figures
 from lastro.observability.metrics import Metrics
 from lastro.observability.slowest import read_published
-from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-__all__ = ["dashboard_document", "dashboard_router"]
+__all__ = ["dashboard_document", "dashboard_routes"]
 
 ASSET_TYPES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
 # The page runs only its own files: no inline script or style, nothing from another origin.
@@ -43,10 +42,13 @@ PAGE_POLICY = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SLOWEST_KEPT = 10
+DASHBOARD_PATH = "/admin/dashboard"
+DASHBOARD_DATA_PATH = "/admin/dashboard.json"
+DASHBOARD_ASSETS_PREFIX = "/admin/dashboard/assets/"
 
 
-def dashboard_router(settings: Settings) -> APIRouter:
-    router = APIRouter()
+def dashboard_routes(settings: Settings) -> list[BaseRoute]:
+    """The page, its assets and its data, for the operator's router (`lastro.http.operator_routes`)."""
     access = OperatorAccess.metrics(settings, "the dashboard's data")  # the readers of /metrics
     files = resources.files("lastro.observability") / "dashboard"
     page = (files / "index.html").read_bytes()
@@ -54,15 +56,12 @@ def dashboard_router(settings: Settings) -> APIRouter:
     tags = {name: f'"{hashlib.sha256(body).hexdigest()[:16]}"' for name, body in assets.items()}
     histories: dict[str, ReadingHistory] = {}  # the metrics open at start-up: one history, made at first read
 
-    @router.get("/admin/dashboard", include_in_schema=False)
-    @rate_limit(None)
-    async def dashboard_page() -> Response:
+    async def dashboard_page(request: Request) -> Response:
         headers = {"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"}
         return Response(page, media_type="text/html; charset=utf-8", headers=headers)
 
-    @router.get("/admin/dashboard/assets/{name}", include_in_schema=False)
-    @rate_limit(None)
-    async def dashboard_asset(name: str, request: Request) -> Response:
+    async def dashboard_asset(request: Request) -> Response:
+        name = request.path_params["name"]
         if name not in assets:
             return ProblemResponse(404, f"no dashboard asset named {name!r}")
         headers = {"ETag": tags[name], "Cache-Control": "no-cache"}
@@ -70,20 +69,22 @@ def dashboard_router(settings: Settings) -> APIRouter:
             return Response(status_code=304, headers=headers)
         return Response(assets[name], media_type=ASSET_TYPES[name], headers=headers)
 
-    @router.get("/admin/dashboard.json", include_in_schema=False)
-    @rate_limit(None)
     async def dashboard_data(request: Request) -> Response:
         refusal = access.refusal(request.client.host if request.client else None, request.headers)
         if refusal is not None:
             return refusal
         metrics: Metrics | None = request.app.state.lastro.metrics
-        if metrics is None:
-            raise ServiceUnavailable("the metrics are not open yet")
+        if metrics is None:  # answered, not raised: the application's exception handlers are not around
+            return ProblemResponse(503, "the metrics are not open yet", headers={"Retry-After": "1"})
         history = histories.setdefault(str(metrics.directory), ReadingHistory(metrics.directory))
         document = {"service": _service(settings), **dashboard_document(metrics, history)}
         return JSONResponse(document, headers={"Cache-Control": "no-store"})
 
-    return router
+    return [
+        Route(DASHBOARD_PATH, dashboard_page, methods=["GET"]),
+        Route(DASHBOARD_ASSETS_PREFIX + "{name}", dashboard_asset, methods=["GET"]),
+        Route(DASHBOARD_DATA_PATH, dashboard_data, methods=["GET"]),
+    ]
 
 
 def dashboard_document(metrics: Metrics, history: ReadingHistory, now: float | None = None) -> dict[str, Any]:

@@ -7,33 +7,35 @@ document, and its own requests are counted under their own route label, `/metric
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from lastro.access import OperatorAccess
-from lastro.errors import ServiceUnavailable
+from lastro.http.problem import ProblemResponse
 from lastro.observability.metrics import Metrics
 from lastro.observability.requests import IN_FLIGHT
-from lastro.ratelimit.policy import rate_limit
 from lastro.settings import Settings
 
-__all__ = ["metrics_router"]
+__all__ = ["METRICS_PATH", "metrics_routes"]
+
+METRICS_PATH = "/metrics"
 
 
-def metrics_router(settings: Settings) -> APIRouter:
-    router = APIRouter()
+def metrics_routes(settings: Settings) -> list[BaseRoute]:
+    """The route, for the operator's router (`lastro.http.operator_routes`): outside the application's
+    routes, so never rate limited and not in its OpenAPI document."""
     access = OperatorAccess.metrics(settings)
 
-    @router.get("/metrics", include_in_schema=False)
-    @rate_limit(None)  # a scraper is never throttled
     async def metrics(request: Request) -> Response:
         refusal = access.refusal(request.client.host if request.client else None, request.headers)
         if refusal is not None:
             return refusal
         opened: Metrics | None = request.app.state.lastro.metrics
-        if opened is None:
-            raise ServiceUnavailable("the metrics are not open yet")
+        if opened is None:  # answered, not raised: the application's exception handlers are not around
+            return ProblemResponse(503, "the metrics are not open yet", headers={"Retry-After": "1"})
         opened.in_progress.set(len(IN_FLIGHT))  # this worker's now; the others' as their monitor last saw
         body, content_type = opened.render()
         return Response(body, media_type=content_type)
 
-    return router
+    return [Route(METRICS_PATH, metrics, methods=["GET"])]

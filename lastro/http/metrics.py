@@ -10,7 +10,7 @@ worker's slowest recent ones also goes into their record (`lastro.observability.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,16 +19,23 @@ from lastro.http.request_id import current_request_id
 from lastro.observability.metrics import UNMATCHED, Metrics
 from lastro.observability.requests import route_template
 
-__all__ = ["MetricsMiddleware"]
+__all__ = ["HoldsMetrics", "MetricsMiddleware"]
+
+
+class HoldsMetrics(Protocol):
+    """The service's state (`lastro.state.ServiceState`), read as an attribute: faster per request than
+    the application's `state`."""
+
+    metrics: Metrics | None
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+    def __init__(self, app: ASGIApp, state: HoldsMetrics) -> None:
         self.app = app
-        self.metrics = metrics  # opened by the lifespan, after the middleware stack is built
+        self.state = state  # its metrics are opened by the lifespan, after the middleware stack is built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        metrics = self.metrics()
+        metrics = self.state.metrics
         if scope["type"] != "http" or metrics is None:
             await self.app(scope, receive, send)
             return
