@@ -68,6 +68,7 @@ class Monitor:
         self._sleep = sleep
         self._retries = 0
         self._task_failures: dict[str, int] = {}
+        self._finished: set[str] = set()
         metrics.rss_limit.set(self.rss_limit)
 
     async def run(self) -> None:
@@ -122,6 +123,9 @@ class Monitor:
             if new > 0:
                 metrics.job_runs.labels(name, "failure").inc(new)
             self._task_failures[name] = failures
+            if status["state"] == "finished" and name not in self._finished:  # its one run ended well
+                self._finished.add(name)
+                metrics.job_runs.labels(name, "success").inc()
             metrics.job_failures_in_a_row.labels(name).set(failures)
             metrics.job_degraded.labels(name).set(1 if failures >= DEGRADED_AFTER else 0)
 

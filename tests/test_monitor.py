@@ -175,3 +175,26 @@ def test_a_sample_publishes_the_slowest_requests(tmp_path: Path) -> None:
         250.0,
         "request-1",
     )
+
+
+@pytest.mark.anyio
+async def test_a_task_that_finishes_is_one_successful_run() -> None:
+    """A background task that returns counts one run of outcome success, once."""
+    tasks = BackgroundTasks(sleep=FakeTime().sleep)
+
+    async def once() -> None:
+        return None
+
+    state = ServiceState(settings=get_settings(), health=HealthRegistry(version="1"), tasks=tasks)
+    watcher = Monitor(state, Metrics(None), sampler=FixedSampler(100))
+    tasks.start("migrate-once", once)
+    try:
+        await asyncio.sleep(0)  # the task runs to its end
+        watcher.sample()
+        watcher.sample()
+    finally:
+        await tasks.stop()
+    series = parse(watcher.metrics.render()[0].decode())
+    assert series_of(series, "lastro_job_runs_total", job_name="migrate-once") == {
+        frozenset({("job_name", "migrate-once"), ("outcome", "success")}): 1
+    }
