@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from lastro.access import OperatorAccess
 from lastro.http.problem import ProblemResponse
+from lastro.metrics_endpoint import operator_metrics
 from lastro.monitor import worker_report
 from lastro.observability.dashboard_data import Reading, ReadingHistory, window_figures
 from lastro.observability.metrics import Metrics
@@ -70,12 +71,9 @@ def dashboard_routes(settings: Settings) -> list[BaseRoute]:
         return Response(assets[name], media_type=ASSET_TYPES[name], headers=headers)
 
     async def dashboard_data(request: Request) -> Response:
-        refusal = access.refusal(request.client.host if request.client else None, request.headers)
-        if refusal is not None:
-            return refusal
-        metrics: Metrics | None = request.app.state.lastro.metrics
-        if metrics is None:  # answered, not raised: the application's exception handlers are not around
-            return ProblemResponse(503, "the metrics are not open yet", headers={"Retry-After": "1"})
+        metrics = operator_metrics(request, access)
+        if isinstance(metrics, Response):
+            return metrics
         history = histories.setdefault(str(metrics.directory), ReadingHistory(metrics.directory))
         document = {"service": _service(settings), **dashboard_document(metrics, history)}
         return JSONResponse(document, headers={"Cache-Control": "no-store"})

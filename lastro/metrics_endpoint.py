@@ -17,7 +17,7 @@ from lastro.observability.metrics import Metrics
 from lastro.observability.requests import IN_FLIGHT
 from lastro.settings import Settings
 
-__all__ = ["METRICS_PATH", "metrics_routes"]
+__all__ = ["METRICS_PATH", "metrics_routes", "operator_metrics"]
 
 METRICS_PATH = "/metrics"
 
@@ -28,14 +28,24 @@ def metrics_routes(settings: Settings) -> list[BaseRoute]:
     access = OperatorAccess.metrics(settings)
 
     async def metrics(request: Request) -> Response:
-        refusal = access.refusal(request.client.host if request.client else None, request.headers)
-        if refusal is not None:
-            return refusal
-        opened: Metrics | None = request.app.state.lastro.metrics
-        if opened is None:  # answered, not raised: the application's exception handlers are not around
-            return ProblemResponse(503, "the metrics are not open yet", headers={"Retry-After": "1"})
+        opened = operator_metrics(request, access)
+        if isinstance(opened, Response):
+            return opened
         opened.in_progress.set(len(IN_FLIGHT))  # this worker's now; the others' as their monitor last saw
         body, content_type = opened.render()
         return Response(body, media_type=content_type)
 
     return [Route(METRICS_PATH, metrics, methods=["GET"])]
+
+
+def operator_metrics(request: Request, access: OperatorAccess) -> Metrics | Response:
+    """The service's metrics when `access` lets the caller read them, else the response that refuses:
+    401/403, or 503 before start-up has opened them. Answered, never raised: the operator's routes run
+    outside the application's exception handlers."""
+    refusal = access.refusal(request.client.host if request.client else None, request.headers)
+    if refusal is not None:
+        return refusal
+    metrics: Metrics | None = request.app.state.lastro.metrics
+    if metrics is None:
+        return ProblemResponse(503, "the metrics are not open yet", headers={"Retry-After": "1"})
+    return metrics
