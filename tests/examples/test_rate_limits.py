@@ -42,13 +42,15 @@ def test_a_limit_is_exact_across_four_workers(tmp_path: Path) -> None:
     with orders_service("sqlite", tmp_path, **settings) as server:
         start_early_in_a_minute()
         responses = asyncio.run(burst(server.url, 200))
-        served = [line for line in server.events("request") if line.get("status") == 200]
-        workers = {line["pid"] for line in served}
+        answered = [line for line in server.events("request") if line.get("status") in (200, 429)]
+        workers = {line["pid"] for line in answered}
     statuses = [response.status_code for response in responses]
     assert statuses.count(200) == 60
     assert statuses.count(429) == 140
     assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 429)
-    assert len(workers) > 1  # the 60 were served by several workers, sharing one count
+    # Several workers answered, and 60 passed in all: counting apart, each would have passed its own first
+    # ones. Which worker the passes land on is the scheduler's business (all on one, under load).
+    assert len(workers) > 1
 
 
 def login(url: str, username: str, forwarded_for: str | None = None) -> int:
