@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from lastro.dashboard import DASHBOARD_ASSETS_PREFIX, DASHBOARD_DATA_PATH, DASHBOARD_PATH, dashboard_routes
+from lastro.dashboard import dashboard_routes
 from lastro.docs import hide_docs
 from lastro.errors import (
     COMMIT_OUTCOME_UNKNOWN_TYPE,
@@ -37,8 +37,14 @@ from lastro.http.server_errors import ServerErrorMiddleware
 from lastro.http.trusted_host import TrustedHostMiddleware
 from lastro.http.validation import validation_problem
 from lastro.lifecycle import wrap_lifespan
-from lastro.metrics_endpoint import METRICS_PATH, metrics_routes
+from lastro.metrics_endpoint import metrics_routes
 from lastro.observability.logging import configure_logging
+from lastro.observability.metrics import (
+    DASHBOARD_ASSETS_PREFIX,
+    DASHBOARD_DATA_PATH,
+    DASHBOARD_PATH,
+    METRICS_PATH,
+)
 from lastro.observability.tracing import Tracing, check_tracing
 from lastro.openapi import install_openapi
 from lastro.pages import install_page_limits

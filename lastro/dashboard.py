@@ -27,7 +27,12 @@ from lastro.http.problem import ProblemResponse
 from lastro.metrics_endpoint import operator_metrics
 from lastro.monitor import worker_report
 from lastro.observability.dashboard_data import Reading, ReadingHistory, window_figures
-from lastro.observability.metrics import Metrics
+from lastro.observability.metrics import (
+    DASHBOARD_ASSETS_PREFIX,
+    DASHBOARD_DATA_PATH,
+    DASHBOARD_PATH,
+    Metrics,
+)
 from lastro.observability.slowest import read_published
 from lastro.settings import Settings
 
@@ -43,9 +48,6 @@ PAGE_POLICY = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SLOWEST_KEPT = 10
-DASHBOARD_PATH = "/admin/dashboard"
-DASHBOARD_DATA_PATH = "/admin/dashboard.json"
-DASHBOARD_ASSETS_PREFIX = "/admin/dashboard/assets/"
 
 
 def dashboard_routes(settings: Settings) -> list[BaseRoute]:

@@ -13,13 +13,11 @@ from starlette.routing import BaseRoute, Route
 
 from lastro.access import OperatorAccess
 from lastro.http.problem import ProblemResponse
-from lastro.observability.metrics import Metrics
+from lastro.observability.metrics import METRICS_PATH, Metrics
 from lastro.observability.requests import IN_FLIGHT
 from lastro.settings import Settings
 
-__all__ = ["METRICS_PATH", "metrics_routes", "operator_metrics"]
-
-METRICS_PATH = "/metrics"
+__all__ = ["metrics_routes", "operator_metrics"]
 
 
 def metrics_routes(settings: Settings) -> list[BaseRoute]:

@@ -20,11 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.http.loop_lag import LoopLag
 from lastro.http.problem import send_problem
+from lastro.observability.metrics import DASHBOARD_PATH, METRICS_PATH
 
 __all__ = ["EXEMPT_PREFIXES", "SHED_KEY", "InFlightLimitMiddleware"]
 
 # Probes, scrapes and the dashboard must answer even when the worker is saturated: that is when they matter.
-EXEMPT_PREFIXES = ("/health", "/metrics", "/admin/dashboard")
+EXEMPT_PREFIXES = ("/health", METRICS_PATH, DASHBOARD_PATH)
 SHED_KEY = "lastro.shed"  # set in the scope of a refused request, for the layers outside (metrics)
 RETRY_AFTER = {"Retry-After": "1"}
 

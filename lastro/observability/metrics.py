@@ -30,17 +30,34 @@ if TYPE_CHECKING:
 
     from lastro.observability.slowest import SlowestRequests
 
-__all__ = ["DIRECTORY_ENV", "LATENCY_BUCKETS", "METHODS", "OBSERVER_ROUTES", "UNMATCHED", "Metrics"]
+__all__ = [
+    "DASHBOARD_ASSETS_PREFIX",
+    "DASHBOARD_DATA_PATH",
+    "DASHBOARD_PATH",
+    "DIRECTORY_ENV",
+    "LATENCY_BUCKETS",
+    "METHODS",
+    "METRICS_PATH",
+    "OBSERVER_ROUTES",
+    "UNMATCHED",
+    "Metrics",
+]
 
 DIRECTORY_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 UNMATCHED = "unmatched"  # the route label of every path no route matched: one series, however many paths
 OTHER_METHOD = "OTHER"
-# The routes of the service's observers (Prometheus, the dashboard): counted like any other, but left out
-# of the dashboard's rates, latencies and slowest requests, which are about the application's own traffic.
+# Where the service's observers (Prometheus, the dashboard) read it, answered by `lastro.metrics_endpoint`
+# and `lastro.dashboard`.
+METRICS_PATH = "/metrics"
+DASHBOARD_PATH = "/admin/dashboard"
+DASHBOARD_DATA_PATH = "/admin/dashboard.json"
+DASHBOARD_ASSETS_PREFIX = "/admin/dashboard/assets/"
+# Their routes: counted like any other, but left out of the dashboard's rates, latencies and slowest
+# requests, which are about the application's own traffic.
 OBSERVER_ROUTES = frozenset(
-    {"/metrics", "/admin/dashboard", "/admin/dashboard.json", "/admin/dashboard/assets/{name}"}
+    {METRICS_PATH, DASHBOARD_PATH, DASHBOARD_DATA_PATH, DASHBOARD_ASSETS_PREFIX + "{name}"}
 )
 STARTED_FILE = "started.json"  # in the shared directory: when the service's counts started
 Mode = Literal["livesum", "livemax", "liveall"]  # gauges of live workers: a dead worker's are dropped
@@ -131,10 +148,6 @@ class Metrics:
         if not directory:
             return cls(None)
         return cls(Path(directory), _counts_started(Path(directory)))
-
-    @property
-    def shared(self) -> bool:
-        return self.directory is not None
 
     def answered(self, method: str, route: str | None, status: int, seconds: float) -> None:
         """Count one answered request; its label values are resolved once, then looked up."""
