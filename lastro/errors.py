@@ -9,9 +9,12 @@ LastroError
 │   └── RateLimitUnavailable  a fail-closed limit (login) cannot reach its shared store
 ├── RateLimited               a client went over a rate limit; answered as 429 with Retry-After
 ├── StorageFull               the disk under the database or the files is full; answered as 507
-└── CommitOutcomeUnknown      a write's COMMIT was sent and its reply lost, and no later check could tell
-                              whether it was applied; answered as 504 with its own problem type, which
-                              never invites a blind retry
+├── CommitOutcomeUnknown      a write's COMMIT was sent and its reply lost, and no later check could tell
+│                             whether it was applied; answered as 504 with its own problem type, which
+│                             never invites a blind retry
+└── SubscriptionEnded         a broadcast subscription cannot go on; subscribe again, `since` the last id
+    ├── SlowConsumer          the subscriber fell a whole queue behind, and was dropped
+    └── EventsExpired         the events after `since` are no longer kept, or a broker outage lost them
 ```
 
 `one_line(error)` is how lastro quotes an error in a message or a log field; `one_line_with_type(error)`
@@ -27,12 +30,15 @@ __all__ = [
     "STORAGE_FULL_TYPE",
     "CommitOutcomeUnknown",
     "ConfigurationError",
+    "EventsExpired",
     "LastroError",
     "RateLimitUnavailable",
     "RateLimited",
     "ServiceUnavailable",
+    "SlowConsumer",
     "StartupError",
     "StorageFull",
+    "SubscriptionEnded",
     "UnsafeProductionSettings",
     "one_line",
     "one_line_with_type",
@@ -100,6 +106,18 @@ class CommitOutcomeUnknown(LastroError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class SubscriptionEnded(LastroError):
+    """A broadcast subscription cannot go on: the subscriber subscribes again, `since` the last event id."""
+
+
+class SlowConsumer(SubscriptionEnded):
+    """The subscriber did not keep up: its queue filled, and it was dropped rather than let memory grow."""
+
+
+class EventsExpired(SubscriptionEnded):
+    """The events after `since` are no longer kept (past `EVENTS_RETENTION`), or an outage lost them."""
 
 
 def one_line(error: BaseException) -> str:

@@ -229,6 +229,23 @@ class Settings(BaseSettings):
         description="GET /admin/dashboard and its JSON, for the readers of /metrics; needs METRICS_ENABLED",
     )
 
+    # Coordination across workers and machines: broadcast and jobs (lastro.coordination).
+    EVENTS_RETENTION: float = Field(
+        default=3600.0, gt=0, description="seconds a published event stays replayable with `since`"
+    )
+    EVENTS_REPLAY_MAX: int = Field(
+        default=1000, ge=1, description="most events one subscriber may catch up on with `since`"
+    )
+    EVENTS_QUEUE_SIZE: int = Field(
+        default=256, ge=1, description="events waiting for a subscriber before it is dropped as too slow"
+    )
+    EVENTS_POLL_INTERVAL: float = Field(
+        default=0.01, gt=0, le=1, description="SQLite: seconds between two looks for new events"
+    )
+    JOB_RUNS_RETENTION: float = Field(
+        default=7 * 86400.0, gt=0, description="seconds a periodic job's run stays recorded"
+    )
+
     @field_validator("SLOW_REQUEST_SECONDS", mode="before")
     @classmethod
     def _check_slow_request_seconds(cls, value: object) -> float:

@@ -22,6 +22,7 @@ from lastro.settings import Settings
 from lastro.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
+    from lastro.coordination.events import Broadcast
     from lastro.observability.tracing import Tracing
     from lastro.rate_limits import Identify, RateLimits
 
@@ -38,6 +39,7 @@ class ServiceState:
     rate_limits: RateLimits | None = None  # from start-up on
     identify: Identify | None = None  # who the caller is, for per-user rate limits
     metrics: Metrics | None = None  # from start-up on
+    broadcast: Broadcast | None = None  # from start-up on: publish and subscribe across every worker
     tracing: Tracing | None = None  # the spans, with TRACING on; its provider lives from start-up to shutdown
     started_at: float = field(default_factory=time.time)
     _transactions: Transactions | None = field(default=None, init=False, repr=False)

@@ -250,6 +250,11 @@ DEFAULTS = {
     "SHARED_MEMORY_DIR": None,
     "SLOW_REQUEST_SECONDS": 1.0,
     "DASHBOARD_ENABLED": True,
+    "EVENTS_RETENTION": 3600.0,
+    "EVENTS_REPLAY_MAX": 1000,
+    "EVENTS_QUEUE_SIZE": 256,
+    "EVENTS_POLL_INTERVAL": 0.01,
+    "JOB_RUNS_RETENTION": 604800.0,
 }
 
 # Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 import lastro
 from examples.orders import accounts
 from examples.orders.auth import Passwords, TokenCodec, caller_id
+from examples.orders.changes import Changes
 from examples.orders.diagnostics import router as diagnostics_router
 from examples.orders.errors import Conflict, add_error_handlers
 from examples.orders.image_routes import router as images_router
@@ -30,6 +31,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
+        app.state.changes = Changes()  # the steps each committed change to an order goes through
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
         # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
         hashing = lastro.Bulkhead(

@@ -186,8 +186,13 @@ def _changes(current: Status, patch: OrderPatch) -> dict[str, Any]:
     return changes
 
 
-def delete_order(connection: Connection, tenant_id: int, order_id: int, expected_version: int | None) -> None:
-    """Soft-delete the order (the purge removes it later); `expected_version` as for `update_order`."""
+def delete_order(
+    connection: Connection, tenant_id: int, order_id: int, expected_version: int | None
+) -> tuple[int, datetime]:
+    """Soft-delete the order (the cleanup job purges it later); `expected_version` as for `update_order`.
+
+    Returns the order's new version and the time of the deletion.
+    """
     row = _row(connection, tenant_id, order_id, for_update=True)
     if expected_version is not None and row.version != expected_version:
         raise Precondition(order_id)
@@ -197,6 +202,7 @@ def delete_order(connection: Connection, tenant_id: int, order_id: int, expected
         .where(live_order(tenant_id, order_id))
         .values(deleted_at=stamp, updated_at=stamp, version=orders.c.version + 1)
     )
+    return row.version + 1, stamp
 
 
 @dataclass(frozen=True)

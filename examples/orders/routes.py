@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 import lastro
 from examples.orders import accounts, idempotency, queries
 from examples.orders.auth import Admin, Caller, Passwords, Principal, TokenCodec
+from examples.orders.changes import ChangeType, OrderChange, OrderChanges
 from examples.orders.errors import NotFound
 from examples.orders.models import (
     NO_NUL,
@@ -92,27 +93,36 @@ async def create_order(
     order: OrderIn,
     caller: Caller,
     unit: lastro.WriteUnit,
+    changes: OrderChanges,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Order | Response:
     """Create an order; with an `Idempotency-Key`, a retry returns the first response, never a second row."""
     if idempotency_key is None:
         created = await unit.run(queries.create_order, caller.tenant_id, order)
+        await changes.record(_change("order.created", caller.tenant_id, created))
         response.headers.update(_created_headers(created))
         return created
     key = idempotency_key
     digest = idempotency.request_hash(order.model_dump_json().encode())
 
-    def work(connection: Connection) -> idempotency.StoredResponse:
+    def work(connection: Connection) -> tuple[idempotency.StoredResponse, Order | None]:
         stored = idempotency.claim_key(connection, caller.tenant_id, key, digest)
-        if stored is None:
-            created = queries.create_order(connection, caller.tenant_id, order)
-            stored = idempotency.StoredResponse(201, _created_headers(created), created.model_dump_json())
-            idempotency.store_response(connection, caller.tenant_id, key, stored)
-        return stored
+        if stored is not None:
+            return stored, None  # a retry: the change was recorded the first time
+        created = queries.create_order(connection, caller.tenant_id, order)
+        stored = idempotency.StoredResponse(201, _created_headers(created), created.model_dump_json())
+        idempotency.store_response(connection, caller.tenant_id, key, stored)
+        return stored, created
 
-    stored = await unit.run(work)
+    stored, created_now = await unit.run(work)
+    if created_now is not None:
+        await changes.record(_change("order.created", caller.tenant_id, created_now))
     return Response(stored.body, stored.status_code, stored.headers, media_type="application/json")
+
+
+def _change(kind: ChangeType, tenant_id: int, order: Order) -> OrderChange:
+    return OrderChange(kind, tenant_id, order.id, order.version, order.updated_at)
 
 
 def _created_headers(order: Order) -> dict[str, str]:
@@ -167,12 +177,15 @@ async def update_order(
     patch: OrderPatch,
     caller: Caller,
     unit: lastro.WriteUnit,
+    changes: OrderChanges,
     response: Response,
     if_match: Annotated[str, Header(description="the ETag of the order as read, or `*`")],
 ) -> Order:
     """Change status, notes or items; needs `If-Match` with the order's ETag (or `*`)."""
     expected = _expected_version(if_match)
     updated = await unit.run(queries.update_order, caller.tenant_id, order_id, expected, patch)
+    if expected is None or updated.version != expected:  # a PATCH to the same values changes nothing
+        await changes.record(_change("order.updated", caller.tenant_id, updated))
     response.headers.update(_etag(updated))
     return updated
 
@@ -181,8 +194,13 @@ async def update_order(
     "/orders/{order_id}", status_code=204, tags=["orders"], responses=lastro.problems(401, 404, 412)
 )
 async def delete_order(
-    order_id: int, caller: Caller, unit: lastro.WriteUnit, if_match: Annotated[str | None, Header()] = None
+    order_id: int,
+    caller: Caller,
+    unit: lastro.WriteUnit,
+    changes: OrderChanges,
+    if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     expected = _expected_version(if_match)
-    await unit.run(queries.delete_order, caller.tenant_id, order_id, expected)
+    version, at = await unit.run(queries.delete_order, caller.tenant_id, order_id, expected)
+    await changes.record(OrderChange("order.deleted", caller.tenant_id, order_id, version, at))
     return Response(status_code=204)
