@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
+from lastro.coordination import tables
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
@@ -73,6 +74,7 @@ async def startup(state: ServiceState) -> None:
     state.started_at = state.health.started_at = time.time()
     database = await _open_database(settings)
     await _check_schema(settings, database)
+    await _ensure_tables(database)
     state.database = database
     if state.tracing is not None:
         state.tracing.start()
@@ -155,6 +157,17 @@ async def _check_schema(settings: Settings, database: Database) -> None:
         database.dispose()
         logger.error("startup failed", reason=problem)
         raise StartupError(problem)
+
+
+async def _ensure_tables(database: Database) -> None:
+    """lastro's own tables (leases, events, jobs), created beside the application's when missing."""
+    try:
+        await anyio.to_thread.run_sync(tables.ensure_tables, database)
+    except Exception as exc:
+        database.dispose()
+        message = f"could not create lastro's tables in {database.display_url}: {one_line(exc)}"
+        logger.error("startup failed", reason=message)
+        raise StartupError(message) from None
 
 
 async def _watch_database(transactions: Transactions, interval: float, within: float) -> None:

@@ -23,11 +23,12 @@ from sqlalchemy import (
 )
 
 from lastro.db.engine import Database
+from lastro.db.migrations import LASTRO_TABLE_PREFIX
 from lastro.db.sqlite import BEGIN_OPTION
 
 __all__ = ["PREFIX", "ensure_tables", "events", "job_runs", "jobs", "leases", "metadata"]
 
-PREFIX = "lastro_"
+PREFIX = LASTRO_TABLE_PREFIX
 _ADVISORY_LOCK_KEY = 7_461_620_000_000_002  # lastro's tables, apart from the migrations' lock
 
 # BigInteger ids that are still SQLite's rowid (an INTEGER PRIMARY KEY) there.

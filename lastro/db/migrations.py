@@ -44,6 +44,7 @@ __all__ = [
     "upgrade",
 ]
 
+LASTRO_TABLE_PREFIX = "lastro_"  # lastro.coordination.tables: not the application's to migrate
 _ADVISORY_LOCK_KEY = 7_461_620_000_000_001  # any constant shared by every lastro upgrader
 
 
@@ -131,6 +132,11 @@ def revision(directory: Path, message: str, database: Database | None = None) ->
     return [Path(script.path) for script in scripts if isinstance(script, Script)]
 
 
+def _not_lastros(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Autogenerate leaves lastro's own tables (`lastro_*`, created at start-up) alone."""
+    return not (type_ == "table" and name is not None and name.startswith(LASTRO_TABLE_PREFIX))
+
+
 def run_migrations(context: Any, target_metadata: MetaData) -> None:
     """The body of an Alembic `env.py`: migrate on the connection lastro hands over."""
     connection: Connection | None = context.config.attributes.get("connection")
@@ -140,6 +146,7 @@ def run_migrations(context: Any, target_metadata: MetaData) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
+        include_name=_not_lastros,
     )
     with context.begin_transaction():
         context.run_migrations()
