@@ -100,6 +100,21 @@ def test_rate_limiting_knows_nothing_of_http(path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("path", modules("coordination"), ids=names(modules("coordination")))
+def test_coordination_knows_nothing_of_http(path: Path) -> None:
+    """lastro.coordination (leases, jobs, broadcast, caches) rests on the database and the seam; routes
+    and middleware call it, never the other way round."""
+    assert not reaching(
+        path, ("fastapi", "starlette", "lastro.http", "lastro.app", "lastro.units", "lastro.lifecycle")
+    )
+
+
+@pytest.mark.parametrize("path", modules("db"), ids=names(modules("db")))
+def test_the_data_layer_knows_nothing_of_coordination(path: Path) -> None:
+    """lastro.db runs units of work; lastro.coordination builds on it, never the other way round."""
+    assert not reaching(path, ("lastro.coordination",))
+
+
 def test_importing_lastro_loads_no_opentelemetry_sdk() -> None:
     """`import lastro` loads neither the OpenTelemetry SDK nor lastro's tracing middleware: only a service
     with TRACING on pays for them."""
