@@ -115,10 +115,11 @@ class Subscription:
         self._ready = asyncio.Event()
         self._ended: SubscriptionEnded | None = None
         self._replayed: set[int] = set()  # ids already given from the replay log, not to repeat live
+        self._after = 0  # ids up to this one were seen before subscribing (`since`): never delivered
         self.last_id: int | None = None
 
     def _put(self, event: Event) -> None:
-        if self._ended is not None:
+        if self._ended is not None or event.id <= self._after:
             return
         if self._replayed and event.id in self._replayed:
             self._replayed.discard(event.id)
@@ -178,6 +179,7 @@ class _Subscribing:
 
     async def __aenter__(self) -> Subscription:
         subscription = self._subscription
+        subscription._after = self._since or 0
         self._broadcast._add(subscription)  # first: an event published during the replay is not missed
         if self._since is not None:
             try:
