@@ -1,0 +1,20 @@
+"""`open_transport(settings, database)`: the broadcast's backend for a running service.
+
+Redis when `REDIS_URL` is set (every machine shares it); else the service's database: `LISTEN`/`NOTIFY`
+on PostgreSQL, the SQLite file's `lastro_events` table on one machine.
+"""
+
+from __future__ import annotations
+
+from lastro.coordination.events import Transport
+from lastro.coordination.sqlite_events import SQLiteTransport
+from lastro.db.engine import Database
+from lastro.settings import Settings
+
+__all__ = ["open_transport"]
+
+
+def open_transport(settings: Settings, database: Database) -> Transport | None:
+    if database.is_sqlite:
+        return SQLiteTransport(database, poll_interval=settings.EVENTS_POLL_INTERVAL)
+    return None

@@ -1,0 +1,73 @@
+"""A running service's `Broadcast`: opened at start-up on the service's database, in `/health`, ended at
+shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lastro import Broadcast, ServiceState, create_app
+from lastro.errors import SubscriptionEnded
+from lastro.settings import get_settings
+from tests.support.lifespan import running
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def app(sqlite_url: str) -> AsyncIterator[FastAPI]:
+    app = create_app(get_settings(DATABASE_URL=sqlite_url))
+    async with running(app):
+        yield app
+
+
+def broadcast_of(app: FastAPI) -> Broadcast:
+    state: ServiceState = app.state.lastro
+    assert state.broadcast is not None
+    return state.broadcast
+
+
+async def test_start_up_opens_the_broadcast_on_the_sqlite_file(app: FastAPI) -> None:
+    """With SQLite and no REDIS_URL, the broadcast is the database's events table, and it delivers."""
+    broadcast = broadcast_of(app)
+    assert broadcast.transport.name == "sqlite"
+    async with broadcast.subscribe("c") as events:
+        published = await broadcast.publish("c", {"n": 1})
+        assert await asyncio.wait_for(events.get(), 10) == published
+
+
+async def test_health_shows_the_broadcast(app: FastAPI) -> None:
+    """/health has a non-critical "broadcast" check with the backend, the link and the subscribers."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        broadcast_of(app).subscribe("c"),
+    ):
+        check = (await client.get("/health")).json()["checks"]["broadcast"]
+    assert check["status"] == "ok"
+    assert check["backend"] == "sqlite"
+    assert check["subscribers"] == 1
+    assert {"connected", "reconnections", "last_error", "delivered"} <= set(check)
+
+
+async def test_the_receiving_loop_and_the_trim_are_background_tasks(app: FastAPI) -> None:
+    """Both run as supervised tasks of the worker."""
+    tasks = app.state.lastro.tasks.statuses()
+    assert tasks["broadcast"]["state"] == "running"
+    assert tasks["broadcast-trim"]["state"] == "running"
+
+
+async def test_shutdown_ends_the_subscriptions(sqlite_url: str) -> None:
+    """A subscriber waiting when the service stops gets SubscriptionEnded, not a hang."""
+    app = create_app(get_settings(DATABASE_URL=sqlite_url))
+    async with running(app):
+        subscribing = broadcast_of(app).subscribe("c")
+        events = await subscribing.__aenter__()
+        waiting = asyncio.create_task(events.get())
+        await asyncio.sleep(0)
+    with pytest.raises(SubscriptionEnded):
+        await asyncio.wait_for(waiting, 10)
