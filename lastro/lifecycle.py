@@ -106,7 +106,7 @@ async def startup(state: ServiceState) -> None:
     limiter = open_limiter(settings, database)
     state.rate_limits = RateLimits(limiter, settings, state.identify)
     state.health.add("rate_limits", _rate_limit_check(limiter), timeout=timeout, critical=False)
-    _start_broadcast(state, database)
+    await _start_broadcast(state, database)
     state.tasks.start(
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
     )
@@ -125,8 +125,12 @@ async def startup(state: ServiceState) -> None:
     )
 
 
-def _start_broadcast(state: ServiceState, database: Database) -> None:
-    """This worker's `Broadcast`: its receiving loop, the replay log's trim, and its line in `/health`."""
+async def _start_broadcast(state: ServiceState, database: Database) -> None:
+    """This worker's `Broadcast`: its receiving loop, the replay log's trim, and its line in `/health`.
+
+    Start-up waits (a little) for the loop to be listening: an event published by the first request
+    must reach this worker's own subscribers. A backend that is down does not stop the service.
+    """
     settings = state.settings
     transport = open_transport(settings, database)
     if transport is None:
@@ -138,6 +142,11 @@ def _start_broadcast(state: ServiceState, database: Database) -> None:
     state.tasks.start("broadcast-trim", lambda: _trim_events(broadcast, settings.EVENTS_RETENTION))
     timeout = settings.HEALTH_CHECK_TIMEOUT
     state.health.add("broadcast", _broadcast_check(broadcast), timeout=timeout, critical=False)
+    try:
+        async with asyncio.timeout(timeout):
+            await broadcast.catch_up()
+    except Exception as error:  # the loop goes on trying in the background; /health shows it
+        logger.warning("event backend not reachable at start-up", error=one_line(error) or "timed out")
 
 
 async def _trim_events(broadcast: Broadcast, retention: float) -> None:
@@ -232,9 +241,11 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 async def shutdown(state: ServiceState) -> None:
     if state.broadcast is not None:  # first: subscribers (WebSockets) end before the tasks that feed them
         logger.info("shutdown: ending event subscriptions")
-        await state.broadcast.close()
+        state.broadcast.end_subscriptions()
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
+    if state.broadcast is not None:
+        await state.broadcast.close()
     if state.rate_limits is not None:
         await state.rate_limits.close()
     if state.is_open:

@@ -15,6 +15,14 @@ __all__ = ["open_transport"]
 
 
 def open_transport(settings: Settings, database: Database) -> Transport | None:
+    if settings.REDIS_URL:
+        from lastro.coordination.redis_events import RedisTransport  # only with the redis extra
+
+        return RedisTransport(
+            settings.REDIS_URL,
+            timeout=settings.REDIS_SOCKET_TIMEOUT,
+            prefix=f"lastro:{settings.SERVICE_NAME}:events",
+        )
     if database.is_sqlite:
         return SQLiteTransport(database, poll_interval=settings.EVENTS_POLL_INTERVAL)
     return None

@@ -4,15 +4,19 @@ shutdown."""
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 
 from lastro import Broadcast, ServiceState, create_app
 from lastro.errors import SubscriptionEnded
 from lastro.settings import get_settings
+from tests.coordination.conftest import REDIS_URL
 from tests.support.lifespan import running
 
 pytestmark = pytest.mark.anyio
@@ -71,3 +75,25 @@ async def test_shutdown_ends_the_subscriptions(sqlite_url: str) -> None:
         await asyncio.sleep(0)
     with pytest.raises(SubscriptionEnded):
         await asyncio.wait_for(waiting, 10)
+
+
+@pytest.mark.redis
+async def test_with_redis_url_the_broadcast_goes_through_redis(sqlite_url: str) -> None:
+    """REDIS_URL set: the broadcast is Redis's, under the service's own key prefix; it delivers, and the
+    service stops promptly (redis-py once swallowed the cancellation of its receiving loop)."""
+    name = f"broadcast-test-{uuid.uuid4().hex[:12]}"
+    app = create_app(get_settings(DATABASE_URL=sqlite_url, REDIS_URL=REDIS_URL, SERVICE_NAME=name))
+    try:
+        async with running(app):
+            broadcast = broadcast_of(app)
+            assert broadcast.transport.name == "redis"
+            async with broadcast.subscribe("c") as events:
+                published = await broadcast.publish("c", {"n": 1})
+                assert await asyncio.wait_for(events.get(), 10) == published
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 5
+    finally:
+        with redis.Redis.from_url(REDIS_URL) as client:
+            keys = list(client.scan_iter(match=f"lastro:{name}:*"))
+            assert keys
+            client.delete(*keys)
