@@ -133,8 +133,6 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
     """
     settings = state.settings
     transport = open_transport(settings, database)
-    if transport is None:
-        return
     state.broadcast = broadcast = Broadcast(
         transport, max_queue=settings.EVENTS_QUEUE_SIZE, replay_max=settings.EVENTS_REPLAY_MAX
     )

@@ -14,7 +14,7 @@ from lastro.settings import Settings
 __all__ = ["open_transport"]
 
 
-def open_transport(settings: Settings, database: Database) -> Transport | None:
+def open_transport(settings: Settings, database: Database) -> Transport:
     if settings.REDIS_URL:
         from lastro.coordination.redis_events import RedisTransport  # only with the redis extra
 
@@ -25,4 +25,6 @@ def open_transport(settings: Settings, database: Database) -> Transport | None:
         )
     if database.is_sqlite:
         return SQLiteTransport(database, poll_interval=settings.EVENTS_POLL_INTERVAL)
-    return None
+    from lastro.coordination.postgres_events import PostgresTransport
+
+    return PostgresTransport(database, timeout=settings.DB_CONNECT_TIMEOUT)

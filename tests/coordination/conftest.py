@@ -13,14 +13,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
+from psycopg import sql
 
 from lastro.coordination.events import Broadcast, Transport
+from lastro.coordination.postgres_events import PostgresTransport
 from lastro.coordination.redis_events import RedisTransport
 from lastro.coordination.sqlite_events import SQLiteTransport
 from lastro.coordination.tables import ensure_tables
 from lastro.db.engine import Database
+from tests.conftest import POSTGRES_URL
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -48,7 +52,30 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
     database.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own, with lastro's tables; dropped afterwards."""
+    name = f"lastro_events_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    database = Database(url)
+    ensure_tables(database)
+    database.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 def open_transport(request: pytest.FixtureRequest) -> Iterator[Opener]:
     """Opens a transport of the backend on the test's shared place; disposes of what it opened."""
     databases: list[Database] = []
@@ -58,6 +85,13 @@ def open_transport(request: pytest.FixtureRequest) -> Iterator[Opener]:
         def opener(clock: Clock) -> Transport:
             databases.append(database := Database(url))
             return SQLiteTransport(database, clock=clock)
+
+    elif request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+
+        def opener(clock: Clock) -> Transport:
+            databases.append(database := Database(url))
+            return PostgresTransport(database, clock=clock)
 
     else:
         prefix = request.getfixturevalue("redis_prefix")

@@ -97,3 +97,15 @@ async def test_with_redis_url_the_broadcast_goes_through_redis(sqlite_url: str) 
             keys = list(client.scan_iter(match=f"lastro:{name}:*"))
             assert keys
             client.delete(*keys)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_the_broadcast_listens_to_the_database(postgres_url: str) -> None:
+    """PostgreSQL without REDIS_URL: LISTEN/NOTIFY over the events table, and it delivers."""
+    app = create_app(get_settings(DATABASE_URL=postgres_url))
+    async with running(app):
+        broadcast = broadcast_of(app)
+        assert broadcast.transport.name == "postgresql"
+        async with broadcast.subscribe("c") as events:
+            published = await broadcast.publish("c", {"n": 1})
+            assert await asyncio.wait_for(events.get(), 10) == published
