@@ -15,9 +15,10 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from lastro.coordination.events import Event
 from lastro.coordination.tables import events
-from lastro.errors import EventsExpired
+from lastro.db.failures import Failure, classify
+from lastro.errors import EventsExpired, LastroError, ServiceUnavailable, StorageFull, one_line
 
-__all__ = ["append", "bounds", "check_kept", "newest", "read_after", "replay", "trim"]
+__all__ = ["append", "bounds", "check_kept", "failure", "newest", "read_after", "replay", "trim"]
 
 _COLUMNS = (events.c.id, events.c.channel, events.c.data, events.c.at)
 
@@ -74,6 +75,15 @@ def trim(connection: Connection, before: float) -> int:
     newest_id = select(func.max(events.c.id)).scalar_subquery()
     result = connection.execute(delete(events).where(events.c.at < before, events.c.id < newest_id))
     return int(result.rowcount or 0)
+
+
+def failure(error: Exception) -> LastroError:
+    """What a caller of the transport sees when the table failed it: a 503, or a 507 for a full disk."""
+    if isinstance(error, LastroError):
+        return error
+    if classify(error) is Failure.STORAGE_FULL:
+        return StorageFull(f"the database's disk is full: {one_line(error)}")
+    return ServiceUnavailable(f"the events table did not answer: {one_line(error)}")
 
 
 def _events(rows: Sequence[Any]) -> list[Event]:

@@ -35,7 +35,6 @@ from lastro.coordination import event_log
 from lastro.coordination.events import Deliver, Event
 from lastro.coordination.reconnect import Connection, Sleep
 from lastro.db.engine import Database
-from lastro.errors import EventsExpired, ServiceUnavailable, one_line
 
 __all__ = ["PostgresTransport"]
 
@@ -184,9 +183,7 @@ class PostgresTransport:
         try:
             return await anyio.to_thread.run_sync(self._transaction, work)
         except Exception as error:
-            if isinstance(error, ServiceUnavailable | EventsExpired):
-                raise
-            raise ServiceUnavailable(f"the events table did not answer: {one_line(error)}") from error
+            raise event_log.failure(error) from error
 
     def _transaction(self, work: Callable[[SQLConnection], T]) -> T:
         with self.database.engine.begin() as connection:

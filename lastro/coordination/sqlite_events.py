@@ -67,20 +67,18 @@ class SQLiteTransport:
 
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         at = self.clock()
-        event: Event = await self._writer.submit(lambda c: event_log.append(c, channel, data, at))
+        event = await self._write(partial(event_log.append, channel=channel, data=data, at=at))
         self._wake.set()  # this worker's subscribers need not wait for the next look
         return event
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
-        return await anyio.to_thread.run_sync(
-            self._read, partial(event_log.replay, channel=channel, after=after, limit=limit)
-        )
+        return await self._read(partial(event_log.replay, channel=channel, after=after, limit=limit))
 
     async def trim(self, before: float) -> int:
-        return await self._writer.submit(lambda c: event_log.trim(c, before))
+        return await self._write(partial(event_log.trim, before=before))
 
     async def catch_up(self) -> None:
-        target = await anyio.to_thread.run_sync(self._read, event_log.newest)
+        target = await self._read(event_log.newest)
         while self._delivered < target:
             self._progress.clear()
             self._wake.set()
@@ -111,7 +109,19 @@ class SQLiteTransport:
             await anyio.to_thread.run_sync(thread.join, 5.0)
         await anyio.to_thread.run_sync(self._writer.close)
 
-    def _read(self, work: Callable[[SQLConnection], T]) -> T:
+    async def _write(self, work: Callable[[SQLConnection], T]) -> T:
+        try:
+            return await self._writer.submit(work)
+        except Exception as error:
+            raise event_log.failure(error) from error
+
+    async def _read(self, work: Callable[[SQLConnection], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(self._read_unit, work)
+        except Exception as error:
+            raise event_log.failure(error) from error
+
+    def _read_unit(self, work: Callable[[SQLConnection], T]) -> T:
         with self.database.engine.connect() as connection, connection.begin():
             return work(connection)
 

@@ -14,7 +14,7 @@ import redis
 from fastapi import FastAPI
 
 from lastro import Broadcast, ServiceState, create_app
-from lastro.errors import SubscriptionEnded
+from lastro.errors import EventsExpired, SubscriptionEnded
 from lastro.settings import get_settings
 from tests.coordination.conftest import REDIS_URL
 from tests.support.lifespan import running
@@ -109,3 +109,21 @@ async def test_on_postgresql_the_broadcast_listens_to_the_database(postgres_url:
         async with broadcast.subscribe("c") as events:
             published = await broadcast.publish("c", {"n": 1})
             assert await asyncio.wait_for(events.get(), 10) == published
+
+
+async def test_events_older_than_the_retention_are_trimmed_in_the_background(sqlite_url: str) -> None:
+    """With EVENTS_RETENTION at 1 s, an old event goes within seconds, and the newest stays."""
+    app = create_app(get_settings(DATABASE_URL=sqlite_url, EVENTS_RETENTION=1))
+    async with running(app):
+        broadcast = broadcast_of(app)
+        old = await broadcast.publish("c", {"n": 0})
+        newest = await broadcast.publish("c", {"n": 1})
+        for _ in range(500):  # the trim runs every second
+            try:
+                await broadcast.replay("c", old.id - 1)
+            except EventsExpired:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the old event was never trimmed")
+        assert await broadcast.replay("c", old.id) == [newest]

@@ -13,6 +13,7 @@ from lastro.coordination.events import Broadcast
 from lastro.coordination.sqlite_events import SQLiteTransport
 from lastro.coordination.tables import ensure_tables
 from lastro.db.engine import Database
+from lastro.errors import ServiceUnavailable
 from tests.coordination.conftest import running, wait_until
 from tests.support.process import ROOT
 
@@ -72,4 +73,16 @@ async def test_a_missing_events_table_shows_in_statistics_then_delivery_resumes(
         await broadcast.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        database.dispose()
+
+
+async def test_publishing_without_the_events_table_is_service_unavailable(tmp_path: Path) -> None:
+    """A publication the database refuses is a ServiceUnavailable (a 503), not a driver error."""
+    database = Database(f"sqlite:///{tmp_path / 'bare.db'}")
+    transport = SQLiteTransport(database)
+    try:
+        with pytest.raises(ServiceUnavailable, match="the events table did not answer"):
+            await transport.publish("c", {"n": 1})
+    finally:
+        await transport.close()
         database.dispose()
