@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from lastro.coordination import tables
 from lastro.coordination.events import Broadcast
-from lastro.coordination.transports import open_transport
+from lastro.coordination.transports import keep_trimmed, open_transport
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
@@ -137,7 +137,7 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
         transport, max_queue=settings.EVENTS_QUEUE_SIZE, replay_max=settings.EVENTS_REPLAY_MAX
     )
     state.tasks.start("broadcast", broadcast.run)
-    state.tasks.start("broadcast-trim", lambda: _trim_events(broadcast, settings.EVENTS_RETENTION))
+    state.tasks.start("broadcast-trim", lambda: keep_trimmed(transport, settings.EVENTS_RETENTION))
     timeout = settings.HEALTH_CHECK_TIMEOUT
     state.health.add("broadcast", _broadcast_check(broadcast), timeout=timeout, critical=False)
     try:
@@ -145,20 +145,6 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
             await broadcast.catch_up()
     except Exception as error:  # the loop goes on trying in the background; /health shows it
         logger.warning("event backend not reachable at start-up", error=one_line(error) or "timed out")
-
-
-async def _trim_events(broadcast: Broadcast, retention: float) -> None:
-    """Drop the events older than `retention` now and then; any worker may, since trimming is idempotent."""
-    interval = min(max(retention / 10, 1.0), 60.0)
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            gone = await broadcast.transport.trim(time.time() - retention)
-        except Exception as error:  # the backend is away: the next turn trims what this one could not
-            logger.warning("events not trimmed", error=one_line(error))
-        else:
-            if gone:
-                logger.debug("events trimmed", count=gone)
 
 
 async def _open_database(settings: Settings) -> Database:

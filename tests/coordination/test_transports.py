@@ -1,109 +1,96 @@
-"""What every transport does, against the real SQLite, PostgreSQL and Redis: two workers, order, replay
-`since` an id, expiry, trim."""
+"""`open_transport` picks the backend from the settings; `keep_trimmed` trims now and then, whatever fails."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+from pathlib import Path
+from typing import cast
 
 import pytest
 
-from lastro.errors import EventsExpired
-from tests.coordination.conftest import Workers
+from lastro.coordination.events import Transport
+from lastro.coordination.postgres_events import PostgresTransport
+from lastro.coordination.redis_events import RedisTransport
+from lastro.coordination.sqlite_events import SQLiteTransport
+from lastro.coordination.transports import keep_trimmed, open_transport
+from lastro.db.engine import Database
+from lastro.settings import get_settings
 from tests.support.clock import FakeTime
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_an_event_published_by_one_worker_reaches_the_other(worker: Workers) -> None:
-    """What one worker publishes, a subscriber on another worker receives, with its id."""
-    async with worker() as one, worker() as two, two.subscribe("orders:1") as events:
-        published = await one.publish("orders:1", {"type": "order.created", "order_id": 7})
-        received = await asyncio.wait_for(events.get(), 10)
-    assert received == published
-    assert received.json() == b'{"id":%d,"type":"order.created","order_id":7}' % published.id
+class Trims:
+    """A transport that only records its trims, failing the ones it is told to."""
+
+    def __init__(self, failing: int = 0) -> None:
+        self.cutoffs: list[float] = []
+        self.failing = failing
+
+    async def trim(self, before: float) -> int:
+        self.cutoffs.append(before)
+        if self.failing:
+            self.failing -= 1
+            raise ConnectionError("the backend is away")
+        return 1
 
 
-async def test_a_subscriber_receives_only_its_channel(worker: Workers) -> None:
-    """An event of another channel is not delivered to it."""
-    async with worker() as one, worker() as two, two.subscribe("orders:1") as events:
-        await one.publish("orders:2", {"n": 1})
-        mine = await one.publish("orders:1", {"n": 2})
-        assert (await asyncio.wait_for(events.get(), 10)).id == mine.id
+def stopping_after(turns: int, time: FakeTime) -> FakeTime:
+    """`time`, whose sleep ends the loop (as a cancellation would) after `turns` turns."""
+    advance = time.sleep
+
+    async def sleep(seconds: float) -> None:
+        if len(time.sleeps) >= turns:
+            raise asyncio.CancelledError
+        await advance(seconds)
+
+    time.sleep = sleep  # type: ignore[method-assign]
+    return time
 
 
-async def test_events_arrive_in_the_order_they_were_published(worker: Workers) -> None:
-    """A burst from one publisher arrives whole, in order, with growing ids, on another worker."""
-    async with worker() as one, worker() as two, two.subscribe("c") as events:
-        published = [await one.publish("c", {"n": n}) for n in range(50)]
-        received = [await asyncio.wait_for(events.get(), 10) for _ in published]
-    assert [event.id for event in received] == [event.id for event in published]
-    assert [event.data["n"] for event in received] == list(range(50))
-    assert [event.id for event in published] == sorted({event.id for event in published})
+async def test_keep_trimmed_trims_past_the_retention_every_tenth_of_it() -> None:
+    """With a 100 s retention: a trim every 10 s, each of what is older than 100 s then."""
+    time, transport = stopping_after(3, FakeTime(start=1000.0)), Trims()
+    with pytest.raises(asyncio.CancelledError):
+        await keep_trimmed(cast(Transport, transport), 100.0, clock=time.clock, sleep=time.sleep)
+    assert time.sleeps == [10.0, 10.0, 10.0]
+    assert transport.cutoffs == [910.0, 920.0, 930.0]
 
 
-async def test_concurrent_publishers_reach_every_worker_in_one_order(worker: Workers) -> None:
-    """Two workers publishing at once: both subscribers see every event, in the same (id) order."""
-    async with worker() as one, worker() as two, one.subscribe("c") as first, two.subscribe("c") as second:
-        await asyncio.gather(*(source.publish("c", {"n": n}) for n in range(20) for source in (one, two)))
-        seen = [
-            [(await asyncio.wait_for(events.get(), 10)).id for _ in range(40)] for events in (first, second)
-        ]
-    assert seen[0] == seen[1] == sorted(seen[0])
+async def test_keep_trimmed_waits_between_1_and_60_seconds() -> None:
+    """A tiny retention is trimmed every second, a long one every minute."""
+    for retention, interval in ((0.5, 1.0), (86400.0, 60.0)):
+        time = stopping_after(1, FakeTime())
+        with pytest.raises(asyncio.CancelledError):
+            await keep_trimmed(cast(Transport, Trims()), retention, clock=time.clock, sleep=time.sleep)
+        assert time.sleeps == [interval]
 
 
-async def test_since_replays_what_was_missed_then_goes_on_live(worker: Workers) -> None:
-    """A subscriber back `since` an id gets the events of its channel after it, then the live ones."""
-    async with worker() as one, worker() as two:
-        first = await one.publish("c", {"n": 0})
-        await one.publish("other", {"n": -1})
-        missed = [await one.publish("c", {"n": n}) for n in (1, 2)]
-        async with two.subscribe("c", since=first.id) as events:
-            live = await one.publish("c", {"n": 3})
-            received = [await asyncio.wait_for(events.get(), 10) for _ in range(3)]
-    assert [event.id for event in received] == [event.id for event in [*missed, live]]
+async def test_a_failed_trim_does_not_stop_the_next_ones() -> None:
+    """The backend away for a turn: the loop goes on, and the next turn trims."""
+    time, transport = stopping_after(3, FakeTime()), Trims(failing=1)
+    with pytest.raises(asyncio.CancelledError):
+        await keep_trimmed(cast(Transport, transport), 100.0, clock=time.clock, sleep=time.sleep)
+    assert len(transport.cutoffs) == 3
 
 
-async def test_since_an_id_never_given_is_expired(worker: Workers) -> None:
-    """An id above the newest one was never given out: the subscriber must not wait for it."""
-    async with worker() as one:
-        newest = await one.publish("c", {"n": 0})
-        with pytest.raises(EventsExpired):
-            async with one.subscribe("c", since=newest.id + 10):
-                pass
+def test_a_sqlite_service_broadcasts_through_its_file(tmp_path: Path) -> None:
+    """SQLite, no REDIS_URL: the SQLite transport."""
+    database = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    assert isinstance(open_transport(get_settings(), database), SQLiteTransport)
+    database.dispose()
 
 
-async def test_trim_drops_old_events_and_since_before_them_is_expired(worker: Workers) -> None:
-    """After a trim, `since` an id before the oldest kept event is expired; after it, still replayed."""
-    clock = FakeTime(start=time.time())
-    async with worker(clock.clock) as one:
-        old = [await one.publish("c", {"n": n}) for n in range(3)]
-        clock.now += 60
-        kept = await one.publish("c", {"n": 3})
-        assert await one.transport.trim(clock.now - 30) == 3
-        with pytest.raises(EventsExpired):
-            await one.replay("c", old[0].id)
-        assert await one.replay("c", old[-1].id) == [kept]
+def test_a_postgres_service_broadcasts_through_listen_notify() -> None:
+    """PostgreSQL, no REDIS_URL: the PostgreSQL transport (nothing is connected yet)."""
+    database = Database("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    assert isinstance(open_transport(get_settings(), database), PostgresTransport)
+    database.dispose()
 
 
-async def test_trim_always_keeps_the_newest_event(worker: Workers) -> None:
-    """Trimming everything keeps the newest event, so a subscriber that saw it may still come back."""
-    async with worker() as one:
-        events = [await one.publish("c", {"n": n}) for n in range(3)]
-        assert await one.transport.trim(time.time() + 60) == 2
-        assert await one.replay("c", events[-1].id) == []
-
-
-async def test_a_publisher_receives_its_own_events(worker: Workers) -> None:
-    """The publishing worker's own subscribers get its events."""
-    async with worker() as one, one.subscribe("c") as events:
-        published = await one.publish("c", {"n": 1})
-        assert await asyncio.wait_for(events.get(), 10) == published
-
-
-async def test_statistics_show_the_backend_connected(worker: Workers) -> None:
-    """Once running, the statistics say connected, with no error."""
-    async with worker() as one:
-        statistics = one.statistics()
-    assert statistics["connected"] is True
-    assert statistics["last_error"] is None
+def test_redis_url_wins_over_the_database(tmp_path: Path) -> None:
+    """With REDIS_URL, Redis, whatever the database: the broadcast must reach every machine."""
+    database = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    settings = get_settings(REDIS_URL="redis://127.0.0.1:6379/0")
+    assert isinstance(open_transport(settings, database), RedisTransport)
+    database.dispose()
