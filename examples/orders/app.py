@@ -16,6 +16,8 @@ from examples.orders.auth import Passwords, TokenCodec, caller_id
 from examples.orders.changes import Changes
 from examples.orders.diagnostics import router as diagnostics_router
 from examples.orders.errors import Conflict, add_error_handlers
+from examples.orders.events import publish_change
+from examples.orders.events import router as events_router
 from examples.orders.image_routes import router as images_router
 from examples.orders.purge import purge_periodically
 from examples.orders.routes import router
@@ -31,7 +33,8 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
-        app.state.changes = Changes()  # the steps each committed change to an order goes through
+        app.state.changes = changes = Changes()  # the steps each committed change to an order goes through
+        changes.add_step(publish_change(state))  # to the tenant's WebSockets, before the route answers
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
         # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
         hashing = lastro.Bulkhead(
@@ -57,6 +60,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
     app.include_router(images_router)
+    app.include_router(events_router)
     if not settings.is_production:  # a route that holds a request for up to 30 s is a test's tool
         app.include_router(diagnostics_router)
     add_error_handlers(app)
