@@ -227,20 +227,24 @@ def test_a_redis_restart_gives_a_gap_or_a_replay_and_delivery_resumes(tmp_path: 
             listeners, back = asyncio.run(scenario([s.url for s in servers], tokens))
     finally:
         redis_server.kill()
-    for listener in listeners:
-        assert listener.gaps or listener.closes or listener_replayed(listener)
-        first = min(arrival for arrival in listener.arrivals if arrival > back)
-        assert first - back <= RESUMED_WITHIN
+    resumed = [
+        min(arrival for arrival in listener.arrivals if arrival > back) - back for listener in listeners
+    ]
+    logger.info(
+        "after the restart: %d of %d clients saw a gap, %d a close; delivery resumed after %.2f s at most",
+        sum(bool(listener.gaps) for listener in listeners),
+        len(listeners),
+        sum(bool(listener.closes) for listener in listeners),
+        max(resumed),
+    )
+    for listener in listeners:  # restarted empty, Redis has nothing to replay: each client is told so
+        assert listener.gaps
+        assert listener.gaps[0][1]["since"] is not None
+    assert max(resumed) <= RESUMED_WITHIN
 
 
 def resumed_after(listener: Listener, moment: float) -> bool:
     return any(arrival > moment for arrival in listener.arrivals)
-
-
-def listener_replayed(listener: Listener) -> bool:
-    """No gap and no close: the transport replayed what the outage held back, ids without a hole."""
-    ids = [event["id"] for event in listener.events]
-    return ids == sorted(ids)
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:
