@@ -22,7 +22,14 @@ import pytest
 
 from tests.coordination.test_redis_events import PrivateRedis
 from tests.examples.conftest import SECRET_KEY, Api, fresh_database, orders_service, serve_orders
-from tests.support.event_clients import Listener, Written, delivery_latencies, percentile, write_orders
+from tests.support.event_clients import (
+    Listener,
+    Written,
+    broadcast,
+    delivery_latencies,
+    percentile,
+    write_orders,
+)
 from tests.support.servers import ServeProcess
 
 ORDERS = 500  # created and updated: 2 events each, 500 per tenant
@@ -45,21 +52,14 @@ def tenants(server: ServeProcess) -> dict[int, str]:
     return tokens
 
 
-async def broadcast(
+def run_broadcast(
     client_urls: Sequence[str], writer_urls: Sequence[str], tokens: dict[int, str]
 ) -> tuple[list[Listener], Written]:
     """20 clients spread over the services and tenants; once all are subscribed, 500 orders are written."""
-    labels = itertools.cycle(tokens)
-    listeners = []
-    for n in range(CLIENTS):
-        label = next(labels)
-        listeners.append(Listener(client_urls[n % len(client_urls)], tokens[label], label))
-    receiving = [asyncio.create_task(listener.run(expected=ORDERS)) for listener in listeners]
-    async with asyncio.timeout(RUN_TIMEOUT):
-        await asyncio.gather(*(listener.subscribed.wait() for listener in listeners))
-        written = await write_orders(writer_urls, tokens, ORDERS)
-        await asyncio.gather(*receiving)
-    return listeners, written
+    scenario = broadcast(
+        client_urls, writer_urls, tokens, clients=CLIENTS, orders=ORDERS, deadline=RUN_TIMEOUT
+    )
+    return asyncio.run(scenario)
 
 
 def check_every_client(listeners: Sequence[Listener], written: Written) -> None:
@@ -101,11 +101,12 @@ def sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServePr
 def test_every_client_receives_its_tenants_events_across_four_workers(sqlite_service: ServeProcess) -> None:
     """4 workers, 20 clients, 2 tenants, 500 orders created and updated: all delivered, isolated, in order."""
     tokens = tenants(sqlite_service)
-    listeners, written = asyncio.run(broadcast([sqlite_service.url], [sqlite_service.url], tokens))
+    listeners, written = run_broadcast([sqlite_service.url], [sqlite_service.url], tokens)
     check_every_client(listeners, written)
     record_latency(listeners)
 
 
+@pytest.mark.redis
 def test_two_machines_sharing_redis_deliver_every_event(tmp_path: Path) -> None:
     """Two instances with a SQLite file each and one Redis: clients of both receive what one wrote."""
     settings = {
@@ -120,7 +121,7 @@ def test_two_machines_sharing_redis_deliver_every_event(tmp_path: Path) -> None:
             stack.enter_context(orders_service("sqlite", machine(tmp_path, n), **settings)) for n in range(2)
         ]
         tokens = tenants(servers[0])  # the same SECRET_KEY: machine 1 accepts them too
-        listeners, written = asyncio.run(broadcast([s.url for s in servers], [servers[0].url], tokens))
+        listeners, written = run_broadcast([s.url for s in servers], [servers[0].url], tokens)
     check_every_client(listeners, written)
     assert {listener.url for listener in listeners} == {s.url for s in servers}
     record_latency(listeners)
@@ -143,7 +144,7 @@ def test_two_machines_sharing_only_postgresql_deliver_every_event(tmp_path: Path
         ]
         tokens = tenants(servers[0])
         urls = [s.url for s in servers]
-        listeners, written = asyncio.run(broadcast(urls, urls, tokens))
+        listeners, written = run_broadcast(urls, urls, tokens)
     check_every_client(listeners, written)
     record_latency(listeners)
 

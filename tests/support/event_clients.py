@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import websockets
 
-__all__ = ["Hang", "Listener", "Written", "delivery_latencies", "percentile", "write_orders"]
+__all__ = ["Hang", "Listener", "Written", "broadcast", "delivery_latencies", "percentile", "write_orders"]
 
 ORDER = {"customer": "ACME", "items": [{"sku": "A-1", "name": "Anvil", "quantity": 1, "unit_price": 2.5}]}
 
@@ -156,6 +156,35 @@ async def write_orders(
             jobs.put_nowait((next(tenants), next(targets)))
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return written
+
+
+async def broadcast(
+    client_urls: Sequence[str],
+    writer_urls: Sequence[str],
+    tokens: dict[int, str],
+    *,
+    clients: int,
+    orders: int,
+    deadline: float,
+) -> tuple[list[Listener], Written]:
+    """`clients` listeners spread over the services and tenants; once all are subscribed, `orders` orders
+    are created and updated, and each listener waits for the `orders` events of its tenant."""
+    labels = itertools.cycle(tokens)
+    listeners = []
+    for n in range(clients):
+        label = next(labels)
+        listeners.append(Listener(client_urls[n % len(client_urls)], tokens[label], label))
+    expected = 2 * orders // len(tokens)
+    receiving = [asyncio.create_task(listener.run(expected=expected)) for listener in listeners]
+    try:
+        async with asyncio.timeout(deadline):  # seconds for the whole round
+            await asyncio.gather(*(listener.subscribed.wait() for listener in listeners))
+            written = await write_orders(writer_urls, tokens, orders)
+            await asyncio.gather(*receiving)
+    finally:
+        for task in receiving:
+            task.cancel()
+    return listeners, written
 
 
 def delivery_latencies(listeners: Sequence[Listener]) -> list[float]:
