@@ -17,7 +17,9 @@ The protocol, from the client's side:
 - `since` that is not an integer ≥ 0: closed with 1008 (policy violation) and the reason.
 - A client more than `EVENTS_QUEUE_SIZE` events behind, or one that takes more than `SEND_TIMEOUT`
   seconds to take a frame: closed with 1013 (try again later); it reconnects with `since`.
-- The service shutting down: closed with 1001 (going away); the client reconnects with `since`.
+- The service stopping: closed with 1012 (service restart) by uvicorn under `lastro serve`, or 1001
+  (going away) when the service's shutdown ends the subscriptions first; the client reconnects (to
+  another worker or machine) with `since`.
 
 What the client sends is read (so that a disconnect ends the subscription at once) and ignored.
 """

@@ -18,7 +18,7 @@ import websockets
 from fastapi import FastAPI, Request
 
 from examples.orders.auth import Principal, TokenCodec
-from examples.orders.events import CLOSE_GAP, CLOSE_POLICY, CLOSE_TRY_LATER, channel
+from examples.orders.events import CLOSE_GAP, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_LATER, channel
 from examples.orders.events import router as events_router
 from lastro import ServiceState, create_app
 from lastro.settings import get_settings
@@ -53,6 +53,12 @@ def make_app(database_url: str, **settings: Any) -> FastAPI:
                 channel(tenant_id), {"type": "order.created", "order_id": order_id, "version": 1}
             )
         return {"last_id": event.id}
+
+    @app.post("/end-subscriptions")
+    async def end_subscriptions(request: Request) -> None:
+        state: ServiceState = request.app.state.lastro
+        assert state.broadcast is not None
+        state.broadcast.end_subscriptions()  # what the service's shutdown does first
 
     @app.get("/subscribers")
     async def subscribers(request: Request) -> dict[str, int]:
@@ -214,3 +220,16 @@ def test_a_client_that_leaves_ends_its_subscription(service: str) -> None:
 
     asyncio.run(scenario())
     wait_for(lambda: subscribers() == 0, timeout=TIMEOUT)
+
+
+def test_subscriptions_ended_by_the_shutdown_close_with_1001(service: str) -> None:
+    """The service's shutdown ends the subscriptions: each socket is closed going away (1001)."""
+
+    async def scenario() -> None:
+        async with websockets.connect(events_url(service, 1)) as socket:
+            response = await asyncio.to_thread(httpx.post, f"{service}/end-subscriptions", timeout=TIMEOUT)
+            assert response.status_code == 200
+            code, _ = await closed_with(socket)
+        assert code == CLOSE_GOING_AWAY
+
+    asyncio.run(scenario())

@@ -181,6 +181,23 @@ def test_a_client_back_with_since_receives_exactly_what_it_missed(sqlite_service
     asyncio.run(scenario())
 
 
+def test_a_stopping_service_closes_its_sockets_for_a_reconnect(tmp_path: Path) -> None:
+    """SIGTERM to `lastro serve`: each open socket is closed with 1012 (restart) or 1001 (going away)."""
+    with orders_service("sqlite", tmp_path, WORKERS="2") as server:
+        tokens = tenants(server)
+        listeners = [Listener(server.url, tokens[n % 2], n % 2) for n in range(4)]
+
+        async def scenario() -> None:
+            receiving = [asyncio.create_task(listener.run(expected=1)) for listener in listeners]
+            async with asyncio.timeout(RUN_TIMEOUT):
+                await asyncio.gather(*(listener.subscribed.wait() for listener in listeners))
+                await asyncio.to_thread(server.stop)
+                await asyncio.gather(*receiving)
+
+        asyncio.run(scenario())
+    assert all(listener.closes and listener.closes[0][1] in (1001, 1012) for listener in listeners)
+
+
 @pytest.mark.redis
 def test_a_redis_restart_gives_a_gap_or_a_replay_and_delivery_resumes(tmp_path: Path) -> None:
     """Redis killed and restarted empty mid-stream: every client gets a gap or a replay, none hangs, and
