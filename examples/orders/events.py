@@ -17,6 +17,7 @@ The protocol, from the client's side:
 - `since` that is not an integer ≥ 0: closed with 1008 (policy violation) and the reason.
 - A client more than `EVENTS_QUEUE_SIZE` events behind, or one that takes more than `SEND_TIMEOUT`
   seconds to take a frame: closed with 1013 (try again later); it reconnects with `since`.
+- The event backend not answering the replay: closed with 1013 too.
 - The service stopping: closed with 1012 (service restart) by uvicorn under `lastro serve`, or 1001
   (going away) when the service's shutdown ends the subscriptions first; the client reconnects (to
   another worker or machine) with `since`.
@@ -37,7 +38,7 @@ from starlette.websockets import WebSocketDisconnect
 import lastro
 from examples.orders.auth import Principal, TokenCodec
 from examples.orders.changes import OrderChange
-from lastro.errors import EventsExpired, SlowConsumer, SubscriptionEnded
+from lastro.errors import EventsExpired, ServiceUnavailable, SlowConsumer, SubscriptionEnded
 
 __all__ = [
     "CLOSE_GAP",
@@ -107,6 +108,10 @@ async def order_events(websocket: WebSocket) -> None:
             await _stream(websocket, events)
     except EventsExpired as expired:
         await _send_gap(websocket, str(expired), since)
+    except ServiceUnavailable:  # the replay log did not answer: the client tries again, `since` the same id
+        if websocket.client_state.name == "CONNECTING":
+            await websocket.accept()
+        await _close(websocket, CLOSE_TRY_LATER, "the event backend is unavailable: reconnect with ?since=")
 
 
 async def _stream(websocket: WebSocket, events: lastro.Subscription) -> None:
