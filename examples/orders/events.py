@@ -105,7 +105,7 @@ async def order_events(websocket: WebSocket) -> None:
         # Subscribed before the handshake completes: a client that saw it complete misses nothing after.
         async with broadcast.subscribe(channel(principal.tenant_id), since=since) as events:
             await websocket.accept()
-            await _stream(websocket, events)
+            await _stream(websocket, events, since)
     except EventsExpired as expired:
         await _send_gap(websocket, str(expired), since)
     except ServiceUnavailable:  # the replay log did not answer: the client tries again, `since` the same id
@@ -114,7 +114,7 @@ async def order_events(websocket: WebSocket) -> None:
         await _close(websocket, CLOSE_TRY_LATER, "the event backend is unavailable: reconnect with ?since=")
 
 
-async def _stream(websocket: WebSocket, events: lastro.Subscription) -> None:
+async def _stream(websocket: WebSocket, events: lastro.Subscription, since: int | None) -> None:
     """Send the events until the client leaves or the subscription ends; close with the reason."""
     sender = asyncio.ensure_future(_send_events(websocket, events))
     receiver = asyncio.ensure_future(_until_disconnect(websocket))
@@ -129,7 +129,7 @@ async def _stream(websocket: WebSocket, events: lastro.Subscription) -> None:
     if receiver.done() and not receiver.cancelled():
         return  # the client left
     if isinstance(error, EventsExpired):
-        await _send_gap(websocket, str(error), events.last_id)
+        await _send_gap(websocket, str(error), since if events.last_id is None else events.last_id)
     elif isinstance(error, SlowConsumer | TimeoutError):
         await _close(websocket, CLOSE_TRY_LATER, "too far behind: reconnect with ?since=<last event id>")
     elif isinstance(error, SubscriptionEnded):
