@@ -67,8 +67,10 @@ def channel(tenant_id: int) -> str:
 def publish_change(state: lastro.ServiceState) -> Callable[[OrderChange], Awaitable[None]]:
     """The `Changes` step that publishes each change to the tenant's subscribers.
 
-    A publication the backend refuses fails the request (503), although its write committed: the client
-    retries (with an Idempotency-Key), rather than its subscribers silently missing the change.
+    A publication the backend refuses (Redis or the database away) answers the request 503 although its
+    write committed: the writer learns that the change was not announced. It is not announced later
+    either (a retry with the same Idempotency-Key returns the stored answer): the tenant's clients see it
+    at their next reload.
     """
 
     async def publish(change: OrderChange) -> None:
