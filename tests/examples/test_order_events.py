@@ -30,6 +30,7 @@ from tests.support.event_clients import (
     percentile,
     write_orders,
 )
+from tests.support.pg_proxy import PgProxy
 from tests.support.servers import ServeProcess
 
 ORDERS = 500  # created and updated: 2 events each, 500 per tenant
@@ -198,10 +199,55 @@ def test_a_stopping_service_closes_its_sockets_for_a_reconnect(tmp_path: Path) -
     assert all(listener.closes and listener.closes[0][1] in (1001, 1012) for listener in listeners)
 
 
+async def through_an_outage(
+    urls: Sequence[str],
+    writer_urls: Sequence[str],
+    tokens: dict[int, str],
+    cut: Callable[[], None],
+    restore: Callable[[], None],
+) -> tuple[list[Listener], float]:
+    """20 resuming clients while orders are written; the backend cut for 1.5 s, then restored. The
+    clients, and the Unix time the backend was back."""
+    labels = itertools.cycle(tokens)
+    listeners = []
+    for n in range(CLIENTS):
+        label = next(labels)
+        listeners.append(Listener(urls[n % len(urls)], tokens[label], label, resume=True))
+    stop = asyncio.Event()
+    receiving = [asyncio.create_task(listener.run(stop=stop)) for listener in listeners]
+    async with asyncio.timeout(RUN_TIMEOUT):
+        await asyncio.gather(*(listener.subscribed.wait() for listener in listeners))
+        writing = asyncio.create_task(write_orders(writer_urls, tokens, 20, concurrency=2, stop=stop))
+        await wait_until(lambda: all(listener.events for listener in listeners))
+        await asyncio.to_thread(cut)
+        await asyncio.sleep(1.5)  # the outage: the writes meanwhile wait, or are refused (503)
+        await asyncio.to_thread(restore)
+        back = time.time()
+        await wait_until(lambda: all(resumed_after(listener, back) for listener in listeners))
+        stop.set()
+        await writing
+        await asyncio.gather(*receiving)  # a Hang would be raised here
+    return listeners, back
+
+
+def resumed(listeners: Sequence[Listener], back: float, what: str) -> float:
+    """The longest a client waited, from the backend being back to its next event; logged."""
+    waits = [min(arrival for arrival in listener.arrivals if arrival > back) - back for listener in listeners]
+    logger.info(
+        "after %s: %d of %d clients saw a gap, %d a close; delivery resumed after %.2f s at most",
+        what,
+        sum(bool(listener.gaps) for listener in listeners),
+        len(listeners),
+        sum(bool(listener.closes) for listener in listeners),
+        max(waits),
+    )
+    return max(waits)
+
+
 @pytest.mark.redis
-def test_a_redis_restart_gives_a_gap_or_a_replay_and_delivery_resumes(tmp_path: Path) -> None:
-    """Redis killed and restarted empty mid-stream: every client gets a gap or a replay, none hangs, and
-    each receives again within 5 s of Redis being back."""
+def test_a_redis_restart_gives_a_gap_and_delivery_resumes(tmp_path: Path) -> None:
+    """Redis killed and restarted empty mid-stream: every client is told of the gap, none hangs, and each
+    receives again within 5 s of Redis being back."""
     redis_server = PrivateRedis(tmp_path)
     redis_server.start()
     settings = {
@@ -212,29 +258,6 @@ def test_a_redis_restart_gives_a_gap_or_a_replay_and_delivery_resumes(tmp_path: 
         "SERVICE_NAME": f"lastro-test-{uuid.uuid4().hex[:8]}",
         **BUSY,
     }
-
-    async def scenario(urls: list[str], tokens: dict[int, str]) -> tuple[list[Listener], float]:
-        labels = itertools.cycle(tokens)
-        listeners = []
-        for n in range(CLIENTS):
-            label = next(labels)
-            listeners.append(Listener(urls[n % 2], tokens[label], label, resume=True))
-        stop = asyncio.Event()
-        receiving = [asyncio.create_task(listener.run(stop=stop)) for listener in listeners]
-        async with asyncio.timeout(RUN_TIMEOUT):
-            await asyncio.gather(*(listener.subscribed.wait() for listener in listeners))
-            writing = asyncio.create_task(write_orders([urls[0]], tokens, 20, concurrency=2, stop=stop))
-            await wait_until(lambda: all(listener.events for listener in listeners))
-            await asyncio.to_thread(redis_server.kill)
-            await asyncio.sleep(1.0)  # an outage: the writes meanwhile are refused (503)
-            await asyncio.to_thread(redis_server.start)
-            back = time.time()
-            await wait_until(lambda: all(resumed_after(listener, back) for listener in listeners))
-            stop.set()
-            await writing
-            await asyncio.gather(*receiving)  # a Hang would be raised here
-        return listeners, back
-
     try:
         with ExitStack() as stack:
             servers = [
@@ -242,23 +265,53 @@ def test_a_redis_restart_gives_a_gap_or_a_replay_and_delivery_resumes(tmp_path: 
                 for n in range(2)
             ]
             tokens = tenants(servers[0])
-            listeners, back = asyncio.run(scenario([s.url for s in servers], tokens))
+            urls = [s.url for s in servers]
+            outage = through_an_outage(urls, urls[:1], tokens, redis_server.kill, redis_server.start)
+            listeners, back = asyncio.run(outage)
     finally:
         redis_server.kill()
-    resumed = [
-        min(arrival for arrival in listener.arrivals if arrival > back) - back for listener in listeners
-    ]
-    logger.info(
-        "after the restart: %d of %d clients saw a gap, %d a close; delivery resumed after %.2f s at most",
-        sum(bool(listener.gaps) for listener in listeners),
-        len(listeners),
-        sum(bool(listener.closes) for listener in listeners),
-        max(resumed),
-    )
     for listener in listeners:  # restarted empty, Redis has nothing to replay: each client is told so
         assert listener.gaps
         assert listener.gaps[0][1]["since"] is not None
-    assert max(resumed) <= RESUMED_WITHIN
+    assert resumed(listeners, back, "the Redis restart") <= RESUMED_WITHIN
+
+
+@pytest.mark.postgres
+def test_postgresql_cut_off_gives_a_replay_or_a_gap_and_delivery_resumes(tmp_path: Path) -> None:
+    """Two machines on one PostgreSQL, the network to it blackholed mid-stream: no client hangs, each gets
+    what it missed (each order's versions rising, none twice) or a gap, and receives again within 5 s."""
+    proxy = PgProxy()
+    proxy.start()
+    settings = {
+        "SECRET_KEY": SECRET_KEY,
+        "WORKERS": "2",
+        "DB_POOL_SIZE": "4",
+        "DB_MAX_OVERFLOW": "2",
+        "DB_CONNECT_TIMEOUT": "2",
+        **BUSY,
+    }
+    try:
+        with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
+            servers = [
+                stack.enter_context(
+                    serve_orders(machine(tmp_path, n), DATABASE_URL=proxy.url(url), **settings)
+                )
+                for n in range(2)
+            ]
+            tokens = tenants(servers[0])
+            urls = [s.url for s in servers]
+            listeners, back = asyncio.run(
+                through_an_outage(urls, urls, tokens, proxy.blackhole, proxy.restore)
+            )
+    finally:
+        proxy.restore()
+        proxy.stop()
+    for listener in listeners:
+        seen: dict[int, int] = {}
+        for event in listener.events if not listener.gaps else []:
+            assert event["version"] > seen.get(event["order_id"], 0), event
+            seen[event["order_id"]] = event["version"]
+    assert resumed(listeners, back, "PostgreSQL's cut") <= RESUMED_WITHIN
 
 
 def resumed_after(listener: Listener, moment: float) -> bool:
