@@ -126,9 +126,9 @@ async def _stream(websocket: WebSocket, events: lastro.Subscription, since: int 
         for task in (sender, receiver):
             task.cancel()
         await asyncio.wait({sender, receiver})
-    errors = [None if task.cancelled() else task.exception() for task in (sender, receiver)]
-    error = errors[0]
-    if receiver.done() and not receiver.cancelled():
+    error = None if sender.cancelled() else sender.exception()
+    if not receiver.cancelled():
+        receiver.exception()  # read, not raised: a client gone mid-frame is no error of the service's
         return  # the client left
     if isinstance(error, EventsExpired):
         await _send_gap(websocket, str(error), since if events.last_id is None else events.last_id)
