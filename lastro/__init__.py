@@ -8,9 +8,12 @@ from lastro._version import __version__
 from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
+from lastro.coordination.batch import BatchProcessor
+from lastro.coordination.lazy import LazyLoader
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
+    BatchFull,
     CommitOutcomeUnknown,
     ConfigurationError,
     LastroError,
@@ -35,6 +38,8 @@ from lastro.state import ServiceState
 from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 
 __all__ = [
+    "BatchFull",
+    "BatchProcessor",
     "Bulkhead",
     "CommitOutcomeUnknown",
     "ConfigurationError",
@@ -43,6 +48,7 @@ __all__ = [
     "JSONResponse",
     "LRUCache",
     "LastroError",
+    "LazyLoader",
     "PageLimit",
     "ProblemResponse",
     "RateLimitUnavailable",
