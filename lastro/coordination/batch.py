@@ -76,6 +76,7 @@ class BatchProcessor(Generic[T]):
         self.batches = 0  # flushes that succeeded
         self.failures = 0  # flushes that raised (each retried)
         self.last_error: str | None = None
+        self.retrying = False  # the last flush failed, and its batch waits to be flushed again
         self._flush = flush
         self._clock = clock
         self._sleep = sleep
@@ -98,6 +99,7 @@ class BatchProcessor(Generic[T]):
             "flushed": self.flushed,
             "batches": self.batches,
             "failures": self.failures,
+            "retrying": self.retrying,
             "last_error": self.last_error,
         }
 
@@ -181,6 +183,7 @@ class BatchProcessor(Generic[T]):
                 break
             except Exception as exc:
                 self.failures += 1
+                self.retrying = True
                 self.last_error = one_line_with_type(exc)
                 delay = min(self.retry_initial * 2**attempt, self.retry_max)
                 attempt += 1
@@ -193,6 +196,7 @@ class BatchProcessor(Generic[T]):
                     error=one_line(exc),
                 )
                 await self._sleep(delay)
+        self.retrying = False
         for _ in batch:
             self._pending.popleft()
         self.flushed += len(batch)

@@ -136,6 +136,7 @@ async def test_a_failed_flush_is_retried_in_order_with_capped_backoff() -> None:
         "flushed": 5,
         "batches": 3,
         "failures": 8,
+        "retrying": False,
         "last_error": "ConnectionError: database unreachable",
     }
 
