@@ -13,7 +13,10 @@ before the worker exits (a SIGTERM loses nothing; a SIGKILL loses what was queue
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +62,14 @@ class AuditEntry:
 class AuditLog:
     """Queues an entry per change (`record`, a `Changes` step) and writes them in batches."""
 
-    def __init__(self, transactions: lastro.Transactions, settings: OrdersSettings) -> None:
+    def __init__(
+        self,
+        transactions: lastro.Transactions,
+        settings: OrdersSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._transactions = transactions
         self._close_within = settings.GRACEFUL_TIMEOUT
         self.batches: lastro.BatchProcessor[AuditEntry] = lastro.BatchProcessor(
@@ -68,6 +78,8 @@ class AuditLog:
             max_wait_ms=settings.AUDIT_MAX_WAIT * 1000,
             max_pending=settings.AUDIT_MAX_PENDING,
             name="order audit",
+            clock=clock,
+            sleep=sleep,
         )
 
     def start(self) -> None:
