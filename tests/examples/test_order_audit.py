@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,11 @@ def count_rows(url: str) -> int:
         return int(row[0])
 
 
-async def burst(base_url: str, token: str) -> tuple[set[tuple[int, str, int]], list[str]]:
-    """4,000 creates and 1,000 PATCHes, 32 at a time: the changes acknowledged, and every other answer."""
+async def burst(
+    base_url: str, token: str, on_created: Callable[[int], None] = lambda count: None
+) -> tuple[set[tuple[int, str, int]], list[str]]:
+    """4,000 creates and 1,000 PATCHes, 32 at a time: the changes acknowledged, and every other answer.
+    `on_created` is told how many creates were acknowledged so far, after each."""
     acknowledged: set[tuple[int, str, int]] = set()
     refused: list[str] = []
     gate = asyncio.Semaphore(CONCURRENCY)
@@ -59,6 +64,12 @@ async def burst(base_url: str, token: str) -> tuple[set[tuple[int, str, int]], l
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120, limits=limits) as client:
 
         async def write(number: int) -> None:
+            try:
+                await changed(number)
+            except httpx.TransportError as error:  # the service stopped: the write was not acknowledged
+                refused.append(repr(error))
+
+        async def changed(number: int) -> None:
             async with gate:
                 created = await client.post("/api/orders", json={**JSON_ORDER, "customer": f"c{number}"})
                 if created.status_code != 201:
@@ -66,6 +77,7 @@ async def burst(base_url: str, token: str) -> tuple[set[tuple[int, str, int]], l
                     return
                 order = created.json()
                 acknowledged.add((order["id"], "order.created", order["version"]))
+                on_created(sum(kind == "order.created" for _, kind, _ in acknowledged))
                 if number % 4:
                     return
                 patched = await client.patch(
@@ -103,6 +115,46 @@ def test_a_burst_of_5000_writes_then_sigterm_leaves_5000_audit_entries(database:
         assert exit_code == 0, server.log_tail()
         assert count_rows(url) == 5000
         assert audit_rows(url) == acknowledged
+
+
+def committed_changes(url: str) -> set[tuple[int, str, int]]:
+    """The changes the orders table shows were committed: each order created, and patched if at version 2."""
+    query = "SELECT id, version FROM orders"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            orders = connection.execute(query).fetchall()
+    else:
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+            orders = connection.execute(query).fetchall()
+    created = {(order_id, "order.created", 1) for order_id, _ in orders}
+    return created | {(order_id, "order.updated", 2) for order_id, version in orders if version == 2}
+
+
+@pytest.mark.parametrize("database", BACKENDS)
+def test_sigterm_during_a_burst_leaves_an_entry_per_committed_change(database: str, tmp_path: Path) -> None:
+    """SIGTERM with writes in flight: every committed change has exactly one entry, acknowledged or not."""
+    audit = {"AUDIT_BATCH_SIZE": "10000", "AUDIT_MAX_PENDING": "10000", "AUDIT_MAX_WAIT": "60"}
+    with fresh_database(database, tmp_path) as url:
+        options = {"DATABASE_URL": url, "SECRET_KEY": SECRET_KEY, "WORKERS": "2", "GRACEFUL_TIMEOUT": "30"}
+        if database == "postgres":
+            options |= {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "2"}
+        with serve_orders(tmp_path, **options, **audit) as server:
+            with Api.login(server.url, "admin", "admin") as admin:
+                token = admin.token
+            assert token is not None
+
+            def stop_at_3000(created: int) -> None:
+                if created == 3000:
+                    server.signal(signal.SIGTERM)
+
+            acknowledged, _ = asyncio.run(burst(server.url, token, stop_at_3000))
+            exit_code = server.stop(timeout=60)
+        assert exit_code == 0, server.log_tail()
+        entries = audit_rows(url)
+        assert count_rows(url) == len(entries)  # no change recorded twice
+        assert entries == committed_changes(url)
+        assert acknowledged <= entries
+        assert 3000 <= len(acknowledged) < 5000
 
 
 def test_a_patch_shows_in_the_audit_within_the_flush_delay(tenant: Api) -> None:
