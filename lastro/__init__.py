@@ -8,10 +8,13 @@ from lastro._version import __version__
 from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
+from lastro.coordination.batch import BatchProcessor
 from lastro.coordination.events import Broadcast, Event, Subscription
+from lastro.coordination.lazy import LazyLoader
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
+    BatchFull,
     CommitOutcomeUnknown,
     ConfigurationError,
     LastroError,
@@ -36,6 +39,8 @@ from lastro.state import ServiceState
 from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 
 __all__ = [
+    "BatchFull",
+    "BatchProcessor",
     "Broadcast",
     "Bulkhead",
     "CommitOutcomeUnknown",
@@ -46,6 +51,7 @@ __all__ = [
     "JSONResponse",
     "LRUCache",
     "LastroError",
+    "LazyLoader",
     "PageLimit",
     "ProblemResponse",
     "RateLimitUnavailable",

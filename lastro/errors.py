@@ -6,7 +6,8 @@ LastroError
 │   └── UnsafeProductionSettings
 ├── StartupError              the service cannot start: a dependency did not answer, or the schema is behind
 ├── ServiceUnavailable        a dependency is down while serving; answered as 503 problem+json
-│   └── RateLimitUnavailable  a fail-closed limit (login) cannot reach its shared store
+│   ├── RateLimitUnavailable  a fail-closed limit (login) cannot reach its shared store
+│   └── BatchFull             a BatchProcessor held its most pending items longer than the caller would wait
 ├── RateLimited               a client went over a rate limit; answered as 429 with Retry-After
 ├── StorageFull               the disk under the database or the files is full; answered as 507
 ├── CommitOutcomeUnknown      a write's COMMIT was sent and its reply lost, and no later check could tell
@@ -28,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "COMMIT_OUTCOME_UNKNOWN_TYPE",
     "STORAGE_FULL_TYPE",
+    "BatchFull",
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "EventsExpired",
@@ -72,6 +74,10 @@ class ServiceUnavailable(LastroError):
 
 class RateLimitUnavailable(ServiceUnavailable):
     """A limit that must not fail open (login) could not be checked: its shared store did not answer."""
+
+
+class BatchFull(ServiceUnavailable):
+    """A `BatchProcessor` holds its `max_pending` items, and none was flushed within the caller's wait."""
 
 
 class RateLimited(LastroError):

@@ -178,7 +178,7 @@ def test_db_upgrade_migrates_an_empty_sqlite_database(
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     result = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     assert result.exit_code == 0, result.output
-    assert "upgraded from an empty schema to revision 0003" in result.stdout
+    assert "upgraded from an empty schema to revision 0004" in result.stdout
 
 
 def test_db_upgrade_twice_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_db_upgrade_twice_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_p
     first = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     second = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     assert (first.exit_code, second.exit_code) == (0, 0), second.output
-    assert "already at revision 0003" in second.stdout
+    assert "already at revision 0004" in second.stdout
 
 
 def test_db_current_before_and_after_upgrade(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -197,8 +197,8 @@ def test_db_current_before_and_after_upgrade(monkeypatch: pytest.MonkeyPatch, tm
     invoke("db", "upgrade", "--migrations", MIGRATIONS)
     after = invoke("db", "current", "--migrations", MIGRATIONS)
     assert before.exit_code == 0, before.output
-    assert "revision none (newest available: 0003)" in before.stdout
-    assert "revision 0003 (newest available: 0003)" in after.stdout
+    assert "revision none (newest available: 0004)" in before.stdout
+    assert "revision 0004 (newest available: 0004)" in after.stdout
 
 
 def test_db_upgrade_in_production_needs_no_secret_key(
@@ -209,7 +209,7 @@ def test_db_upgrade_in_production_needs_no_secret_key(
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     result = invoke("db", "upgrade", "--migrations", MIGRATIONS)
     assert result.exit_code == 0, result.output
-    assert "revision 0003" in result.stdout
+    assert "revision 0004" in result.stdout
 
 
 def test_db_upgrade_reads_migrations_dir_from_the_setting(
@@ -220,7 +220,7 @@ def test_db_upgrade_reads_migrations_dir_from_the_setting(
     monkeypatch.setenv("MIGRATIONS_DIR", MIGRATIONS)
     result = invoke("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0003" in result.stdout
+    assert "revision 0004" in result.stdout
 
 
 def test_db_upgrade_without_a_migrations_directory_is_one_error_line(

@@ -5,6 +5,8 @@ import lastro
 
 # What a service author writes routes, settings, errors and jobs with. A change here is an API change.
 PUBLIC = [
+    "BatchFull",
+    "BatchProcessor",
     "Broadcast",
     "Bulkhead",
     "CommitOutcomeUnknown",
@@ -15,6 +17,7 @@ PUBLIC = [
     "JSONResponse",
     "LRUCache",
     "LastroError",
+    "LazyLoader",
     "PageLimit",
     "ProblemResponse",
     "RateLimitUnavailable",

@@ -12,6 +12,8 @@ from sqlalchemy import Connection
 
 import lastro
 from examples.orders import accounts
+from examples.orders.audit import AuditLog
+from examples.orders.audit_routes import router as audit_router
 from examples.orders.auth import Passwords, TokenCodec, caller_id
 from examples.orders.changes import Changes
 from examples.orders.diagnostics import router as diagnostics_router
@@ -49,17 +51,23 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         await images.open()
         transactions = state.transactions  # open by now: lastro's start-up runs before this lifespan
         state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
+        audit = AuditLog(transactions, settings)
+        audit.start()
+        app.state.changes.add_step(audit.record)
+        state.health.add("order_audit", audit.check, critical=False)
         admin_password = settings.bootstrap_admin_password
         if admin_password is not None:
             await _bootstrap_admin(transactions, passwords, settings.ADMIN_USERNAME, admin_password)
         try:
             yield
         finally:
+            await audit.close()  # before lastro's shutdown closes the database: every queued entry is written
             hashing.close()
 
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
     app.include_router(images_router)
+    app.include_router(audit_router)
     app.include_router(events_router)
     if not settings.is_production:  # a route that holds a request for up to 30 s is a test's tool
         app.include_router(diagnostics_router)

@@ -27,6 +27,7 @@ class OrderChange:
     order_id: int
     version: int  # the order's version after the change
     at: datetime
+    user_id: int | None = None  # who made it; None for the service's own changes
 
 
 @dataclass

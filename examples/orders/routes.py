@@ -100,7 +100,7 @@ async def create_order(
     """Create an order; with an `Idempotency-Key`, a retry returns the first response, never a second row."""
     if idempotency_key is None:
         created = await unit.run(queries.create_order, caller.tenant_id, order)
-        await changes.record(_change("order.created", caller.tenant_id, created))
+        await changes.record(_change("order.created", caller, created))
         response.headers.update(_created_headers(created))
         return created
     key = idempotency_key
@@ -117,12 +117,12 @@ async def create_order(
 
     stored, created_now = await unit.run(work)
     if created_now is not None:
-        await changes.record(_change("order.created", caller.tenant_id, created_now))
+        await changes.record(_change("order.created", caller, created_now))
     return Response(stored.body, stored.status_code, stored.headers, media_type="application/json")
 
 
-def _change(kind: ChangeType, tenant_id: int, order: Order) -> OrderChange:
-    return OrderChange(kind, tenant_id, order.id, order.version, order.updated_at)
+def _change(kind: ChangeType, caller: Principal, order: Order) -> OrderChange:
+    return OrderChange(kind, caller.tenant_id, order.id, order.version, order.updated_at, caller.user_id)
 
 
 def _created_headers(order: Order) -> dict[str, str]:
@@ -185,7 +185,7 @@ async def update_order(
     expected = _expected_version(if_match)
     updated = await unit.run(queries.update_order, caller.tenant_id, order_id, expected, patch)
     if expected is None or updated.version != expected:  # a PATCH to the same values changes nothing
-        await changes.record(_change("order.updated", caller.tenant_id, updated))
+        await changes.record(_change("order.updated", caller, updated))
     response.headers.update(_etag(updated))
     return updated
 
@@ -202,5 +202,7 @@ async def delete_order(
 ) -> Response:
     expected = _expected_version(if_match)
     version, at = await unit.run(queries.delete_order, caller.tenant_id, order_id, expected)
-    await changes.record(OrderChange("order.deleted", caller.tenant_id, order_id, version, at))
+    await changes.record(
+        OrderChange("order.deleted", caller.tenant_id, order_id, version, at, caller.user_id)
+    )
     return Response(status_code=204)

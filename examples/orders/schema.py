@@ -17,7 +17,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["idempotency_keys", "metadata", "order_images", "orders", "tenants", "users"]
+__all__ = ["idempotency_keys", "metadata", "order_audit", "order_images", "orders", "tenants", "users"]
 
 metadata = MetaData()
 
@@ -93,4 +93,19 @@ idempotency_keys = Table(
     Column("response", Text),
     Column("created_at", DateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of keys past their window
+)
+
+# Who changed which order, to which version, when; written in batches (examples/orders/audit.py). The id is
+# the service's, so a batch written twice inserts each entry once. No foreign keys: the log outlives purges.
+order_audit = Table(
+    "order_audit",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("order_id", Integer, nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("user_id", Integer),
+    Column("at", DateTime, nullable=False),
+    Index("ix_order_audit_tenant_order_at", "tenant_id", "order_id", "at"),
 )

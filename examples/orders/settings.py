@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 import lastro
 
@@ -50,6 +50,20 @@ class OrdersSettings(lastro.Settings):
         description="with no user at all, start-up creates ADMIN_USERNAME with this password; "
         "unset: `admin` in development, no user in production",
     )
+    AUDIT_BATCH_SIZE: int = Field(
+        default=100, ge=1, le=10_000, description="audit entries written in one transaction at most"
+    )
+    AUDIT_MAX_WAIT: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="seconds an audit entry waits for its batch to fill before it is written anyway",
+    )
+    AUDIT_MAX_PENDING: int = Field(
+        default=10_000,
+        ge=1,
+        description="audit entries a worker holds unwritten at most; beyond them, order writes wait for room",
+    )
     AUTH_HASH_NICE: int = Field(
         default=10,
         ge=0,
@@ -74,6 +88,15 @@ class OrdersSettings(lastro.Settings):
                 "create-admin`"
             )
         return problems
+
+    @model_validator(mode="after")
+    def _audit_pending_holds_a_batch(self) -> OrdersSettings:
+        if self.AUDIT_MAX_PENDING < self.AUDIT_BATCH_SIZE:
+            raise ValueError(
+                f"AUDIT_MAX_PENDING ({self.AUDIT_MAX_PENDING}) must be at least AUDIT_BATCH_SIZE "
+                f"({self.AUDIT_BATCH_SIZE}): the queue holds one whole batch"
+            )
+        return self
 
 
 def _weak(password: str) -> bool:

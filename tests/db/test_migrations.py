@@ -22,8 +22,8 @@ from lastro.db.migrations import current_revision, head_revision, schema_problem
 from tests.conftest import POSTGRES_URL
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "migrations"
-HEAD = "0003"  # the newest revision of the orders example
-TABLES = {"tenants", "users", "orders", "order_images", "idempotency_keys", "alembic_version"}
+HEAD = "0004"  # the newest revision of the orders example
+TABLES = {"tenants", "users", "orders", "order_images", "idempotency_keys", "order_audit", "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -143,6 +143,23 @@ def test_a_database_at_0002_keeps_its_idempotency_keys_with_their_headers(databa
         "odd": (None, "not json"),
         "pending": (None, None),
     }
+
+
+def test_a_database_at_0003_gets_the_audit_table_and_its_index(database: Database) -> None:
+    """Upgrading to 0004 creates `order_audit` with its (tenant, order, time) index; downgrading drops it."""
+    upgrade(database, MIGRATIONS, "0003")
+    assert upgrade(database, MIGRATIONS) == ("0003", HEAD)
+    with database.engine.connect() as connection:
+        indexes = {
+            index["name"]: index["column_names"] for index in inspect(connection).get_indexes("order_audit")
+        }
+    assert indexes["ix_order_audit_tenant_order_at"] == ["tenant_id", "order_id", "at"]
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    assert "order_audit" not in _tables(database)
 
 
 def test_directory_without_env_py_is_refused(tmp_path: Path) -> None:

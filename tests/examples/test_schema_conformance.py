@@ -140,6 +140,7 @@ def session(admin: Api, contract: Contract) -> list[httpx.Response]:
         body = {"filename": "photo.png", "content_base64": base64.b64encode(PNG).decode()}
         call(api, "POST", f"{images}/base64", json=body)
         call(api, "GET", images)
+        call(api, "GET", f"{location}/audit")
         call(api, "GET", "/api/ping")
         call(api, "GET", "/health/live")
     return [response for response in served if response.headers["content-type"] == "application/json"]
