@@ -8,6 +8,8 @@ from lastro._version import __version__
 from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
+from lastro.coordination.jobs import Jobs
+from lastro.coordination.schedule import Cron, Every
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
@@ -38,9 +40,12 @@ __all__ = [
     "Bulkhead",
     "CommitOutcomeUnknown",
     "ConfigurationError",
+    "Cron",
+    "Every",
     "FileStore",
     "FilteredSelect",
     "JSONResponse",
+    "Jobs",
     "LRUCache",
     "LastroError",
     "PageLimit",

@@ -5,6 +5,9 @@ behind the migrations in `MIGRATIONS_DIR`; start tracing (with `TRACING` on); re
 record the start time. While the worker serves, a watchdog ends it if its event loop stops turning for
 `TIMEOUT` seconds. Shutdown, each step logged: cancel background tasks (newest first), run the
 application's own shutdown, close the pool, export the spans still queued.
+
+Periodic jobs: start-up opens `state.jobs` for the application's lifespan to add them to; they are
+stopped first at shutdown, before the application's own shutdown closes what they use.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from lastro.coordination import tables
+from lastro.coordination.jobs import Jobs
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
@@ -27,7 +31,7 @@ from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ConfigurationError, StartupError, one_line
-from lastro.health import CheckResult
+from lastro.health import CheckFailed, CheckResult
 from lastro.monitor import Monitor, worker_report
 from lastro.observability.logging import get_logger
 from lastro.observability.metrics import Metrics
@@ -60,9 +64,14 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
         await startup(state)
         try:
             async with inner(app) as inner_state:
-                freeze_long_lived_objects()
-                with LoopWatchdog(state.settings.TIMEOUT):  # while serving: a slow app start-up is no hang
-                    yield inner_state
+                try:
+                    freeze_long_lived_objects()
+                    with LoopWatchdog(
+                        state.settings.TIMEOUT
+                    ):  # while serving: a slow app start-up is no hang
+                        yield inner_state
+                finally:
+                    await _stop_jobs(state)
         finally:
             await shutdown(state)
 
@@ -114,6 +123,7 @@ async def startup(state: ServiceState) -> None:
     monitor.sample()  # this worker shows in /health detail and /metrics from its first request on
     state.health.add("workers", _workers_check(metrics), timeout=timeout, critical=False)
     state.tasks.start("resource-monitor", monitor.run)
+    _open_jobs(state)
     logger.info(
         "service started",
         database=database.display_url,
@@ -197,7 +207,22 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
     return None
 
 
+def _open_jobs(state: ServiceState) -> None:
+    """`state.jobs`, for the application's lifespan to add its periodic jobs to, and their health check."""
+    state.jobs = jobs = Jobs(state.transactions, retention=state.settings.JOB_RUNS_RETENTION)
+    state.health.add(
+        "periodic_jobs", _jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
+    )
+
+
+async def _stop_jobs(state: ServiceState) -> None:
+    if state._jobs is not None and state._jobs.names:
+        logger.info("shutdown: stopping periodic jobs")
+        await state._jobs.stop()
+
+
 async def shutdown(state: ServiceState) -> None:
+    await _stop_jobs(state)  # when the application's start-up failed after adding some
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
     if state.rate_limits is not None:
@@ -244,6 +269,19 @@ def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
     async def check() -> CheckResult:
         await limiter.probe()  # an idle worker learns of an outage (or its end) here
         return limiter.statistics()
+
+    return check
+
+
+def _jobs_check(jobs: Jobs) -> Callable[[], Any]:
+    """Each periodic job's status; failing but not critical (the worker stays ready) when one is degraded."""
+
+    async def check() -> CheckResult:
+        statuses = await jobs.statuses()
+        degraded = sorted(name for name, status in statuses.items() if status["state"] == "degraded")
+        if degraded:
+            raise CheckFailed(f"degraded: {', '.join(degraded)}", jobs=statuses)
+        return {"jobs": statuses}
 
     return check
 
