@@ -14,10 +14,11 @@ import lastro
 from examples.orders import accounts
 from examples.orders.auth import Passwords, TokenCodec, caller_id
 from examples.orders.changes import Changes
+from examples.orders.cleanup import JOB_NAME, cleanup
 from examples.orders.diagnostics import router as diagnostics_router
 from examples.orders.errors import Conflict, add_error_handlers
 from examples.orders.image_routes import router as images_router
-from examples.orders.purge import purge_periodically
+from examples.orders.job_routes import router as jobs_router
 from examples.orders.routes import router
 from examples.orders.settings import DEVELOPMENT_ADMIN_PASSWORD, OrdersSettings
 
@@ -45,7 +46,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         app.state.images = images = lastro.FileStore(settings.IMAGES_DIR)
         await images.open()
         transactions = state.transactions  # open by now: lastro's start-up runs before this lifespan
-        state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
+        state.jobs.add(
+            JOB_NAME, lambda: cleanup(transactions, images, settings), every=settings.CLEANUP_INTERVAL_SECONDS
+        )
         admin_password = settings.bootstrap_admin_password
         if admin_password is not None:
             await _bootstrap_admin(transactions, passwords, settings.ADMIN_USERNAME, admin_password)
@@ -57,6 +60,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
     app.include_router(images_router)
+    app.include_router(jobs_router)
     if not settings.is_production:  # a route that holds a request for up to 30 s is a test's tool
         app.include_router(diagnostics_router)
     add_error_handlers(app)

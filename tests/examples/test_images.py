@@ -31,8 +31,8 @@ def server(
         "IMAGES_DIR": str(images_dir),
         "IMAGE_MAX_BYTES": str(MAX_BYTES),
         "MAX_BODY_BYTES": str(4 * MAX_BYTES),
-        "ORDERS_RETENTION": "0",
-        "PURGE_INTERVAL": "0.2",
+        "PURGE_AFTER_DAYS": "0",
+        "CLEANUP_INTERVAL_SECONDS": "0.5",
     }
     with orders_service(backend, tmp_path_factory.mktemp(f"images-{backend}"), **settings) as service:
         yield service
