@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,13 @@ from lastro.observability.logging import configure_logging
 from tests.support.clock import FakeTime, VirtualTime
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: the virtual clock moves when every task waits on it, and SQLite's uncontended writes
+    run inline, while PostgreSQL's wait on threads; tests/examples/test_jobs.py runs jobs on PostgreSQL."""
+    return f"sqlite:///{tmp_path / 'service.db'}"
 
 
 @asynccontextmanager
