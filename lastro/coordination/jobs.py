@@ -5,10 +5,11 @@ Declared in the application's lifespan::
     state.jobs.add("orders-cleanup", cleanup, every=3600)      # or cron="*/5 * * * *"
 
 Each worker runs one loop per job. The loop holds, or tries to take, the job's lease (`lastro_leases`,
-`ttl` one period, renewed three times a period), so a leader that dies leaves it to another worker within
-two periods. At each slot of the schedule (`lastro.coordination.schedule`, the same for every worker) the
-leader inserts the slot's run row; that insert is the guard (`UNIQUE(job, slot, attempt)`), so even two
-leaders during a handover never run a slot twice. A worker that takes the lease over mid-period runs the
+`ttl` one period but at most a minute, renewed three times a `ttl`, also while a run lasts), so a leader
+that dies leaves it to another worker within two periods. At each slot of the schedule
+(`lastro.coordination.schedule`, the same for every worker) the leader inserts the slot's run row; that
+insert is the guard (`UNIQUE(job, slot, attempt)`), so even two leaders during a handover never run a slot
+twice. A worker that takes the lease over mid-period runs the
 slot its dead predecessor had not recorded.
 
 A failed run is recorded and retried with exponential backoff, capped at half a period, as the next
@@ -44,6 +45,7 @@ JobFunction = Callable[[], Awaitable[object]]
 Sleep = Callable[[float], Awaitable[None]]
 DEGRADED_AFTER = 5  # failures in a row that make a job degraded
 _LEASE_PREFIX = "job:"
+_MAX_TTL = 60.0  # a daily job's leader that dies is replaced within a minute or so, not a day
 
 
 class Jobs:
@@ -121,7 +123,7 @@ class _Loop:
     def __init__(self, jobs: Jobs, name: str, fn: JobFunction, schedule: Schedule) -> None:
         self.jobs, self.name, self.fn, self.schedule = jobs, name, fn, schedule
         self.period = schedule.period
-        self.ttl = self.period
+        self.ttl = min(self.period, _MAX_TTL)
         self.task: asyncio.Task[None] | None = None
         self.leader = False
         self.due: float | None = None  # the latest slot reached and not yet tried by this worker
