@@ -38,6 +38,18 @@ async def worker(transactions: Transactions, time: FakeTime, pid: int) -> AsyncI
         await jobs.stop()
 
 
+def crash(jobs: Jobs, name: str) -> None:
+    """The job's loop ends without giving its lease up, as when its worker is killed."""
+    loop = jobs._loops[name]
+    assert loop.task is not None
+    loop.task.cancel()
+    loop.leader = False
+
+
+async def nothing() -> None:
+    pass
+
+
 def runs(connection: Connection) -> list[dict[str, Any]]:
     rows = connection.execute(select(job_runs).order_by(job_runs.c.id)).mappings()
     return [dict(row) for row in rows]
@@ -166,12 +178,26 @@ async def test_the_lease_passes_within_two_periods_when_the_leader_dies(transact
         two.add("tick", job_of(2), every=10)
         await time.run_until(lambda: len(ran_by) >= 2)
         killed_at = time.now
-        one._loops["tick"].task.cancel()  # a crash: no release, the lease must expire
-        one._loops["tick"].leader = False
+        crash(one, "tick")
         await time.run_until(lambda: 2 in ran_by)
         assert time.now - killed_at <= 20
     recorded = await transactions.read(runs)
     assert [row["slot"] for row in recorded] == sorted({row["slot"] for row in recorded})
+
+
+async def test_a_daily_job_passes_to_another_worker_within_about_a_minute(transactions: Transactions) -> None:
+    """The lease of a long period lasts at most a minute: a dead leader holds the job up no longer."""
+    time = VirtualTime(start=1000.0)
+    one = Jobs(transactions, clock=time.clock, sleep=time.sleep, host="test", pid=1)
+    two = Jobs(transactions, clock=time.clock, sleep=time.sleep, host="test", pid=2)
+    one.add("daily", nothing, every=86400)
+    await time.run_until(lambda: one.leads("daily"))
+    two.add("daily", nothing, every=86400)
+    crash(one, "daily")
+    killed_at = time.now
+    await time.run_until(lambda: two.leads("daily"))
+    assert time.now - killed_at <= 80
+    await two.stop()
 
 
 async def test_shutdown_cancels_a_run_and_records_it_cancelled(transactions: Transactions) -> None:
