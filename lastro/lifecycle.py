@@ -22,7 +22,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from lastro.coordination import tables
-from lastro.coordination.jobs import Jobs
+from lastro.coordination.jobs import DEGRADED_AFTER, Jobs, RunObserver
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
@@ -209,7 +209,10 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 
 def _open_jobs(state: ServiceState) -> None:
     """`state.jobs`, for the application's lifespan to add its periodic jobs to, and their health check."""
-    state.jobs = jobs = Jobs(state.transactions, retention=state.settings.JOB_RUNS_RETENTION)
+    observer = None if state.metrics is None else _job_metrics(state.metrics)
+    state.jobs = jobs = Jobs(
+        state.transactions, retention=state.settings.JOB_RUNS_RETENTION, observer=observer
+    )
     state.health.add(
         "periodic_jobs", _jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
     )
@@ -271,6 +274,18 @@ def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
         return limiter.statistics()
 
     return check
+
+
+def _job_metrics(metrics: Metrics) -> RunObserver:
+    """Periodic jobs in /metrics and the dashboard, beside the background tasks."""
+
+    def observe(job: str, outcome: str, failures: int) -> None:
+        if outcome in ("ok", "error"):
+            metrics.job_runs.labels(job, "success" if outcome == "ok" else "failure").inc()
+        metrics.job_failures_in_a_row.labels(job).set(failures)
+        metrics.job_degraded.labels(job).set(1 if failures >= DEGRADED_AFTER else 0)
+
+    return observe
 
 
 def _jobs_check(jobs: Jobs) -> Callable[[], Any]:

@@ -37,11 +37,14 @@ from lastro.db.transactions import Transactions
 from lastro.errors import one_line_with_type
 from lastro.observability.logging import get_logger
 
-__all__ = ["DEGRADED_AFTER", "JobFunction", "Jobs"]
+__all__ = ["DEGRADED_AFTER", "JobFunction", "Jobs", "RunObserver"]
 
 logger = get_logger("lastro.jobs")
 
 JobFunction = Callable[[], Awaitable[object]]
+# Told of each run this worker recorded: the job, its outcome (ok, error, cancelled), the failures in a row.
+# A worker that stops leading is told (job, "follower", 0): the figures are the leader's to show.
+RunObserver = Callable[[str, str, int], None]
 Sleep = Callable[[float], Awaitable[None]]
 DEGRADED_AFTER = 5  # failures in a row that make a job degraded
 _LEASE_PREFIX = "job:"
@@ -61,8 +64,10 @@ class Jobs:
         sleep: Sleep = asyncio.sleep,
         host: str | None = None,
         pid: int | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.transactions = transactions
+        self.observer = observer
         self.retention = retention
         self.leases = leases if leases is not None else SqlLeases(transactions, clock=clock)
         self.clock = clock
@@ -157,6 +162,8 @@ class _Loop:
             logger.warning("job lease not renewed", job=self.name, error=one_line_with_type(error))
         if leader != self.leader:
             logger.info("job leader" if leader else "job follower", job=self.name, holder=jobs.holder)
+            if not leader and jobs.observer is not None:
+                jobs.observer(self.name, "follower", 0)
         self.leader = leader
 
     async def _run_slot(self, slot: float, next_slot: float) -> None:
@@ -216,7 +223,10 @@ class _Loop:
         ended = jobs.clock()
         end = records.End(run_id, self.name, outcome, error, ended, next_slot, jobs.retention)
         try:
-            return await jobs.transactions.write(records.finish, end)
+            failures = await jobs.transactions.write(records.finish, end)
         except Exception as record_error:
             logger.warning("job run not recorded", job=self.name, error=one_line_with_type(record_error))
             return None
+        if jobs.observer is not None:
+            jobs.observer(self.name, outcome, failures)
+        return failures

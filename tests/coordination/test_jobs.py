@@ -200,6 +200,34 @@ async def test_a_daily_job_passes_to_another_worker_within_about_a_minute(transa
     await two.stop()
 
 
+async def test_the_observer_is_told_of_each_run_and_of_losing_the_lead(transactions: Transactions) -> None:
+    """Each recorded run reaches the observer (the metrics) with its outcome and the failures in a row."""
+    time = VirtualTime(start=1000.0)
+    seen: list[tuple[str, str, int]] = []
+    outcomes = iter([False, True])
+
+    async def job() -> None:
+        if not next(outcomes, True):
+            raise RuntimeError("once")
+
+    jobs = Jobs(transactions, clock=time.clock, sleep=time.sleep, host="test", pid=1, observer=_record(seen))
+    jobs.add("tick", job, every=10)
+    await time.run_until(lambda: len(seen) >= 2)
+    await jobs.leases.release("job:tick", jobs.holder)
+    await jobs.leases.acquire("job:tick", "another worker", 1000)
+    await time.run_until(lambda: seen[-1][1] == "follower")
+    await jobs.stop()
+    assert seen[:2] == [("tick", "error", 1), ("tick", "ok", 0)]
+    assert seen[-1] == ("tick", "follower", 0)
+
+
+def _record(seen: list[tuple[str, str, int]]) -> Callable[[str, str, int], None]:
+    def observe(job: str, outcome: str, failures: int) -> None:
+        seen.append((job, outcome, failures))
+
+    return observe
+
+
 async def test_shutdown_cancels_a_run_and_records_it_cancelled(transactions: Transactions) -> None:
     """A run in progress at shutdown is cancelled, recorded `cancelled`, and the lease released."""
     time = VirtualTime(start=1009.0)

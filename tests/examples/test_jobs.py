@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
@@ -162,6 +163,7 @@ def test_admin_jobs_lists_recent_runs_newest_first(tmp_path: Path) -> None:
         wait_for(lambda: len(runs(server.env["DATABASE_URL"])) >= 3, timeout=30)
         with Api.login(server.url, "admin", "admin") as admin:
             response = admin.get("/api/admin/jobs", params={"limit": 2})
+        metrics = httpx.get(f"{server.url}/metrics", timeout=20).text
     document = response.json()
     assert response.status_code == 200, response.text
     items = document["items"]
@@ -170,6 +172,7 @@ def test_admin_jobs_lists_recent_runs_newest_first(tmp_path: Path) -> None:
     assert {"job", "started_at", "duration_ms", "outcome", "host", "pid"} <= set(items[0])
     assert items[0]["job"] == JOB
     assert document["jobs"][JOB]["state"] == "ok"
+    assert f'lastro_job_runs_total{{job_name="{JOB}",outcome="success"}}' in metrics
 
 
 def test_admin_jobs_refuses_anyone_but_an_administrator(tmp_path: Path) -> None:
