@@ -208,10 +208,19 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 
 
 def _open_jobs(state: ServiceState) -> None:
-    """`state.jobs`, for the application's lifespan to add its periodic jobs to, and their health check."""
+    """`state.jobs`, for the application's lifespan to add its periodic jobs to, and their health check.
+
+    Their leases are rows of the service's database, or Redis keys with REDIS_URL.
+    """
+    settings = state.settings
     observer = None if state.metrics is None else _job_metrics(state.metrics)
+    leases = None
+    if settings.REDIS_URL:
+        from lastro.coordination.redis_leases import RedisLeases  # redis is an optional dependency
+
+        leases = RedisLeases(settings.REDIS_URL, timeout=settings.REDIS_SOCKET_TIMEOUT)
     state.jobs = jobs = Jobs(
-        state.transactions, retention=state.settings.JOB_RUNS_RETENTION, observer=observer
+        state.transactions, retention=settings.JOB_RUNS_RETENTION, leases=leases, observer=observer
     )
     state.health.add(
         "periodic_jobs", _jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
@@ -219,9 +228,12 @@ def _open_jobs(state: ServiceState) -> None:
 
 
 async def _stop_jobs(state: ServiceState) -> None:
-    if state._jobs is not None and state._jobs.names:
+    jobs = state._jobs
+    if jobs is None:
+        return
+    if jobs.names:
         logger.info("shutdown: stopping periodic jobs")
-        await state._jobs.stop()
+    await jobs.stop()
 
 
 async def shutdown(state: ServiceState) -> None:

@@ -76,6 +76,7 @@ class Jobs:
         self.pid = pid if pid is not None else os.getpid()
         self.holder = f"{self.host}:{self.pid}:{secrets.token_hex(4)}"
         self._loops: dict[str, _Loop] = {}
+        self._closed = False
 
     def add(self, name: str, fn: JobFunction, *, every: float | None = None, cron: str | None = None) -> None:
         """Run `fn` once per period, `every` seconds or at each `cron` minute, on one worker of all."""
@@ -107,7 +108,7 @@ class Jobs:
         return await self.transactions.read(records.recent_runs, limit)
 
     async def stop(self) -> None:
-        """Cancel every loop (a running run is recorded `cancelled`) and give the leases up."""
+        """Cancel every loop (a running run is recorded `cancelled`), give the leases up, close them."""
         loops, self._loops = list(self._loops.values()), {}
         for loop in loops:
             if loop.task is not None:
@@ -122,6 +123,9 @@ class Jobs:
                     logger.warning("job lease not released", job=loop.name, error=one_line_with_type(error))
         if loops:
             logger.info("jobs stopped", jobs=[loop.name for loop in loops])
+        if not self._closed:
+            self._closed = True
+            await self.leases.close()
 
 
 class _Loop:

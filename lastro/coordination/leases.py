@@ -37,6 +37,9 @@ class Leases(Protocol):
     async def release(self, name: str, holder: str) -> bool:
         """Give the lease up now if `holder` has it, so that another holder need not wait for its expiry."""
 
+    async def close(self) -> None:
+        """Let go of what the leases hold open (a connection pool)."""
+
 
 class SqlLeases:
     """Leases as rows of `lastro_leases`, written through the service's units of work."""
@@ -55,6 +58,9 @@ class SqlLeases:
 
     async def release(self, name: str, holder: str) -> bool:
         return await self.transactions.write(self._release, name, holder)
+
+    async def close(self) -> None:
+        """Nothing to close: the service's database outlives the leases."""
 
     def _take(self, connection: Connection, name: str, holder: str, ttl: float, now: float) -> bool:
         insert = self._insert(leases).values(name=name, holder=holder, expires_at=now + ttl)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import redis.asyncio
 from fastapi import FastAPI
 from sqlalchemy import Connection, insert
 
@@ -16,6 +19,8 @@ from lastro.settings import get_settings
 from tests.support.lifespan import running
 
 pytestmark = pytest.mark.anyio
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 async def nothing() -> None:
@@ -63,3 +68,27 @@ async def test_a_degraded_job_fails_its_check_but_the_worker_stays_ready(sqlite_
     assert check["status"] == "error"
     assert check["error"] == "degraded: report"
     assert check["jobs"]["report"]["state"] == "degraded"
+
+
+@pytest.mark.redis
+async def test_with_redis_url_the_leases_are_redis_keys_released_at_shutdown(sqlite_url: str) -> None:
+    """REDIS_URL: the job's leader holds a Redis key, given up when the service stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.lastro.jobs.add(name, nothing, every=3600)
+        yield
+
+    name = f"test-{uuid.uuid4().hex}"
+    key = f"lastro:lease:job:{name}"
+    settings = get_settings(DATABASE_URL=sqlite_url, LOG_FORMAT="json", REDIS_URL=REDIS_URL)
+    app = create_app(settings, lifespan=lifespan)
+    async with redis.asyncio.Redis.from_url(REDIS_URL) as client:
+        async with running(app):
+            holder = app.state.lastro.jobs.holder
+            for _ in range(500):  # the loop takes the lease as soon as it starts
+                if await client.get(key):
+                    break
+                await asyncio.sleep(0.01)
+            assert (await client.get(key)).decode() == holder
+        assert await client.get(key) is None
