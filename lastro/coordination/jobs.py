@@ -87,7 +87,7 @@ class Jobs:
         schedule: Schedule = Every(every) if every is not None else Cron(str(cron))
         loop = _Loop(self, name, fn, schedule)
         self._loops[name] = loop
-        loop.task = asyncio.create_task(loop.run(), name=f"lastro-job:{name}")
+        loop.task = asyncio.create_task(loop.supervise(), name=f"lastro-job:{name}")
         logger.info("job added", job=name, period_s=schedule.period)
 
     @property
@@ -138,6 +138,16 @@ class _Loop:
         self.due: float | None = None  # the latest slot reached and not yet tried by this worker
         self.attempt = 1
         self.retry_at: float | None = None
+
+    async def supervise(self) -> None:
+        """Run the loop; should it ever fail (its own errors are caught where they happen), start it again."""
+        while True:
+            try:
+                await self.run()
+            except Exception:
+                logger.exception("job loop failed, restarting", job=self.name)
+                self.leader = False
+                await self.jobs.sleep(min(self.ttl, 5.0))
 
     async def run(self) -> None:
         jobs = self.jobs

@@ -228,6 +228,22 @@ def _record(seen: list[tuple[str, str, int]]) -> Callable[[str, str, int], None]
     return observe
 
 
+async def test_a_loop_that_fails_is_started_again(transactions: Transactions) -> None:
+    """An error outside the job's own function (here, the observer) does not end the job for good."""
+    time = VirtualTime(start=1000.0)
+    calls: list[str] = []
+
+    def observe(job: str, outcome: str, failures: int) -> None:
+        calls.append(outcome)
+        if len(calls) == 1:
+            raise RuntimeError("observer broke")
+
+    jobs = Jobs(transactions, clock=time.clock, sleep=time.sleep, host="test", pid=1, observer=observe)
+    jobs.add("tick", nothing, every=10)
+    await time.run_until(lambda: calls.count("ok") >= 3)
+    await jobs.stop()
+
+
 async def test_shutdown_cancels_a_run_and_records_it_cancelled(transactions: Transactions) -> None:
     """A run in progress at shutdown is cancelled, recorded `cancelled`, and the lease released."""
     time = VirtualTime(start=1009.0)
