@@ -10,7 +10,9 @@ from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
 from lastro.coordination.batch import BatchProcessor
 from lastro.coordination.events import Broadcast, Event, Subscription
+from lastro.coordination.jobs import Jobs
 from lastro.coordination.lazy import LazyLoader
+from lastro.coordination.schedule import Cron, Every
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
@@ -45,10 +47,13 @@ __all__ = [
     "Bulkhead",
     "CommitOutcomeUnknown",
     "ConfigurationError",
+    "Cron",
     "Event",
+    "Every",
     "FileStore",
     "FilteredSelect",
     "JSONResponse",
+    "Jobs",
     "LRUCache",
     "LastroError",
     "LazyLoader",

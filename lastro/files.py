@@ -6,6 +6,7 @@ await store.open()                       # creates the directory
 name = store.new_name(".png")            # a fresh, safe storage name
 size = await store.save(name, data)      # temp file, fsync, rename, fsync the directory
 await store.delete(name)
+await store.names(modified_before=cutoff)  # files last written before a Unix time, for orphan sweeps
 ```
 
 A file is first written to a temporary name in the same directory, flushed to disk, and only then renamed
@@ -83,6 +84,30 @@ class FileStore:
         """Remove files; one already gone is not an error."""
         paths = [self.path(name) for name in names]
         await anyio.to_thread.run_sync(_unlink_all, paths)
+
+    async def names(self, modified_before: float | None = None) -> list[str]:
+        """The stored files' names, those last written before `modified_before` (Unix time) if given.
+
+        Files still being written (temporary names) are never listed.
+        """
+        return await anyio.to_thread.run_sync(self._names, modified_before)
+
+    def _names(self, modified_before: float | None) -> list[str]:
+        names = []
+        for entry in os.scandir(self.root):
+            if (
+                not entry.is_file()
+                or entry.name.endswith(_TEMPORARY_SUFFIX)
+                or not _SAFE_NAME.fullmatch(entry.name)
+            ):
+                continue
+            try:
+                modified = entry.stat().st_mtime
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            if modified_before is None or modified < modified_before:
+                names.append(entry.name)
+        return sorted(names)
 
     def _open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,9 @@ behind the migrations in `MIGRATIONS_DIR`; start tracing (with `TRACING` on); re
 record the start time. While the worker serves, a watchdog ends it if its event loop stops turning for
 `TIMEOUT` seconds. Shutdown, each step logged: cancel background tasks (newest first), run the
 application's own shutdown, close the pool, export the spans still queued.
+
+Periodic jobs: start-up opens `state.jobs` for the application's lifespan to add them to; they are
+stopped first at shutdown, before the application's own shutdown closes what they use.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fastapi import FastAPI
 
 from lastro.coordination import tables
 from lastro.coordination.events import Broadcast
+from lastro.coordination.jobs import DEGRADED_AFTER, Jobs, RunObserver
 from lastro.coordination.transports import keep_trimmed, open_transport
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
@@ -62,9 +66,13 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
         await startup(state)
         try:
             async with inner(app) as inner_state:
-                freeze_long_lived_objects()
-                with LoopWatchdog(state.settings.TIMEOUT):  # while serving: a slow app start-up is no hang
-                    yield inner_state
+                try:
+                    freeze_long_lived_objects()
+                    # While serving only: a slow application start-up is no hang.
+                    with LoopWatchdog(state.settings.TIMEOUT):
+                        yield inner_state
+                finally:
+                    await _stop_jobs(state)
         finally:
             await shutdown(state)
 
@@ -117,6 +125,7 @@ async def startup(state: ServiceState) -> None:
     monitor.sample()  # this worker shows in /health detail and /metrics from its first request on
     state.health.add("workers", _workers_check(metrics), timeout=timeout, critical=False)
     state.tasks.start("resource-monitor", monitor.run)
+    _open_jobs(state)
     logger.info(
         "service started",
         database=database.display_url,
@@ -222,7 +231,37 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
     return None
 
 
+def _open_jobs(state: ServiceState) -> None:
+    """`state.jobs`, for the application's lifespan to add its periodic jobs to, and their health check.
+
+    Their leases are rows of the service's database, or Redis keys with REDIS_URL.
+    """
+    settings = state.settings
+    observer = None if state.metrics is None else _job_metrics(state.metrics)
+    leases = None
+    if settings.REDIS_URL:
+        from lastro.coordination.redis_leases import RedisLeases  # redis is an optional dependency
+
+        leases = RedisLeases(settings.REDIS_URL, timeout=settings.REDIS_SOCKET_TIMEOUT)
+    state.jobs = jobs = Jobs(
+        state.transactions, retention=settings.JOB_RUNS_RETENTION, leases=leases, observer=observer
+    )
+    state.health.add(
+        "periodic_jobs", _jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
+    )
+
+
+async def _stop_jobs(state: ServiceState) -> None:
+    jobs = state._jobs
+    if jobs is None:
+        return
+    if jobs.names:
+        logger.info("shutdown: stopping periodic jobs")
+    await jobs.stop()
+
+
 async def shutdown(state: ServiceState) -> None:
+    await _stop_jobs(state)  # when the application's start-up failed after adding some
     if state.broadcast is not None:  # first: subscribers (WebSockets) end before the tasks that feed them
         logger.info("shutdown: ending event subscriptions")
         state.broadcast.end_subscriptions()
@@ -274,6 +313,31 @@ def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
     async def check() -> CheckResult:
         await limiter.probe()  # an idle worker learns of an outage (or its end) here
         return limiter.statistics()
+
+    return check
+
+
+def _job_metrics(metrics: Metrics) -> RunObserver:
+    """Periodic jobs in /metrics and the dashboard, beside the background tasks."""
+
+    def observe(job: str, outcome: str, failures: int) -> None:
+        if outcome in ("ok", "error"):
+            metrics.job_runs.labels(job, "success" if outcome == "ok" else "failure").inc()
+        metrics.job_failures_in_a_row.labels(job).set(failures)
+        metrics.job_degraded.labels(job).set(1 if failures >= DEGRADED_AFTER else 0)
+
+    return observe
+
+
+def _jobs_check(jobs: Jobs) -> Callable[[], Any]:
+    """Each periodic job's status; failing but not critical (the worker stays ready) when one is degraded."""
+
+    async def check() -> CheckResult:
+        statuses = await jobs.statuses()
+        degraded = sorted(name for name, status in statuses.items() if status["state"] == "degraded")
+        if degraded:
+            raise CheckFailed(f"degraded: {', '.join(degraded)}", jobs=statuses)
+        return {"jobs": statuses}
 
     return check
 

@@ -119,7 +119,8 @@ class Monitor:
         metrics = self.metrics
         for name, status in self.state.tasks.statuses().items():
             failures = int(status["failures"])  # type: ignore[call-overload]
-            new = failures - self._task_failures.get(name, 0)
+            seen = self._task_failures.get(name, 0)
+            new = failures if failures < seen else failures - seen  # below what was seen: it was reset
             if new > 0:
                 metrics.job_runs.labels(name, "failure").inc(new)
             self._task_failures[name] = failures

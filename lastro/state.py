@@ -3,7 +3,8 @@
 `state.transactions` is what code outside a request (the application's lifespan, background jobs) runs
 units of work with: `await state.transactions.write(repo.purge, cutoff)`. It is not optional: before
 start-up has opened the database (or when it could not), it raises `ServiceUnavailable`, which a request
-answers with a 503.
+answers with a 503. `state.jobs` (`lastro.coordination.jobs.Jobs`) is there from start-up on too, for the
+application's lifespan to declare its periodic jobs in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lastro.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from lastro.coordination.events import Broadcast
+    from lastro.coordination.jobs import Jobs
     from lastro.observability.tracing import Tracing
     from lastro.rate_limits import Identify, RateLimits
 
@@ -43,6 +45,7 @@ class ServiceState:
     tracing: Tracing | None = None  # the spans, with TRACING on; its provider lives from start-up to shutdown
     started_at: float = field(default_factory=time.time)
     _transactions: Transactions | None = field(default=None, init=False, repr=False)
+    _jobs: Jobs | None = field(default=None, init=False, repr=False)
 
     @property
     def transactions(self) -> Transactions:
@@ -54,6 +57,17 @@ class ServiceState:
     @transactions.setter
     def transactions(self, transactions: Transactions) -> None:
         self._transactions = transactions
+
+    @property
+    def jobs(self) -> Jobs:
+        """The periodic jobs, run once per period across all workers: `state.jobs.add(name, fn, every=60)`."""
+        if self._jobs is None:
+            raise ServiceUnavailable("the periodic jobs start with the service")
+        return self._jobs
+
+    @jobs.setter
+    def jobs(self, jobs: Jobs) -> None:
+        self._jobs = jobs
 
     @property
     def is_open(self) -> bool:

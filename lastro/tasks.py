@@ -1,12 +1,15 @@
 """Background tasks a service runs beside its requests, with their status for `/health`.
 
 Each task is started by name; it is restarted with backoff when it fails, and cancelled in reverse order
-of start at shutdown, each step logged.
+of start at shutdown, each step logged. A restarted task that then runs `healthy_after` seconds without
+failing has its failures forgotten: the next failure backs off from the start again, and the status shows
+0 failures (the clock is injected, for the tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +31,7 @@ class TaskStatus:
     state: TaskState = "running"
     failures: int = 0
     last_error: str | None = None
+    running_since: float | None = None  # when its current run began
 
     def as_dict(self) -> dict[str, object]:
         return {"state": self.state, "failures": self.failures, "last_error": self.last_error}
@@ -46,11 +50,15 @@ class BackgroundTasks:
         self,
         *,
         max_backoff: float = 60.0,
+        healthy_after: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._entries: dict[str, _Entry] = {}
         self.max_backoff = max_backoff
+        self.healthy_after = healthy_after
         self._sleep = sleep
+        self._clock = clock
 
     def start(self, name: str, factory: TaskFactory) -> None:
         if name in self._entries:
@@ -62,11 +70,13 @@ class BackgroundTasks:
 
     async def _supervise(self, status: TaskStatus, factory: TaskFactory) -> None:
         while True:
+            status.running_since = self._clock()
             try:
                 await factory()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._forget_old_failures(status)
                 status.failures += 1
                 status.last_error = one_line_with_type(exc)
                 status.state = "restarting"
@@ -79,7 +89,16 @@ class BackgroundTasks:
                 status.state = "finished"
                 return
 
+    def _forget_old_failures(self, status: TaskStatus) -> None:
+        """A task that has run `healthy_after` seconds since its last restart starts its count again."""
+        since = status.running_since
+        if status.failures and since is not None and self._clock() - since >= self.healthy_after:
+            status.failures = 0
+
     def statuses(self) -> dict[str, dict[str, object]]:
+        for entry in self._entries.values():
+            if entry.status.state == "running":
+                self._forget_old_failures(entry.status)
         return {name: entry.status.as_dict() for name, entry in self._entries.items()}
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
@@ -66,6 +67,25 @@ def test_delete_ignores_files_already_gone(tmp_path: Path) -> None:
     anyio.run(store.save, "a.png", PNG)
     anyio.run(store.delete, "a.png", "never-there.png")
     assert not anyio.run(store.exists, "a.png")
+
+
+def test_names_lists_stored_files_but_not_those_being_written(tmp_path: Path) -> None:
+    """A `.partial` file (an upload in flight) is never listed."""
+    store = FileStore(tmp_path)
+    anyio.run(store.save, "b.png", PNG)
+    anyio.run(store.save, "a.png", PNG)
+    (tmp_path / "c.png.ab12cd34.partial").write_bytes(PNG[:3])
+    assert anyio.run(store.names) == ["a.png", "b.png"]
+
+
+def test_names_modified_before_leaves_recent_files_out(tmp_path: Path) -> None:
+    """Only files last written before the given time are listed."""
+    store = FileStore(tmp_path)
+    anyio.run(store.save, "old.png", PNG)
+    anyio.run(store.save, "new.png", PNG)
+    os.utime(tmp_path / "old.png", (1000.0, 1000.0))
+    os.utime(tmp_path / "new.png", (2000.0, 2000.0))
+    assert anyio.run(store.names, 1500.0) == ["old.png"]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 
 from lastro.observability.logging import configure_logging
 from lastro.tasks import BackgroundTasks
+from tests.support.clock import FakeTime
 
 pytestmark = pytest.mark.anyio
 
@@ -115,6 +116,69 @@ async def test_crashed_task_is_restarted_and_healthy_again() -> None:
     assert status["last_error"] == "RuntimeError: first run fails"
     assert tasks.healthy
     await tasks.stop()
+
+
+async def test_failures_are_forgotten_once_a_restarted_task_has_run_long_enough() -> None:
+    """A task restarted after a crash that then runs `healthy_after` seconds shows 0 failures again."""
+    time = FakeTime()
+    backoff = Backoff()
+    running_again = asyncio.Event()
+    runs = 0
+
+    async def crash_once() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("first run fails")
+        running_again.set()
+        await asyncio.Event().wait()
+
+    tasks = BackgroundTasks(sleep=backoff, clock=time.clock, healthy_after=60)
+    tasks.start("sync", crash_once)
+    await asyncio.wait_for(backoff.waiting.wait(), 2)
+    backoff.gate.set()
+    await asyncio.wait_for(running_again.wait(), 2)
+    time.now += 59
+    assert tasks.statuses()["sync"]["failures"] == 1
+    time.now += 1
+    assert tasks.statuses()["sync"]["failures"] == 0
+    await tasks.stop()
+
+
+async def test_a_failure_after_a_long_healthy_run_backs_off_from_the_start() -> None:
+    """Crashes spaced wider than `healthy_after` each wait the first delay, never a growing one."""
+    time = FakeTime()
+    delays: list[float] = []
+    reached = asyncio.Event()
+
+    async def crash_after_a_while() -> None:
+        time.now += 120  # ran two minutes, then failed
+        raise RuntimeError("rare")
+
+    sleep = counting_sleep(delays, 4, reached)
+    tasks = BackgroundTasks(sleep=sleep, clock=time.clock, healthy_after=60)
+    tasks.start("sync", crash_after_a_while)
+    await asyncio.wait_for(reached.wait(), 2)
+    await tasks.stop()
+    assert delays[:4] == [1, 1, 1, 1]
+
+
+async def test_failures_in_quick_succession_keep_counting() -> None:
+    """Crashes closer together than `healthy_after` keep counting and keep backing off."""
+    time = FakeTime()
+    delays: list[float] = []
+    reached = asyncio.Event()
+
+    async def crash_soon() -> None:
+        time.now += 5
+        raise RuntimeError("again")
+
+    tasks = BackgroundTasks(sleep=counting_sleep(delays, 4, reached), clock=time.clock, healthy_after=60)
+    tasks.start("sync", crash_soon)
+    await asyncio.wait_for(reached.wait(), 2)
+    assert tasks.statuses()["sync"]["failures"] >= 4
+    await tasks.stop()
+    assert delays[:4] == [1, 2, 4, 8]
 
 
 async def test_backoff_doubles_up_to_the_maximum() -> None:

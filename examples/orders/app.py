@@ -16,12 +16,13 @@ from examples.orders.audit import AuditLog
 from examples.orders.audit_routes import router as audit_router
 from examples.orders.auth import Passwords, TokenCodec, caller_id
 from examples.orders.changes import Changes
+from examples.orders.cleanup import JOB_NAME, cleanup
 from examples.orders.diagnostics import router as diagnostics_router
 from examples.orders.errors import Conflict, add_error_handlers
 from examples.orders.events import publish_change
 from examples.orders.events import router as events_router
 from examples.orders.image_routes import router as images_router
-from examples.orders.purge import purge_periodically
+from examples.orders.job_routes import router as jobs_router
 from examples.orders.routes import router
 from examples.orders.settings import DEVELOPMENT_ADMIN_PASSWORD, OrdersSettings
 
@@ -50,7 +51,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         app.state.images = images = lastro.FileStore(settings.IMAGES_DIR)
         await images.open()
         transactions = state.transactions  # open by now: lastro's start-up runs before this lifespan
-        state.tasks.start("orders-purge", lambda: purge_periodically(transactions, images, settings))
+        state.jobs.add(
+            JOB_NAME, lambda: cleanup(transactions, images, settings), every=settings.CLEANUP_INTERVAL_SECONDS
+        )
         audit = AuditLog(transactions, settings)
         audit.start()
         app.state.changes.add_step(audit.record)
@@ -67,6 +70,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
     app.include_router(images_router)
+    app.include_router(jobs_router)
     app.include_router(audit_router)
     app.include_router(events_router)
     if not settings.is_production:  # a route that holds a request for up to 30 s is a test's tool

@@ -25,13 +25,22 @@ class OrdersSettings(lastro.Settings):
     TOKEN_TTL: float = Field(default=3600.0, gt=0, description="seconds an access token is valid")
     IMAGES_DIR: Path = Field(default=Path("var/images"), description="where order images are stored")
     IMAGE_MAX_BYTES: int = Field(default=5 * 1024 * 1024, gt=0, description="largest image accepted")
-    ORDERS_RETENTION: float = Field(
-        default=30 * 86400.0, ge=0, description="seconds a deleted order is kept before it is purged"
+    PURGE_AFTER_DAYS: float = Field(
+        default=30.0,
+        ge=0,
+        description="days a deleted order is kept before the cleanup purges it with its images",
     )
     IDEMPOTENCY_WINDOW: float = Field(
         default=86400.0, gt=0, description="seconds an Idempotency-Key is remembered"
     )
-    PURGE_INTERVAL: float = Field(default=3600.0, gt=0, description="seconds between purges")
+    CLEANUP_INTERVAL_SECONDS: float = Field(
+        default=3600.0, gt=0, description="seconds between cleanups (once across every worker and machine)"
+    )
+    ORPHAN_GRACE_SECONDS: float = Field(
+        default=3600.0,
+        ge=0,
+        description="how old an image file no order refers to must be before the cleanup removes it",
+    )
     AUTH_HASH_CONCURRENCY: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

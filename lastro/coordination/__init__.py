@@ -10,7 +10,8 @@ One small interface, three backends, chosen from the settings:
 
 What rests on it:
 - `tables`: lastro's own tables (`lastro_*`), created at start-up beside the application's;
-- `leases`: a named lease one holder at a time, expiring unless renewed;
+- `leases` (`redis_leases` with `REDIS_URL`): a named lease one holder at a time, expiring unless renewed;
+- `schedule` and `records`: when periodic jobs run, and their runs' and status rows;
 - `events`: `Broadcast`, publish and subscribe across every worker, with replay `since` an event id;
   its transports are `sqlite_events`, `postgres_events` and `redis_events` (over `event_log`, the
   `lastro_events` table, for the first two), and `transports.open_transport` picks one;

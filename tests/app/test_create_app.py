@@ -82,6 +82,7 @@ async def test_health_reports_the_database_pool_and_tasks(client: httpx.AsyncCli
         "database",
         "connection_pool",
         "background_jobs",
+        "periodic_jobs",
         "disk",
         "sqlite_wal",
         "rate_limits",

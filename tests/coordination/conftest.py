@@ -24,6 +24,7 @@ from lastro.coordination.redis_events import RedisTransport
 from lastro.coordination.sqlite_events import SQLiteTransport
 from lastro.coordination.tables import ensure_tables
 from lastro.db.engine import Database
+from lastro.db.transactions import Transactions
 from tests.conftest import POSTGRES_URL
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -135,3 +136,33 @@ async def wait_until(condition: Callable[[], object], seconds: float = 10.0) -> 
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the condition did not become true in time")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.db'}"
+        return
+    name = f"lastro_coordination_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def transactions(database_url: str) -> Iterator[Transactions]:
+    database = Database(database_url)
+    ensure_tables(database)
+    units = Transactions(database)
+    yield units
+    units.close()
+    database.dispose()

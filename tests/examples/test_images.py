@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,8 @@ MAX_BYTES = 4096
 
 
 @pytest.fixture(scope="module")
-def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("images")
+def images_dir(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp(f"images-files-{backend}")  # each backend's service sweeps its own
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +33,9 @@ def server(
         "IMAGES_DIR": str(images_dir),
         "IMAGE_MAX_BYTES": str(MAX_BYTES),
         "MAX_BODY_BYTES": str(4 * MAX_BYTES),
-        "ORDERS_RETENTION": "0",
-        "PURGE_INTERVAL": "0.2",
+        "PURGE_AFTER_DAYS": "0",
+        "CLEANUP_INTERVAL_SECONDS": "0.5",
+        "ORPHAN_GRACE_SECONDS": "60",
     }
     with orders_service(backend, tmp_path_factory.mktemp(f"images-{backend}"), **settings) as service:
         yield service
@@ -188,3 +191,23 @@ def test_images_are_purged_with_their_order(api: Api, order_id: int, images_dir:
     assert api.delete(f"/api/orders/{order_id}").status_code == 204
     wait_for(lambda: not any(path.exists() for path in stored), timeout=10)
     assert not any(path.exists() for path in stored)
+
+
+def test_orphan_files_past_the_grace_are_removed_and_others_kept(
+    api: Api, order_id: int, images_dir: Path
+) -> None:
+    """A file no image row refers to goes once older than ORPHAN_GRACE_SECONDS; a recent one and a
+    referenced one stay."""
+    kept = upload(api, order_id, PNG)
+    stored = [path for path in images_dir.iterdir() if path.suffix == ".png"]
+    old, recent = images_dir / "orphan-old.png", images_dir / "orphan-recent.png"
+    old.write_bytes(PNG)
+    recent.write_bytes(PNG)
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    for path in stored:  # old enough, but referenced
+        os.utime(path, (past, past))
+    wait_for(lambda: not old.exists(), timeout=15)
+    assert recent.exists()
+    assert all(path.exists() for path in stored)
+    assert api.get(str(kept["url"])).status_code == 200

@@ -19,8 +19,8 @@ from psycopg import sql
 from sqlalchemy import Connection, event
 
 from examples.orders import accounts, idempotency, images, queries, storage
+from examples.orders.cleanup import purge_orders
 from examples.orders.models import OrderIn, Status
-from examples.orders.purge import purge_orders
 from examples.orders.queries import OrderFilter, list_query
 from lastro.db.engine import Database
 from lastro.db.migrations import upgrade

@@ -117,6 +117,7 @@ def session(admin: Api, contract: Contract) -> list[httpx.Response]:
     tenant_id = call(admin, "POST", "/api/admin/tenants", json={"name": name}).json()["id"]
     user = {"username": name, "password": uuid.uuid4().hex, "tenant_id": tenant_id}
     call(admin, "POST", "/api/admin/users", json=user)
+    call(admin, "GET", "/api/admin/jobs", params={"limit": 5})
     token = httpx.post(
         f"{admin.client.base_url}/api/auth/token",
         data={"username": name, "password": user["password"]},
@@ -176,6 +177,8 @@ def failures(admin: Api) -> list[httpx.Response]:
             anonymous.get("/api/orders"),  # 401
             anonymous.post("/api/auth/token", data={"username": "admin", "password": "wrong"}),  # 401
             user.post("/api/admin/tenants", json={"name": "x"}),  # 403
+            user.get("/api/admin/jobs"),  # 403
+            admin.get("/api/admin/jobs", params={"limit": 0}),  # 422
             admin.post("/api/admin/tenants", json=taken),  # 409
             admin.post("/api/admin/users", json={"username": "u", "password": "p" * 8, "tenant_id": 10**9}),
             admin.get("/api/orders/999999999"),  # 404

@@ -1,0 +1,187 @@
+"""The orders cleanup as a periodic job under real `lastro serve` processes: once per period across 4
+workers of one machine, and across two instances on one PostgreSQL database; a killed leader's lease
+passes to another worker (or instance) within two periods. The runs are read from the database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select
+
+from lastro.coordination.tables import job_runs
+from tests.examples.conftest import (
+    READY_TIMEOUT,
+    SECRET_KEY,
+    Api,
+    fresh_database,
+    is_problem,
+    orders_service,
+)
+from tests.support.servers import ORDERS, ServeProcess, migrate, serve_env, wait_for
+
+INTERVAL = 1.0
+JOB = "orders-cleanup"
+
+
+def runs(url: str) -> list[dict[str, Any]]:
+    """Every recorded run of the cleanup, in slot order."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            statement = select(job_runs).where(job_runs.c.job == JOB).order_by(job_runs.c.slot, job_runs.c.id)
+            return [dict(row) for row in connection.execute(statement).mappings()]
+    finally:
+        engine.dispose()
+
+
+def slots_span(url: str, count: int) -> list[dict[str, Any]]:
+    """Runs once `count` periods have passed since the first: the runs of those `count` periods."""
+    first = wait_for(lambda: runs(url), timeout=30)[0]["slot"]
+    wait_for(lambda: runs(url)[-1]["slot"] >= first + count, timeout=count * INTERVAL + 30)
+    return [run for run in runs(url) if first <= run["slot"] < first + count]
+
+
+def assert_once_per_slot(recorded: list[dict[str, Any]]) -> None:
+    slots = [run["slot"] for run in recorded]
+    assert len(slots) == len(set(slots)), f"a slot ran twice: {slots}"
+    assert all(run["outcome"] == "ok" for run in recorded), recorded
+
+
+def kill_leader(url: str, kill: Any) -> tuple[int, float, list[dict[str, Any]]]:
+    """Kill whoever ran the latest run: its pid, the seconds until the next run started, and the 3 runs
+    that followed the kill."""
+    leader = runs(url)[-1]["pid"]
+    kill(leader)
+    killed_at = time.time()
+
+    def after() -> list[dict[str, Any]]:
+        return [run for run in runs(url) if run["started_at"] > killed_at]
+
+    wait_for(lambda: len(after()) >= 3, timeout=3 * INTERVAL + 30)
+    recorded = after()
+    return leader, recorded[0]["started_at"] - killed_at, recorded
+
+
+def four_workers(tmp_path: Path) -> Any:
+    return orders_service("sqlite", tmp_path, WORKERS="4", CLEANUP_INTERVAL_SECONDS=str(INTERVAL))
+
+
+def test_four_workers_run_the_cleanup_once_per_period(tmp_path: Path) -> None:
+    """4 workers, a 1 s interval, 10 s: 9 to 11 runs, never two for one period."""
+    with four_workers(tmp_path) as server:
+        url = server.env["DATABASE_URL"]
+        recorded = slots_span(url, 10)
+        worker_pids = server.worker_pids()
+    assert 9 <= len(recorded) <= 11
+    assert_once_per_slot(recorded)
+    assert {run["pid"] for run in recorded} <= worker_pids
+
+
+def test_a_killed_leader_worker_is_replaced_within_two_periods(tmp_path: Path) -> None:
+    """SIGKILL the worker that ran the last run: another worker runs the cleanup within 2 intervals."""
+    with four_workers(tmp_path) as server:
+        url = server.env["DATABASE_URL"]
+        wait_for(lambda: len(runs(url)) >= 2, timeout=30)
+        leader, takeover, recorded = kill_leader(url, lambda pid: os.kill(pid, signal.SIGKILL))
+    assert takeover <= 2 * INTERVAL
+    assert_once_per_slot(runs(url))
+    assert leader not in {run["pid"] for run in recorded}
+
+
+def workers_of(server: ServeProcess) -> set[int]:
+    """The pids of the workers of `server` that started the service."""
+    return {line["pid"] for line in server.events("service started") if "pid" in line}
+
+
+def two_instances(stack: ExitStack, tmp_path: Path, url: str) -> list[ServeProcess]:
+    """Two `lastro serve` of the orders app, 2 workers each, on one PostgreSQL database, no Redis."""
+    instances = []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        env = serve_env(
+            directory,
+            DATABASE_URL=url,
+            SECRET_KEY=SECRET_KEY,
+            INSTANCES="1",
+            WORKERS="2",
+            DB_POOL_SIZE="3",
+            DB_MAX_OVERFLOW="1",
+            CLEANUP_INTERVAL_SECONDS=str(INTERVAL),
+            MIGRATIONS_DIR=str(Path(__file__).parents[2] / "examples" / "orders" / "migrations"),
+        )
+        if name == "a":
+            migrate(env)
+        server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)  # started already
+        stack.callback(server.stop)
+        server.wait_ready(READY_TIMEOUT)
+        instances.append(server)
+    return instances
+
+
+@pytest.mark.postgres
+def test_two_instances_on_postgres_run_the_cleanup_once_per_period(tmp_path: Path) -> None:
+    """Two instances on one PostgreSQL database, a 1 s interval, 10 s: 9 to 11 runs, one per period."""
+    with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
+        two_instances(stack, tmp_path, url)
+        recorded = slots_span(url, 10)
+    assert 9 <= len(recorded) <= 11
+    assert_once_per_slot(recorded)
+
+
+@pytest.mark.postgres
+def test_a_killed_leader_instance_is_replaced_within_two_periods(tmp_path: Path) -> None:
+    """SIGKILL the whole process group of the instance that leads: the other one takes over in 2 intervals."""
+    with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
+        instances = two_instances(stack, tmp_path, url)
+        wait_for(lambda: len(runs(url)) >= 2, timeout=30)
+
+        def kill_instance(pid: int) -> None:
+            (server,) = [server for server in instances if pid in workers_of(server)]
+            os.killpg(server.process.pid, signal.SIGKILL)
+            instances.remove(server)
+
+        _, takeover, recorded = kill_leader(url, kill_instance)
+        (survivor,) = instances
+        assert {run["pid"] for run in recorded} <= workers_of(survivor)
+        everything = runs(url)  # before the database is dropped
+    assert takeover <= 2 * INTERVAL
+    assert_once_per_slot(everything)
+
+
+def test_admin_jobs_lists_recent_runs_newest_first(tmp_path: Path) -> None:
+    """GET /api/admin/jobs: the runs, newest first, with job, start, duration, outcome, host and pid."""
+    with orders_service("sqlite", tmp_path, CLEANUP_INTERVAL_SECONDS="0.5") as server:
+        wait_for(lambda: len(runs(server.env["DATABASE_URL"])) >= 3, timeout=30)
+        with Api.login(server.url, "admin", "admin") as admin:
+            response = admin.get("/api/admin/jobs", params={"limit": 2})
+        metrics = httpx.get(f"{server.url}/metrics", timeout=20).text
+    document = response.json()
+    assert response.status_code == 200, response.text
+    items = document["items"]
+    assert len(items) == 2
+    assert items[0]["started_at"] > items[1]["started_at"]
+    assert {"job", "started_at", "duration_ms", "outcome", "host", "pid"} <= set(items[0])
+    assert items[0]["job"] == JOB
+    assert document["jobs"][JOB]["state"] == "ok"
+    assert f'lastro_job_runs_total{{job_name="{JOB}",outcome="success"}}' in metrics
+
+
+def test_admin_jobs_refuses_anyone_but_an_administrator(tmp_path: Path) -> None:
+    """No token: 401; an ordinary user: 403; a limit out of bounds: 422; all as problem+json."""
+    with orders_service("sqlite", tmp_path) as server, Api.login(server.url, "admin", "admin") as admin:
+        with Api(server.url) as anonymous:
+            assert is_problem(anonymous.get("/api/admin/jobs"), 401)
+        with admin.new_tenant() as user:
+            assert is_problem(user.get("/api/admin/jobs"), 403)
+        assert is_problem(admin.get("/api/admin/jobs", params={"limit": 0}), 422)
+        assert is_problem(admin.get("/api/admin/jobs", params={"limit": 100_000}), 422)
+        assert is_problem(admin.get("/api/admin/jobs", params={"limit": "many"}), 422)
