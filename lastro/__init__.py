@@ -8,6 +8,7 @@ from lastro._version import __version__
 from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
+from lastro.coordination.events import Broadcast, Event, Subscription
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
@@ -35,9 +36,11 @@ from lastro.state import ServiceState
 from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 
 __all__ = [
+    "Broadcast",
     "Bulkhead",
     "CommitOutcomeUnknown",
     "ConfigurationError",
+    "Event",
     "FileStore",
     "FilteredSelect",
     "JSONResponse",
@@ -53,6 +56,7 @@ __all__ = [
     "Settings",
     "StartupError",
     "StorageFull",
+    "Subscription",
     "Transactions",
     "UnitOfWork",
     "UnsafeProductionSettings",

@@ -19,6 +19,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from lastro.coordination import tables
+from lastro.coordination.events import Broadcast
+from lastro.coordination.transports import keep_trimmed, open_transport
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
@@ -27,7 +29,7 @@ from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ConfigurationError, StartupError, one_line
-from lastro.health import CheckResult
+from lastro.health import CheckFailed, CheckResult
 from lastro.monitor import Monitor, worker_report
 from lastro.observability.logging import get_logger
 from lastro.observability.metrics import Metrics
@@ -104,6 +106,7 @@ async def startup(state: ServiceState) -> None:
     limiter = open_limiter(settings, database)
     state.rate_limits = RateLimits(limiter, settings, state.identify)
     state.health.add("rate_limits", _rate_limit_check(limiter), timeout=timeout, critical=False)
+    await _start_broadcast(state, database)
     state.tasks.start(
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
     )
@@ -120,6 +123,28 @@ async def startup(state: ServiceState) -> None:
         database_version=database.version,
         environment=settings.ENVIRONMENT,
     )
+
+
+async def _start_broadcast(state: ServiceState, database: Database) -> None:
+    """This worker's `Broadcast`: its receiving loop, the replay log's trim, and its line in `/health`.
+
+    Start-up waits (a little) for the loop to be listening: an event published by the first request
+    must reach this worker's own subscribers. A backend that is down does not stop the service.
+    """
+    settings = state.settings
+    transport = open_transport(settings, database)
+    state.broadcast = broadcast = Broadcast(
+        transport, max_queue=settings.EVENTS_QUEUE_SIZE, replay_max=settings.EVENTS_REPLAY_MAX
+    )
+    state.tasks.start("broadcast", broadcast.run)
+    state.tasks.start("broadcast-trim", lambda: keep_trimmed(transport, settings.EVENTS_RETENTION))
+    timeout = settings.HEALTH_CHECK_TIMEOUT
+    state.health.add("broadcast", _broadcast_check(broadcast), timeout=timeout, critical=False)
+    try:
+        async with asyncio.timeout(timeout):
+            await broadcast.catch_up()
+    except Exception as error:  # the loop goes on trying in the background; /health shows it
+        logger.warning("event backend not reachable at start-up", error=one_line(error) or "timed out")
 
 
 async def _open_database(settings: Settings) -> Database:
@@ -198,8 +223,13 @@ async def _probe(transactions: Transactions, within: float) -> Exception | None:
 
 
 async def shutdown(state: ServiceState) -> None:
+    if state.broadcast is not None:  # first: subscribers (WebSockets) end before the tasks that feed them
+        logger.info("shutdown: ending event subscriptions")
+        state.broadcast.end_subscriptions()
     logger.info("shutdown: stopping background tasks")
     await state.tasks.stop(grace=state.settings.GRACEFUL_TIMEOUT)
+    if state.broadcast is not None:
+        await state.broadcast.close()
     if state.rate_limits is not None:
         await state.rate_limits.close()
     if state.is_open:
@@ -244,6 +274,18 @@ def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
     async def check() -> CheckResult:
         await limiter.probe()  # an idle worker learns of an outage (or its end) here
         return limiter.statistics()
+
+    return check
+
+
+def _broadcast_check(broadcast: Broadcast) -> Callable[[], Any]:
+    async def check() -> CheckResult:
+        statistics = broadcast.statistics()
+        if not statistics.get("connected", True):
+            raise CheckFailed(
+                f"the event backend is unreachable: {statistics.get('last_error')}", **statistics
+            )
+        return statistics
 
     return check
 

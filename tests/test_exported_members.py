@@ -5,9 +5,11 @@ import lastro
 
 # What a service author writes routes, settings, errors and jobs with. A change here is an API change.
 PUBLIC = [
+    "Broadcast",
     "Bulkhead",
     "CommitOutcomeUnknown",
     "ConfigurationError",
+    "Event",
     "FileStore",
     "FilteredSelect",
     "JSONResponse",
@@ -23,6 +25,7 @@ PUBLIC = [
     "Settings",
     "StartupError",
     "StorageFull",
+    "Subscription",
     "Transactions",
     "UnitOfWork",
     "UnsafeProductionSettings",

@@ -12,6 +12,8 @@ What rests on it:
 - `tables`: lastro's own tables (`lastro_*`), created at start-up beside the application's;
 - `leases`: a named lease one holder at a time, expiring unless renewed;
 - `events`: `Broadcast`, publish and subscribe across every worker, with replay `since` an event id;
+  its transports are `sqlite_events`, `postgres_events` and `redis_events` (over `event_log`, the
+  `lastro_events` table, for the first two), and `transports.open_transport` picks one;
 - `jobs`: periodic jobs that run once per period across all workers and machines;
 - `cache`: caches whose invalidation reaches every worker through the broadcast;
 - `batch` and `lazy`: `BatchProcessor` and `LazyLoader`, small helpers with no shared state.

@@ -309,10 +309,14 @@ class Broadcast:
             if isinstance(subscription._ended, SlowConsumer):
                 self.dropped_subscribers += 1
 
-    async def close(self) -> None:
+    def end_subscriptions(self) -> None:
+        """End every subscription (`SubscriptionEnded`), so that their clients close now, not at a timeout."""
         for subscriptions in list(self._subscriptions.values()):
             for subscription in list(subscriptions):
                 subscription._end(SubscriptionEnded("the service is shutting down"))
+
+    async def close(self) -> None:
+        self.end_subscriptions()
         await self.transport.close()
 
 

@@ -233,6 +233,12 @@ class Database:
         connection.autocommit = True
         return connection
 
+    def driver_connect_args(self) -> dict[str, Any]:
+        """PostgreSQL: what `psycopg.connect` takes for a connection of one's own (a `LISTEN`, say), with the
+        pool's connect timeout, keepalives and statement timeout."""
+        _, cparams = self.engine.dialect.create_connect_args(self.url)
+        return {**cparams, **self._connect_args}
+
     @property
     def display_url(self) -> str:
         return safe_url(self.url)

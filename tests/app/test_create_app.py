@@ -71,7 +71,7 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_health_reports_the_database_pool_and_tasks(client: httpx.AsyncClient) -> None:
     """/health is 200 with the SQLite database, its pool, the background jobs, the disk, the WAL, the rate
-    limits and every worker's resources."""
+    limits, the broadcast and every worker's resources."""
     response = await client.get("/health")
     document = response.json()
     assert response.status_code == 200
@@ -86,6 +86,7 @@ async def test_health_reports_the_database_pool_and_tasks(client: httpx.AsyncCli
         "sqlite_wal",
         "rate_limits",
         "workers",
+        "broadcast",
     }
     assert all(check["status"] == "ok" for check in checks.values())
 
