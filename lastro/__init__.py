@@ -8,6 +8,7 @@ from lastro._version import __version__
 from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
+from lastro.coordination.cache import Cache, SharedCache, open_cache
 from lastro.coordination.events import Broadcast, Event, Subscription
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
@@ -38,6 +39,7 @@ from lastro.units import ReadUnit, UnitOfWork, WriteUnit
 __all__ = [
     "Broadcast",
     "Bulkhead",
+    "Cache",
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "Event",
@@ -54,6 +56,7 @@ __all__ = [
     "ServiceState",
     "ServiceUnavailable",
     "Settings",
+    "SharedCache",
     "StartupError",
     "StorageFull",
     "Subscription",
@@ -68,6 +71,7 @@ __all__ = [
     "get_logger",
     "get_settings",
     "install",
+    "open_cache",
     "page_limit",
     "problems",
     "rate_limit",

@@ -7,6 +7,7 @@ import lastro
 PUBLIC = [
     "Broadcast",
     "Bulkhead",
+    "Cache",
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "Event",
@@ -23,6 +24,7 @@ PUBLIC = [
     "ServiceState",
     "ServiceUnavailable",
     "Settings",
+    "SharedCache",
     "StartupError",
     "StorageFull",
     "Subscription",
@@ -37,6 +39,7 @@ PUBLIC = [
     "get_logger",
     "get_settings",
     "install",
+    "open_cache",
     "page_limit",
     "problems",
     "rate_limit",
