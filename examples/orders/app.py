@@ -17,6 +17,7 @@ from examples.orders.changes import Changes
 from examples.orders.diagnostics import router as diagnostics_router
 from examples.orders.errors import Conflict, add_error_handlers
 from examples.orders.image_routes import router as images_router
+from examples.orders.order_cache import open_order_cache
 from examples.orders.purge import purge_periodically
 from examples.orders.routes import router
 from examples.orders.settings import DEVELOPMENT_ADMIN_PASSWORD, OrdersSettings
@@ -31,7 +32,10 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
-        app.state.changes = Changes()  # the steps each committed change to an order goes through
+        app.state.changes = changes = Changes()  # the steps each committed change to an order goes through
+        app.state.order_reads = order_reads = open_order_cache(settings, state)
+        changes.add_step(order_reads.invalidation())
+        state.health.add("order_cache", order_reads.check(), critical=False)
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
         # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
         hashing = lastro.Bulkhead(
@@ -53,6 +57,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             yield
         finally:
             hashing.close()
+            await order_reads.close()
 
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)
