@@ -4,7 +4,8 @@ The cache holds the response's body as sent (the JSON text) with the order's ver
 the same bytes and ETag as a read from the database. An update or a delete invalidates the order's key
 through a step of `Changes`, after the commit and before the route answers: once the PATCH has answered,
 no worker serves the old version (see `lastro.SharedCache` for what that rests on). Creating an order
-invalidates nothing: it was never cached, and a 404 is not cached either.
+invalidates nothing: it was never cached, and a 404 is not cached either. While the circuit breaker
+holds the database for unreachable, reads go to it (and get its 503) instead of the cache.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import lastro
 from examples.orders import queries
 from examples.orders.changes import OrderChange, Step
 from examples.orders.settings import OrdersSettings
+from lastro.db.breaker import BreakerState
 from lastro.http import etags
 
 __all__ = ["CachedOrders", "OrderReads", "open_order_cache"]
@@ -39,7 +41,9 @@ class CachedOrders:
             body = bytes(lastro.JSONResponse(order).body).decode()  # as the uncached route rendered it
             return {"body": body, "version": order["version"]}
 
-        if self.cache is None:
+        if self.cache is None or unit.transactions.breaker.state is not BreakerState.CLOSED:
+            # While the database is known unreachable, reads answer as it does (503), not from memory:
+            # /health/ready and the reads agree, and no invalidation could be trusted meanwhile.
             cached = await load()
         else:
             cached = await self.cache.get_or_load(_key(tenant_id, order_id), load)
