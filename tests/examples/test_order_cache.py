@@ -6,12 +6,14 @@ answers, so no GET after it, on whichever worker, returns the old version.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from pydantic import ValidationError
 
 from examples.orders.settings import OrdersSettings
@@ -19,6 +21,7 @@ from tests.examples.conftest import Api, orders_service
 from tests.support.servers import ServeProcess, wait_for
 
 WORKERS = 4
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +114,33 @@ def test_health_shows_the_cache_as_a_non_critical_check(server: ServeProcess) ->
     assert cache["status"] == "ok"
     assert cache["backend"] == "broadcast"
     assert (cache["max_items"], cache["max_bytes"]) == (1000, 32 * 1024 * 1024)
+
+
+@pytest.mark.redis
+def test_with_redis_a_patch_is_seen_by_every_worker(tmp_path: Path) -> None:
+    """REDIS_URL set: the order is cached in Redis once for all workers; after a PATCH, only the new one."""
+    service = f"lastro-test-{uuid.uuid4().hex[:8]}"
+    settings = {"WORKERS": "2", "REDIS_URL": REDIS_URL, "SERVICE_NAME": service}
+    try:
+        with (
+            orders_service("sqlite", tmp_path, **settings) as server,
+            Api.login(server.url, "admin", "admin") as api,
+        ):
+            order = api.create().json()
+            path = f"/api/orders/{order['id']}"
+            assert all(fresh_get(server, api, path).status_code == 200 for _ in range(10))
+            with redis.Redis.from_url(REDIS_URL) as client:
+                assert client.exists(f"lastro:{service}:cache:orders:1:{order['id']}")
+            patched = api.patch(path, json={"notes": "after"}, headers={"If-Match": '"1"'})
+            assert patched.status_code == 200, patched.text
+            assert {fresh_get(server, api, path).json()["version"] for _ in range(40)} == {2}
+            cache = httpx.get(f"{server.url}/health", timeout=20).json()["checks"]["order_cache"]
+            assert (cache["backend"], cache["connected"]) == ("redis", True)
+    finally:
+        with redis.Redis.from_url(REDIS_URL) as client:
+            keys = list(client.scan_iter(match=f"lastro:{service}:*"))
+            if keys:
+                client.delete(*keys)
 
 
 def test_the_order_cache_settings_default_to_a_bounded_cache(tmp_path: Path) -> None:
