@@ -60,9 +60,10 @@ class SharedCache(Generic[V]):
     starts afterwards in any worker returns a value loaded after the invalidation began. It rests on:
 
     - the broadcast's `catch_up()`: a lookup first waits until every event published anywhere before it
-      was delivered here, so the invalidation has dropped the key before the hit is trusted (one read of
-      the newest event id on SQLite; a lookup whose catch-up fails or takes over `catch_up_timeout`
-      bypasses the cache: it loads, and stores nothing);
+      was delivered here, so the invalidation has dropped the key before the hit is trusted. That is one
+      read of the backend's newest event id, shared by the lookups that arrive together (a catch-up that
+      started after each of them); a lookup whose catch-up fails or takes over `catch_up_timeout`
+      bypasses the cache: it loads, and stores nothing;
     - a generation: a value whose load began before an invalidation (or a loss) was delivered here is
       returned to its own caller but not stored, so a load racing with a change cannot outlive it;
     - the loader reading the data the invalidating change committed (no lagging replica), and the writer
@@ -91,9 +92,11 @@ class SharedCache(Generic[V]):
         )
         self.catch_up_timeout = catch_up_timeout
         self.generation = 0  # moves with each invalidation applied here: a load older than it is not kept
-        self.invalidations = 0  # applied here, from this worker or another
+        self.invalidations = 0  # received here, from this worker or another
         self.bypassed = 0  # lookups that could not catch up with the broadcast
         self._bypassing = False
+        self._pending: asyncio.Future[None] | None = None  # the next catch-up, not started yet
+        self._driver: asyncio.Task[None] | None = None
         self._broadcast = broadcast
         self._unlisten = broadcast.listen(self.channel, self._on_event)
 
@@ -101,7 +104,7 @@ class SharedCache(Generic[V]):
         """The value of `key` as of now: a hit once caught up with the broadcast, else `await loader()`."""
         try:
             async with asyncio.timeout(self.catch_up_timeout):
-                await self._broadcast.catch_up()
+                await asyncio.shield(self._next_catch_up())
         except Exception as error:  # an invalidation might be on its way: this cache cannot be trusted now
             self.bypassed += 1
             if not self._bypassing:  # once per outage, not once per lookup
@@ -124,7 +127,7 @@ class SharedCache(Generic[V]):
     async def invalidate(self, key: str) -> None:
         """Drop `key` here, then publish it for every other worker; errors of the broadcast propagate."""
         self._drop(key)
-        await self._broadcast.publish(self.channel, {"key": key})
+        await self._broadcast.publish(self.channel, {"key": key})  # received here too: counted then
 
     def clear(self) -> None:
         """Forget everything in this worker (not the others)."""
@@ -142,11 +145,37 @@ class SharedCache(Generic[V]):
     async def close(self) -> None:
         self._unlisten()
         self.local.clear()
+        if self._driver is not None:
+            self._driver.cancel()
+
+    def _next_catch_up(self) -> asyncio.Future[None]:
+        """A catch-up that starts after this call, shared by every lookup that arrives before it starts.
+
+        One read of the backend serves a burst of lookups: those that arrive while a catch-up runs wait
+        for the next one, which covers every event published before they arrived.
+        """
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().create_future()
+            self._pending.add_done_callback(_retrieve)  # a failure all waiters gave up on is not an error
+            if self._driver is None or self._driver.done():
+                self._driver = asyncio.create_task(self._drive(), name=f"cache-{self.name}-catch-up")
+        return self._pending
+
+    async def _drive(self) -> None:
+        while self._pending is not None:
+            batch, self._pending = self._pending, None
+            try:
+                await self._broadcast.catch_up()
+            except Exception as error:
+                batch.set_exception(error)
+            else:
+                batch.set_result(None)
 
     def _on_event(self, event: Event) -> None:
         if event is LOST:
             self.clear()
             return
+        self.invalidations += 1
         key = event.data.get("key")
         if isinstance(key, str):
             self._drop(key)
@@ -155,8 +184,12 @@ class SharedCache(Generic[V]):
 
     def _drop(self, key: str) -> None:
         self.generation += 1
-        self.invalidations += 1
         self.local.pop(key)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def open_cache(

@@ -160,3 +160,50 @@ async def test_open_cache_without_redis_is_a_shared_cache_on_the_broadcast() -> 
     assert (cache.local.maxsize, cache.local.max_bytes, cache.local.ttl) == (10, 1000, 5)
     with pytest.raises(ConfigurationError, match="REDIS_URL"):
         open_cache("orders", settings, None, max_items=10)
+
+
+async def test_lookups_arriving_together_share_one_catch_up() -> None:
+    """Ten lookups at once read the backend's newest id once, not ten times."""
+    source = Source()
+    async with worker(MemoryLog()) as cache:
+        broadcast = cache._broadcast
+        calls = 0
+        real = broadcast.catch_up
+
+        async def counted() -> None:
+            nonlocal calls
+            calls += 1
+            await real()
+
+        broadcast.catch_up = counted  # type: ignore[method-assign]
+        await asyncio.gather(*(cache.get_or_load("k", source.load) for _ in range(10)))
+    assert calls == 1
+
+
+async def test_a_lookup_arriving_during_a_catch_up_waits_for_the_next() -> None:
+    """A catch-up that began before a lookup arrived does not cover it: the lookup waits for another."""
+    log, source = MemoryLog(), Source()
+    async with worker(log) as one, worker(log) as two:
+        await two.get_or_load("k", source.load)
+        broadcast = two._broadcast
+        real, gate, began, started = broadcast.catch_up, asyncio.Event(), asyncio.Event(), []
+
+        async def slow_first() -> None:
+            started.append(len(log.events))  # what this catch-up covers: the events published so far
+            began.set()
+            await real()
+            if len(started) == 1:
+                await gate.wait()
+
+        broadcast.catch_up = slow_first  # type: ignore[method-assign]
+        early = asyncio.create_task(two.get_or_load("k", source.load))
+        await began.wait()
+        source.version = 2
+        await one.invalidate("k")
+        late = asyncio.create_task(two.get_or_load("k", source.load))
+        while two._pending is None:  # the late lookup is waiting for the next catch-up
+            await asyncio.sleep(0)
+        gate.set()
+        await early
+        assert await late == "v2"
+    assert started == [0, 1]  # the late lookup's catch-up started after the invalidation was published
