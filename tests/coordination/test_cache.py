@@ -15,6 +15,7 @@ from lastro.coordination.cache import SharedCache, open_cache
 from lastro.coordination.events import Broadcast
 from lastro.errors import ConfigurationError
 from lastro.settings import Settings
+from tests.coordination.conftest import wait_until
 from tests.support.events import MemoryLog, MemoryTransport
 
 pytestmark = pytest.mark.anyio
@@ -201,8 +202,7 @@ async def test_a_lookup_arriving_during_a_catch_up_waits_for_the_next() -> None:
         source.version = 2
         await one.invalidate("k")
         late = asyncio.create_task(two.get_or_load("k", source.load))
-        while two._pending is None:  # the late lookup is waiting for the next catch-up
-            await asyncio.sleep(0)
+        await wait_until(lambda: two._pending is not None)  # the late lookup waits for the next catch-up
         gate.set()
         await early
         assert await late == "v2"

@@ -15,7 +15,10 @@ ROUNDS = 30
 async def test_a_lookup_right_after_an_invalidation_elsewhere_loads_the_new_value(worker: Workers) -> None:
     """Round after round, worker B's first lookup after A's `invalidate` returned gets A's new value."""
     async with worker() as one, worker() as two:
-        caches = [SharedCache[int]("orders", broadcast, max_items=10) for broadcast in (one, two)]
+        caches = [
+            SharedCache[int]("orders", broadcast, max_items=10, catch_up_timeout=10)
+            for broadcast in (one, two)
+        ]
         current = 0
 
         async def load() -> int:
