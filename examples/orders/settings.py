@@ -51,7 +51,7 @@ class OrdersSettings(lastro.Settings):
         "unset: `admin` in development, no user in production",
     )
     ORDER_CACHE_ENABLED: bool = Field(
-        default=True,
+        default=False,  # a read by primary key costs about what the cache's catch-up does (docs)
         description="cache order reads by id across workers, invalidated by each update and delete",
     )
     ORDER_CACHE_SIZE: int = Field(default=1000, ge=1, description="orders each worker's cache holds at most")

@@ -26,7 +26,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with orders_service("sqlite", tmp_path_factory.mktemp("order-cache"), WORKERS=str(WORKERS)) as server:
+    directory = tmp_path_factory.mktemp("order-cache")
+    with orders_service("sqlite", directory, WORKERS=str(WORKERS), ORDER_CACHE_ENABLED="true") as server:
         wait_for(lambda: len(server.worker_pids()) == WORKERS, timeout=60)
         yield server
 
@@ -108,6 +109,15 @@ def test_another_tenant_never_reads_a_cached_order(server: ServeProcess, api: Ap
         assert all(fresh_get(server, other, path).status_code == 404 for _ in range(8))
 
 
+def test_without_the_setting_reads_are_not_cached(tmp_path: Path) -> None:
+    """ORDER_CACHE_ENABLED unset: /health says the cache is off, and reads still answer."""
+    with orders_service("sqlite", tmp_path) as server, Api.login(server.url, "admin", "admin") as api:
+        order = api.create().json()
+        assert api.get(f"/api/orders/{order['id']}").json() == order
+        cache = httpx.get(f"{server.url}/health", timeout=20).json()["checks"]["order_cache"]
+        assert (cache["status"], cache["enabled"]) == ("ok", False)
+
+
 def test_health_shows_the_cache_as_a_non_critical_check(server: ServeProcess) -> None:
     """`/health` lists `order_cache` with its backend, bounds and counters."""
     cache = httpx.get(f"{server.url}/health", timeout=20).json()["checks"]["order_cache"]
@@ -120,7 +130,12 @@ def test_health_shows_the_cache_as_a_non_critical_check(server: ServeProcess) ->
 def test_with_redis_a_patch_is_seen_by_every_worker(tmp_path: Path) -> None:
     """REDIS_URL set: the order is cached in Redis once for all workers; after a PATCH, only the new one."""
     service = f"lastro-test-{uuid.uuid4().hex[:8]}"
-    settings = {"WORKERS": "2", "REDIS_URL": REDIS_URL, "SERVICE_NAME": service}
+    settings = {
+        "WORKERS": "2",
+        "REDIS_URL": REDIS_URL,
+        "SERVICE_NAME": service,
+        "ORDER_CACHE_ENABLED": "true",
+    }
     try:
         with (
             orders_service("sqlite", tmp_path, **settings) as server,
@@ -143,10 +158,10 @@ def test_with_redis_a_patch_is_seen_by_every_worker(tmp_path: Path) -> None:
                 client.delete(*keys)
 
 
-def test_the_order_cache_settings_default_to_a_bounded_cache(tmp_path: Path) -> None:
-    """On by default: 1000 orders, 32 MiB, 300 s per worker."""
+def test_the_order_cache_settings_default_to_a_bounded_cache() -> None:
+    """Off by default; when on, 1000 orders, 32 MiB, 300 s per worker."""
     settings = OrdersSettings()
-    assert settings.ORDER_CACHE_ENABLED is True
+    assert settings.ORDER_CACHE_ENABLED is False
     assert (settings.ORDER_CACHE_SIZE, settings.ORDER_CACHE_MAX_BYTES, settings.ORDER_CACHE_TTL) == (
         1000,
         32 * 1024 * 1024,
