@@ -9,6 +9,7 @@ from lastro.app import create_app, install
 from lastro.bulkhead import Bulkhead
 from lastro.cache import LRUCache
 from lastro.coordination.batch import BatchProcessor
+from lastro.coordination.cache import Cache, SharedCache, open_cache
 from lastro.coordination.events import Broadcast, Event, Subscription
 from lastro.coordination.jobs import Jobs
 from lastro.coordination.lazy import LazyLoader
@@ -45,6 +46,7 @@ __all__ = [
     "BatchProcessor",
     "Broadcast",
     "Bulkhead",
+    "Cache",
     "CommitOutcomeUnknown",
     "ConfigurationError",
     "Cron",
@@ -65,6 +67,7 @@ __all__ = [
     "ServiceState",
     "ServiceUnavailable",
     "Settings",
+    "SharedCache",
     "StartupError",
     "StorageFull",
     "Subscription",
@@ -79,6 +82,7 @@ __all__ = [
     "get_logger",
     "get_settings",
     "install",
+    "open_cache",
     "page_limit",
     "problems",
     "rate_limit",

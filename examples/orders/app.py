@@ -23,6 +23,7 @@ from examples.orders.events import publish_change
 from examples.orders.events import router as events_router
 from examples.orders.image_routes import router as images_router
 from examples.orders.job_routes import router as jobs_router
+from examples.orders.order_cache import open_order_cache
 from examples.orders.routes import router
 from examples.orders.settings import DEVELOPMENT_ADMIN_PASSWORD, OrdersSettings
 
@@ -37,6 +38,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
         app.state.changes = changes = Changes()  # the steps each committed change to an order goes through
+        app.state.order_reads = order_reads = open_order_cache(settings, state)
+        changes.add_step(order_reads.invalidation())
+        state.health.add("order_cache", order_reads.check(), critical=False)
         changes.add_step(publish_change(state))  # to the tenant's WebSockets, before the route answers
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
         # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
@@ -66,6 +70,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         finally:
             await audit.close()  # before lastro's shutdown closes the database: every queued entry is written
             hashing.close()
+            await order_reads.close()
 
     app = lastro.create_app(settings, lifespan=lifespan, identify=caller_id)
     app.include_router(router)

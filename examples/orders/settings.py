@@ -59,6 +59,17 @@ class OrdersSettings(lastro.Settings):
         description="with no user at all, start-up creates ADMIN_USERNAME with this password; "
         "unset: `admin` in development, no user in production",
     )
+    ORDER_CACHE_ENABLED: bool = Field(
+        default=False,  # a read by primary key costs about what the cache's catch-up does (docs)
+        description="cache order reads by id across workers, invalidated by each update and delete",
+    )
+    ORDER_CACHE_SIZE: int = Field(default=1000, ge=1, description="orders each worker's cache holds at most")
+    ORDER_CACHE_MAX_BYTES: int = Field(
+        default=32 * 1024 * 1024, ge=1, description="bytes of orders each worker's cache holds at most"
+    )
+    ORDER_CACHE_TTL: float = Field(
+        default=300.0, gt=0, description="seconds a cached order lives when no change invalidates it"
+    )
     AUDIT_BATCH_SIZE: int = Field(
         default=100, ge=1, le=10_000, description="audit entries written in one transaction at most"
     )
