@@ -127,8 +127,14 @@ def _insert_entries(connection: Connection, entries: list[AuditEntry]) -> None:
 def order_audit_entries(
     connection: Connection, tenant_id: int, order_id: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The order's newest `limit` entries, newest first; NotFound for an order the tenant never had."""
-    if not storable_id(order_id):
+    """The order's newest `limit` entries, newest first; NotFound for an order the tenant does not have.
+
+    A deleted order's log goes with it, as its images do: like `GET /api/orders/{id}`, 404 once deleted.
+    """
+    live = exists().where(
+        orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None)
+    )
+    if not storable_id(order_id) or not connection.execute(select(live)).scalar_one():
         raise NotFound(f"order {order_id} not found")
     rows = connection.execute(
         select(
@@ -142,13 +148,6 @@ def order_audit_entries(
         .order_by(desc(order_audit.c.at), desc(order_audit.c.version))
         .limit(limit)
     ).all()
-    if not rows:
-        # An order deleted (and not yet purged) still shows its log; one of another tenant does not exist.
-        known = connection.execute(
-            select(exists().where(orders.c.id == order_id, orders.c.tenant_id == tenant_id))
-        ).scalar_one()
-        if not known:
-            raise NotFound(f"order {order_id} not found")
     return [
         {
             "id": entry_id,

@@ -58,6 +58,7 @@ CLOSE_GAP = 4410  # 4000-4999 are the application's; 410 as in HTTP's Gone
 SEND_TIMEOUT = 10.0  # seconds a frame may wait for a client that does not read before it is dropped
 
 router = APIRouter(prefix="/api")
+logger = lastro.get_logger("orders.events")
 
 
 def channel(tenant_id: int) -> str:
@@ -67,10 +68,10 @@ def channel(tenant_id: int) -> str:
 def publish_change(state: lastro.ServiceState) -> Callable[[OrderChange], Awaitable[None]]:
     """The `Changes` step that publishes each change to the tenant's subscribers.
 
-    A publication the backend refuses (Redis or the database away) answers the request 503 although its
-    write committed: the writer learns that the change was not announced. It is not announced later
-    either (a retry with the same Idempotency-Key returns the stored answer): the tenant's clients see it
-    at their next reload.
+    The write has committed by the time this runs, so a publication the backend refuses (Redis or the
+    database away, a lost reply) does not turn the answer into an error: the writer gets what it did, the
+    miss is logged with the order and its version, and the tenant's clients see the change at their next
+    reload or their next event of that order.
     """
 
     async def publish(change: OrderChange) -> None:
@@ -83,7 +84,15 @@ def publish_change(state: lastro.ServiceState) -> Callable[[OrderChange], Awaita
             "version": change.version,
             "at": _iso_utc(change.at),
         }
-        await broadcast.publish(channel(change.tenant_id), data)
+        try:
+            await broadcast.publish(channel(change.tenant_id), data)
+        except ServiceUnavailable as error:
+            logger.warning(
+                "order change not announced",
+                order_id=change.order_id,
+                version=change.version,
+                error=str(error),
+            )
 
     return publish
 

@@ -14,6 +14,7 @@ import redis
 from lastro.coordination.cache import open_cache
 from lastro.coordination.redis_cache import RedisCache
 from lastro.errors import ServiceUnavailable
+from lastro.observability.logging import configure_logging
 from lastro.settings import Settings
 from tests.coordination.conftest import REDIS_URL
 from tests.coordination.test_redis_events import PrivateRedis
@@ -112,6 +113,7 @@ async def test_redis_down_falls_back_to_the_loader_with_one_warning(
     private_redis: PrivateRedis, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Redis stopped: every lookup is loaded, no error; one warning; back to hits once Redis returns."""
+    configure_logging("INFO", "json")  # onto this test's captured stdout, whatever ran before
     source = Source()
     async with opened(private_redis.url, prefix) as cache:
         await cache.get_or_load("k", source.load)
