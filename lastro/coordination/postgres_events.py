@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -35,6 +33,7 @@ from lastro.coordination import event_log
 from lastro.coordination.events import Deliver, Event
 from lastro.coordination.reconnect import Connection, Sleep
 from lastro.db.engine import Database
+from lastro.db.sockets import shut_down
 
 __all__ = ["PostgresTransport"]
 
@@ -173,7 +172,7 @@ class PostgresTransport:
     def _bounded(self, connection: psycopg.AsyncConnection[Any]) -> Iterator[None]:
         """Past `timeout`, shut the socket down: the read fails at once. (Cancelling it instead makes
         psycopg try to cancel the query on the server, which waits as long again on a dead network.)"""
-        watchdog = asyncio.get_running_loop().call_later(self.timeout, _shutdown, connection.pgconn.socket)
+        watchdog = asyncio.get_running_loop().call_later(self.timeout, shut_down, connection.pgconn.socket)
         try:
             yield
         finally:
@@ -194,17 +193,6 @@ def _append_and_notify(connection: SQLConnection, channel: str, data: Mapping[st
     event = event_log.append(connection, channel, data, at)
     connection.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(event.id)})
     return event
-
-
-def _shutdown(fd: int) -> None:
-    # On a duplicate of the descriptor: the driver's wait on the original wakes, and the driver still
-    # closes the original itself.
-    with suppress(OSError):
-        duplicate = socket.socket(fileno=os.dup(fd))
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        finally:
-            duplicate.close()
 
 
 async def _close(connection: psycopg.AsyncConnection[Any]) -> None:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import suppress
 from typing import Any, TypeVar
+
+from lastro.db.sockets import shut_down
 
 __all__ = ["Abandoned", "BoundedAttempt", "TimedOut", "consume", "wait_for_attempt"]
 
@@ -73,7 +72,7 @@ class BoundedAttempt:
         with self._lock:
             self._socket = fd
             if self._state is _State.ABANDONED:
-                _shutdown(fd)
+                shut_down(fd)
 
     def detach(self) -> None:
         """The thread is done with the socket (back to the pool, or closed): never touch it again."""
@@ -94,19 +93,8 @@ class BoundedAttempt:
             never_committed = self._state is _State.RUNNING
             self._state = _State.ABANDONED
             if self._socket is not None:
-                _shutdown(self._socket)
+                shut_down(self._socket)
         return never_committed
-
-
-def _shutdown(fd: int) -> None:
-    # A duplicate of the descriptor: shutting it down wakes the driver's wait on the original, and closing
-    # the duplicate leaves the original (which the driver closes itself) alone.
-    with suppress(OSError):
-        duplicate = socket.socket(fileno=os.dup(fd))
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        finally:
-            duplicate.close()
 
 
 async def wait_for_attempt(future: asyncio.Future[T], bounded: BoundedAttempt) -> T:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,14 +22,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    """A key prefix of the test's own; its keys are deleted afterwards."""
-    prefix = f"lastro-test-{uuid.uuid4().hex[:12]}:cache:"
-    yield prefix
-    with redis.Redis.from_url(REDIS_URL) as client:
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
+def prefix(redis_prefix: str) -> str:
+    """A key prefix of the test's own; its keys are deleted afterwards (`redis_prefix`)."""
+    return f"{redis_prefix}:cache:"
 
 
 @pytest.fixture
