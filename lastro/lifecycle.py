@@ -21,9 +21,10 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
+from lastro import checks
 from lastro.coordination import tables
 from lastro.coordination.events import Broadcast
-from lastro.coordination.jobs import DEGRADED_AFTER, Jobs, RunObserver
+from lastro.coordination.jobs import Jobs
 from lastro.coordination.transports import keep_trimmed, open_transport
 from lastro.db import migrations, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
@@ -33,14 +34,13 @@ from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.disk import DiskWatch
 from lastro.errors import ConfigurationError, StartupError, one_line
-from lastro.health import CheckFailed, CheckResult
-from lastro.monitor import Monitor, worker_report
+from lastro.health import CheckResult
+from lastro.monitor import Monitor
 from lastro.observability.logging import get_logger
 from lastro.observability.metrics import Metrics
 from lastro.observability.slowest import SlowestRequests
 from lastro.observability.watchdog import LoopWatchdog
 from lastro.rate_limits import RateLimits, open_limiter
-from lastro.ratelimit.limiter import RateLimiter
 from lastro.settings import Settings, is_sqlite_url
 from lastro.state import ServiceState
 from lastro.workers import (
@@ -100,8 +100,8 @@ async def startup(state: ServiceState) -> None:
     )
     timeout = settings.HEALTH_CHECK_TIMEOUT
     state.health.add("database", _database_check(transactions, timeout), timeout=timeout)
-    state.health.add("connection_pool", _pool_check(database), timeout=timeout, critical=False)
-    state.health.add("background_jobs", _tasks_check(state), timeout=timeout)
+    state.health.add("connection_pool", checks.pool_check(database), timeout=timeout, critical=False)
+    state.health.add("background_jobs", checks.tasks_check(state), timeout=timeout)
     state.disk = DiskWatch(
         database.sqlite_path.resolve().parent if database.sqlite_path else None,
         min_free=settings.DISK_MIN_FREE_BYTES,
@@ -113,7 +113,7 @@ async def startup(state: ServiceState) -> None:
         state.tasks.start("wal-checkpoint", checkpointer.watch)
     limiter = open_limiter(settings, database)
     state.rate_limits = RateLimits(limiter, settings, state.identify)
-    state.health.add("rate_limits", _rate_limit_check(limiter), timeout=timeout, critical=False)
+    state.health.add("rate_limits", checks.rate_limit_check(limiter), timeout=timeout, critical=False)
     await _start_broadcast(state, database)
     state.tasks.start(
         "database-watchdog", lambda: _watch_database(transactions, settings.DB_WATCH_INTERVAL, timeout)
@@ -123,7 +123,7 @@ async def startup(state: ServiceState) -> None:
         metrics.slowest = SlowestRequests()
     monitor = Monitor(state, metrics)
     monitor.sample()  # this worker shows in /health detail and /metrics from its first request on
-    state.health.add("workers", _workers_check(metrics), timeout=timeout, critical=False)
+    state.health.add("workers", checks.workers_check(metrics), timeout=timeout, critical=False)
     state.tasks.start("resource-monitor", monitor.run)
     _open_jobs(state)
     logger.info(
@@ -148,7 +148,7 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
     state.tasks.start("broadcast", broadcast.run)
     state.tasks.start("broadcast-trim", lambda: keep_trimmed(transport, settings.EVENTS_RETENTION))
     timeout = settings.HEALTH_CHECK_TIMEOUT
-    state.health.add("broadcast", _broadcast_check(broadcast), timeout=timeout, critical=False)
+    state.health.add("broadcast", checks.broadcast_check(broadcast), timeout=timeout, critical=False)
     try:
         async with asyncio.timeout(timeout):
             await broadcast.catch_up()
@@ -237,7 +237,7 @@ def _open_jobs(state: ServiceState) -> None:
     Their leases are rows of the service's database, or Redis keys with REDIS_URL.
     """
     settings = state.settings
-    observer = None if state.metrics is None else _job_metrics(state.metrics)
+    observer = None if state.metrics is None else checks.job_metrics(state.metrics)
     leases = None
     if settings.REDIS_URL:
         from lastro.coordination.redis_leases import RedisLeases  # redis is an optional dependency
@@ -247,7 +247,7 @@ def _open_jobs(state: ServiceState) -> None:
         state.transactions, retention=settings.JOB_RUNS_RETENTION, leases=leases, observer=observer
     )
     state.health.add(
-        "periodic_jobs", _jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
+        "periodic_jobs", checks.jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
     )
 
 
@@ -283,13 +283,6 @@ async def shutdown(state: ServiceState) -> None:
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 
-def _workers_check(metrics: Metrics) -> Callable[[], Any]:
-    async def check() -> CheckResult:
-        return worker_report(metrics)
-
-    return check
-
-
 def _database_check(transactions: Transactions, timeout: float) -> Callable[[], Any]:
     database = transactions.database
 
@@ -298,66 +291,5 @@ def _database_check(transactions: Transactions, timeout: float) -> Callable[[], 
         if error is not None:
             raise error
         return {"backend": database.backend, "version": database.version, **transactions.stats()}
-
-    return check
-
-
-def _pool_check(database: Database) -> Callable[[], Any]:
-    async def check() -> CheckResult:
-        return dict(database.pool_status())
-
-    return check
-
-
-def _rate_limit_check(limiter: RateLimiter) -> Callable[[], Any]:
-    async def check() -> CheckResult:
-        await limiter.probe()  # an idle worker learns of an outage (or its end) here
-        return limiter.statistics()
-
-    return check
-
-
-def _job_metrics(metrics: Metrics) -> RunObserver:
-    """Periodic jobs in /metrics and the dashboard, beside the background tasks."""
-
-    def observe(job: str, outcome: str, failures: int) -> None:
-        if outcome in ("ok", "error"):
-            metrics.job_runs.labels(job, "success" if outcome == "ok" else "failure").inc()
-        metrics.job_failures_in_a_row.labels(job).set(failures)
-        metrics.job_degraded.labels(job).set(1 if failures >= DEGRADED_AFTER else 0)
-
-    return observe
-
-
-def _jobs_check(jobs: Jobs) -> Callable[[], Any]:
-    """Each periodic job's status; failing but not critical (the worker stays ready) when one is degraded."""
-
-    async def check() -> CheckResult:
-        statuses = await jobs.statuses()
-        degraded = sorted(name for name, status in statuses.items() if status["state"] == "degraded")
-        if degraded:
-            raise CheckFailed(f"degraded: {', '.join(degraded)}", jobs=statuses)
-        return {"jobs": statuses}
-
-    return check
-
-
-def _broadcast_check(broadcast: Broadcast) -> Callable[[], Any]:
-    async def check() -> CheckResult:
-        statistics = broadcast.statistics()
-        if not statistics.get("connected", True):
-            raise CheckFailed(
-                f"the event backend is unreachable: {statistics.get('last_error')}", **statistics
-            )
-        return statistics
-
-    return check
-
-
-def _tasks_check(state: ServiceState) -> Callable[[], Any]:
-    async def check() -> CheckResult:
-        if not state.tasks.healthy:
-            raise RuntimeError(f"a background task is failing: {state.tasks.statuses()}")
-        return {"tasks": state.tasks.statuses()}
 
     return check
