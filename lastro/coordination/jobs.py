@@ -101,7 +101,13 @@ class Jobs:
     async def statuses(self) -> dict[str, dict[str, Any]]:
         """Each job's shared status: last start, success and error, next run, host and pid, `degraded`."""
         rows = await self.transactions.read(records.statuses, self.names)
-        return {name: records.status_document(rows.get(name), DEGRADED_AFTER) for name in self.names}
+        now = self.clock()
+        return {
+            name: records.status_document(
+                rows.get(name), DEGRADED_AFTER, self._loops[name].schedule.next_after(now)
+            )
+            for name in self.names
+        }
 
     async def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest recorded runs of every job, newest first."""

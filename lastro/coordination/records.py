@@ -101,10 +101,15 @@ def statuses(connection: Connection, names: list[str]) -> dict[str, Mapping[str,
     return {row["name"]: dict(row) for row in rows}
 
 
-def status_document(row: Mapping[str, Any] | None, degraded_after: int) -> dict[str, Any]:
-    """A job's status for /health and the admin: `degraded` after `degraded_after` failures in a row."""
+def status_document(
+    row: Mapping[str, Any] | None, degraded_after: int, next_run: float | None = None
+) -> dict[str, Any]:
+    """A job's status for /health and the admin: `degraded` after `degraded_after` failures in a row.
+
+    Before its first run anywhere, `next_run` (when the schedule will first call it) is the one thing known.
+    """
     if row is None:
-        return {"state": "waiting", "failures_in_a_row": 0}
+        return {"state": "waiting", "failures_in_a_row": 0, "next_run": _iso(next_run)}
     failures = int(row["failures"])
     return {
         "state": "degraded" if failures >= degraded_after else "ok",
