@@ -79,7 +79,8 @@ class SQLiteTransport:
 
     async def catch_up(self) -> None:
         target = await self._read(event_log.newest)
-        while self._delivered < target:
+        # Connected too: before its thread first reads the file, a worker has not caught up with anything.
+        while self._delivered < target or not self.link.connected:
             self._progress.clear()
             self._wake.set()
             await self._progress.wait()
@@ -167,6 +168,7 @@ class SQLiteTransport:
         """Read what each commit to the file added, until stopped or the connection fails."""
         oldest, newest = connection.execute("SELECT min(id), max(id) FROM lastro_events").fetchone()
         self.link.opened()
+        send(self._progress.set)  # a catch_up waiting for the link to open goes on
         if last is None:  # a worker receives what is published from now on
             last = int(newest or 0)
         elif (oldest is not None and oldest > last + 1) or int(newest or 0) < last:

@@ -25,6 +25,7 @@ from tests.support.servers import ROOT, ServeProcess
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CONFIG = ROOT / "tests" / "examples" / "fuzz" / "schemathesis.toml"
+AST_FAULT = "AST constructor recursion depth mismatch"
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "100")
 SEED = os.environ.get("FUZZ_SEED", "20261204")  # "random": a new one each run
 TIME_LIMIT = 3600.0  # seconds: `make fuzz` included
@@ -69,15 +70,20 @@ def test_the_service_answers_only_what_its_openapi_document_declares(
     if SEED != "random":
         command += ["--seed", SEED]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    run = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=TIME_LIMIT,
-        check=False,
-        cwd=tmp_path,
-        env=environment,
-    )
+    for _ in range(2):
+        run = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=TIME_LIMIT,
+            check=False,
+            cwd=tmp_path,
+            env=environment,
+        )
+        # CPython 3.11's ast.parse can fail at random under hypothesis' lambda descriptions, a fault of
+        # the interpreter, not of the service: that run says nothing, so it is run once more.
+        if AST_FAULT not in run.stdout:
+            break
     summary = (
         run.stdout[run.stdout.find("=== FAILURES") :] if "=== FAILURES" in run.stdout else run.stdout[-3000:]
     )
