@@ -28,27 +28,23 @@ BURST_ORDERS = 4000  # every 4th order is also patched: 5,000 writes
 CONCURRENCY = 32
 
 
-def audit_rows(url: str) -> set[tuple[int, str, int]]:
-    """(order_id, type, version) of every row in `order_audit`, read straight from the database."""
-    query = "SELECT order_id, type, version FROM order_audit"
+def rows_of(url: str, query: str) -> list[tuple[Any, ...]]:
+    """The rows `query` reads straight from the service's database, SQLite or PostgreSQL."""
     if url.startswith("sqlite"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
-            rows = connection.execute(query).fetchall()
-    else:
-        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
-            rows = connection.execute(query).fetchall()
+            return connection.execute(query).fetchall()
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+        return connection.execute(query).fetchall()
+
+
+def audit_rows(url: str) -> set[tuple[int, str, int]]:
+    """(order_id, type, version) of every row in `order_audit`."""
+    rows = rows_of(url, "SELECT order_id, type, version FROM order_audit")
     return {(order_id, kind, version) for order_id, kind, version in rows}
 
 
 def count_rows(url: str) -> int:
-    query = "SELECT count(*) FROM order_audit"
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
-            return int(connection.execute(query).fetchone()[0])
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
-        row = connection.execute(query).fetchone()
-        assert row is not None
-        return int(row[0])
+    return int(rows_of(url, "SELECT count(*) FROM order_audit")[0][0])
 
 
 async def burst(
@@ -119,13 +115,7 @@ def test_a_burst_of_5000_writes_then_sigterm_leaves_5000_audit_entries(database:
 
 def committed_changes(url: str) -> set[tuple[int, str, int]]:
     """The changes the orders table shows were committed: each order created, and patched if at version 2."""
-    query = "SELECT id, version FROM orders"
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
-            orders = connection.execute(query).fetchall()
-    else:
-        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
-            orders = connection.execute(query).fetchall()
+    orders = rows_of(url, "SELECT id, version FROM orders")
     created = {(order_id, "order.created", 1) for order_id, _ in orders}
     return created | {(order_id, "order.updated", 2) for order_id, version in orders if version == 2}
 
