@@ -156,13 +156,13 @@ def test_the_server_never_imports_the_application(path: Path) -> None:
 
 
 BELOW_THE_COMMAND = [
-    path for path in modules("") if path.name != "cli.py" and "serve" not in path.relative_to(PACKAGE).parts
+    path for path in modules("") if not {"cli", "serve"} & set(path.relative_to(PACKAGE).parts)
 ]
 
 
 @pytest.mark.parametrize("path", BELOW_THE_COMMAND, ids=names(BELOW_THE_COMMAND))
 def test_only_the_command_imports_the_server(path: Path) -> None:
-    """Nothing but `lastro serve` (cli.py) imports lastro.serve, so an application never loads uvicorn's
+    """Nothing but the command (lastro/cli/) imports lastro.serve, so an application never loads uvicorn's
     supervisor."""
     assert not reaching(path, ("lastro.serve",))
 
@@ -175,14 +175,13 @@ def test_ops_rests_on_the_settings_alone(path: Path) -> None:
     assert outside <= {"lastro.errors", "lastro.settings"}
 
 
-BELOW_THE_OPS = [
-    path for path in modules("") if path.name != "cli.py" and "ops" not in path.relative_to(PACKAGE).parts
-]
+BELOW_THE_OPS = [path for path in modules("") if not {"cli", "ops"} & set(path.relative_to(PACKAGE).parts)]
 
 
 @pytest.mark.parametrize("path", BELOW_THE_OPS, ids=names(BELOW_THE_OPS))
 def test_only_the_command_imports_ops(path: Path) -> None:
-    """Nothing but the command (cli.py) imports lastro.ops: a service never loads its deploy templates."""
+    """Nothing but the command (lastro/cli/) imports lastro.ops: a service never loads its deploy
+    templates."""
     assert not reaching(path, ("lastro.ops",))
 
 

@@ -1,5 +1,5 @@
 """What runs a lastro service from outside it: the files `lastro deploy` writes for other tools.
 
-Nothing in the service imports this package; only the command (`lastro/cli.py`) does. Templates are data
+Nothing in the service imports this package; only the command (`lastro/cli/`) does. Templates are data
 files under `templates/`, read with `importlib.resources`.
 """
