@@ -60,6 +60,31 @@ def upgrade(migrations_dir: str | None, app_dir: str, revision: str) -> None:
     click.echo(f"{database.display_url}: {state} revision {after}")
 
 
+# `-1` is a revision, not an unknown option.
+@db.command(context_settings={"ignore_unknown_options": True})
+@db_options
+@click.argument("revision")
+def downgrade(migrations_dir: str | None, app_dir: str, revision: str) -> None:
+    """Undo migrations on DATABASE_URL down to REVISION: an id, -N (N steps back) or base.
+
+    Data in the columns and tables a downgrade drops is lost: take a backup first.
+    """
+    from lastro.db import migrations
+
+    settings, directory = _db_context(migrations_dir, app_dir)
+    database = database_or_fail(settings)
+    try:
+        before, after = migrations.downgrade(database, directory, revision)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except Exception as exc:
+        fail(f"downgrading {database.display_url} failed: {one_line(exc)}", EXIT_STARTUP)
+    finally:
+        database.dispose()
+    state = "already at" if before == after else f"downgraded from {before or 'an empty schema'} to"
+    click.echo(f"{database.display_url}: {state} revision {after or 'none (an empty schema)'}")
+
+
 @db.command()
 @db_options
 def current(migrations_dir: str | None, app_dir: str) -> None:

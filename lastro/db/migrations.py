@@ -10,6 +10,8 @@ from myapp.schema import metadata
 run_migrations(context, metadata)
 ```
 
+`downgrade()` undoes them down to a revision (an id, `-N` steps, or `base`), for a rollback.
+
 `upgrade()` is idempotent, and safe when several hosts run it at once: SQLite serialises it with
 `BEGIN IMMEDIATE`, PostgreSQL with an advisory lock. `schema_problem()` is the start-up check: a database
 behind the code's migrations is refused with the command that fixes it.
@@ -22,6 +24,7 @@ supervisor checks the schema once for all of them (`lastro.serve.preflight`).
 from __future__ import annotations
 
 from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "current_revision",
+    "downgrade",
     "head_revision",
     "is_scripts_directory",
     "revision",
@@ -96,6 +100,38 @@ def schema_problem(database: Database, directory: Path) -> str | None:
 def upgrade(database: Database, directory: Path, revision: str = "head") -> tuple[str | None, str | None]:
     """Apply the migrations up to `revision`; return the revisions before and after."""
     from alembic import command
+
+    return _migrate(database, directory, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(database: Database, directory: Path, revision: str) -> tuple[str | None, str | None]:
+    """Undo the migrations down to `revision`: an id, `-N` (N steps back) or `base` (an empty schema);
+    return the revisions before and after.
+
+    Raises `ConfigurationError` for a revision that is not older than the current one or not in
+    `directory`; the scripts' own failures propagate.
+    """
+    from alembic import command
+    from alembic.util import CommandError
+
+    target = revision.strip()
+    if not target or "+" in target or target in ("head", "heads"):
+        raise ConfigurationError(
+            f"a downgrade goes back: give a revision id, -N (N steps back) or base (got {revision!r})"
+        )
+    try:
+        return _migrate(database, directory, lambda config: command.downgrade(config, target))
+    except CommandError as exc:  # an unknown revision, or one that is not below the current one
+        raise ConfigurationError(
+            f"cannot downgrade to {revision!r} (MIGRATIONS_DIR={directory}): {one_line(exc)}"
+        ) from None
+
+
+def _migrate(
+    database: Database, directory: Path, run: Callable[[Config], object]
+) -> tuple[str | None, str | None]:
+    """Run one Alembic command on a connection that holds the migration lock; the revisions before and
+    after it."""
     from alembic.runtime.migration import MigrationContext
 
     with database.engine.connect() as connection:
@@ -105,7 +141,7 @@ def upgrade(database: Database, directory: Path, revision: str = "head") -> tupl
             if not database.is_sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
             before = MigrationContext.configure(connection).get_current_revision()
-            command.upgrade(_config(directory, connection), revision)
+            run(_config(directory, connection))
             after = MigrationContext.configure(connection).get_current_revision()
     return before, after
 
