@@ -246,6 +246,20 @@ class Settings(BaseSettings):
         default=7 * 86400.0, gt=0, description="seconds a periodic job's run stays recorded"
     )
 
+    # Backups (`lastro backup`): where they go, when they run, how many are kept.
+    BACKUP_DIR: Path = Field(default=Path("backups"), description="directory the backups are written to")
+    BACKUP_EVERY: float | None = Field(
+        default=None, gt=0, description="seconds between two scheduled backups; unset: no schedule"
+    )
+    BACKUP_CRON: str | None = Field(
+        default=None, description="cron expression (UTC) of the scheduled backups, instead of BACKUP_EVERY"
+    )
+    BACKUP_KEEP: int = Field(default=7, ge=1, description="backups kept; older ones beyond it are removed")
+    BACKUP_MAX_AGE_DAYS: float = Field(default=7, gt=0, description="days a backup is kept at most")
+    BACKUP_PATHS: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="extra directories copied into each backup, e.g. stored images"
+    )
+
     @field_validator("SLOW_REQUEST_SECONDS", mode="before")
     @classmethod
     def _check_slow_request_seconds(cls, value: object) -> float:
@@ -261,6 +275,7 @@ class Settings(BaseSettings):
         return seconds
 
     @field_validator(
+        "BACKUP_PATHS",
         "CORS_ORIGINS",
         "TRUSTED_PROXIES",
         "ALLOWED_HOSTS",

@@ -167,12 +167,40 @@ def test_only_the_command_imports_the_server(path: Path) -> None:
     assert not reaching(path, ("lastro.serve",))
 
 
-@pytest.mark.parametrize("path", modules("ops"), ids=names(modules("ops")))
+OPS_WRITERS = [path for path in modules("ops") if "doctor" not in path.relative_to(PACKAGE).parts]
+
+
+@pytest.mark.parametrize("path", OPS_WRITERS, ids=names(OPS_WRITERS))
 def test_ops_rests_on_the_settings_alone(path: Path) -> None:
     """lastro.ops writes files for other tools from the settings: of lastro it imports settings and errors
     (and itself), nothing that serves."""
     outside = {name for name in reaching(path, ("lastro",)) if not name.startswith("lastro.ops")}
     assert outside <= {"lastro.errors", "lastro.settings"}
+
+
+# What `lastro doctor` weighs the settings with: the worker formula and the database layer's own rules (the
+# SQLite version guard, the pool sizes, the URL), so that it judges exactly as `lastro serve` would.
+DOCTOR_READS = {"lastro.errors", "lastro.settings", "lastro.workers", "lastro.db.sqlite", "lastro.db.engine"}
+
+
+@pytest.mark.parametrize("path", modules("ops/doctor"), ids=names(modules("ops/doctor")))
+def test_the_doctor_reads_the_rules_it_checks_and_nothing_that_serves(path: Path) -> None:
+    """lastro.ops.doctor imports, of lastro, only the settings, the worker formula and the database
+    layer's rules (and itself): no HTTP, no application, no server."""
+    outside = {name for name in reaching(path, ("lastro",)) if not name.startswith("lastro.ops.doctor")}
+    assert outside <= DOCTOR_READS
+
+
+def test_the_doctor_is_no_part_of_a_running_service() -> None:
+    """Starting an application (`lastro.app`, `lastro.lifecycle`) loads nothing of lastro.ops.doctor."""
+    code = (
+        "import sys, lastro.app, lastro.lifecycle; "
+        "print(sorted(m for m in sys.modules if m.startswith('lastro.ops')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 BELOW_THE_OPS = [path for path in modules("") if not {"cli", "ops"} & set(path.relative_to(PACKAGE).parts)]
