@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from lastro.db.sqlite import check_version, is_affected
 from lastro.db.engine import DatabaseOptions
+from lastro.db.sqlite import check_version, is_affected
 from lastro.errors import ConfigurationError
 from lastro.ops.doctor.context import Context
 from lastro.ops.doctor.findings import Finding, split_problem
