@@ -22,7 +22,7 @@ def check_filesystem(context: Context) -> list[Finding]:
     path = context.database_path
     if path is None:
         return []
-    mount = mount_of(existing(path), _mounts(context))
+    mount = mount_of(path, _mounts(context))
     if mount is None:
         return []
     where = f"{path} is on {mount.point} ({mount.fstype} from {mount.source})"
@@ -96,8 +96,8 @@ def check_backups(context: Context) -> list[Finding]:
     path = context.database_path
     if path is not None:
         mounts = _mounts(context)
-        backups = mount_of(existing(settings.BACKUP_DIR.absolute()), mounts)
-        if backups is not None and backups == mount_of(existing(path), mounts):
+        backups = mount_of(settings.BACKUP_DIR.absolute(), mounts)
+        if backups is not None and backups == mount_of(path, mounts):
             found.append(
                 Finding(
                     "lastro.I051",
