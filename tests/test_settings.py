@@ -255,6 +255,12 @@ DEFAULTS = {
     "EVENTS_QUEUE_SIZE": 256,
     "EVENTS_POLL_INTERVAL": 0.01,
     "JOB_RUNS_RETENTION": 604800.0,
+    "BACKUP_DIR": Path("backups"),
+    "BACKUP_EVERY": None,
+    "BACKUP_CRON": None,
+    "BACKUP_KEEP": 7,
+    "BACKUP_MAX_AGE_DAYS": 7,
+    "BACKUP_PATHS": [],
 }
 
 # Each bounded setting: the lowest value it takes, and the nearest value below that it refuses.
