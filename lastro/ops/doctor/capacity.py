@@ -60,7 +60,10 @@ def check_workers(context: Context) -> list[Finding]:
     cpus = machine.effective_cpus()
     usable = max(MIN_WORKERS, math.ceil(cpus))
     quota = cpu_quota(machine)
-    limited_by = f"the container's CPU quota ({quota:g})" if quota is not None and quota <= cpus else "CPUs"
+    grants = (
+        "the container's CPU quota grants" if quota is not None and quota <= cpus else "this process may use"
+    )
+    available = f"the {cpus:g} CPUs {grants}"
     found = []
     if settings.WORKERS == "auto" and workers > usable:
         found.append(
@@ -68,7 +71,7 @@ def check_workers(context: Context) -> list[Finding]:
                 "lastro.W021",
                 "warning",
                 f"WORKERS=auto counts the host's {machine.cpu_count} CPUs and starts {workers} workers, "
-                f"but this process may use {cpus:g} ({limited_by})",
+                f"more than {available}",
                 f"set WORKERS={usable}",
             )
         )
@@ -77,8 +80,8 @@ def check_workers(context: Context) -> list[Finding]:
             Finding(
                 "lastro.W020",
                 "warning",
-                f"WORKERS={workers} is more than the {cpus:g} {limited_by} here: each worker is one event "
-                "loop on one core, the extra ones only add context switches",
+                f"WORKERS={workers} is more than {available}: each worker is one event loop on one core, "
+                "the extra ones only add context switches",
                 f"set WORKERS={usable}, or WORKERS=auto",
             )
         )

@@ -73,8 +73,8 @@ def check_disk_space(context: Context) -> list[Finding]:
             Finding(
                 "lastro.W091",
                 "warning",
-                f"{shown}: less than DISK_MIN_FREE_BYTES + SQLITE_WAL_MAX_BYTES + twice the database "
-                f"({size // MIB} MiB) for a backup or a VACUUM, {needed // MIB} MiB",
+                f"{shown}, less than the {needed // MIB} MiB of DISK_MIN_FREE_BYTES + SQLITE_WAL_MAX_BYTES "
+                f"+ twice the database ({size // MIB} MiB, for a backup or a VACUUM)",
                 "free space on that volume, or move the database to a larger one",
             )
         ]

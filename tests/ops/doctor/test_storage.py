@@ -61,7 +61,7 @@ def test_free_space_for_the_wal_and_a_copy_is_a_warning(doctor: Doctor, tmp_path
     settings = {"DATABASE_URL": f"sqlite:///{database}", "BACKUP_DIR": "/backups/app"}
     free = (64 + 64 + 150) * MIB
     finding = doctor.one("lastro.W091", settings, free=free)
-    assert "(100 MiB)" in finding.message
+    assert "twice the database (100 MiB" in finding.message
     assert doctor.findings(settings, free=free + 60 * MIB) == []
 
 
