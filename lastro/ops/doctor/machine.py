@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
@@ -38,6 +37,15 @@ def _affinity() -> int | None:
         return None
 
 
+def _open_files_limit() -> tuple[int, int]:
+    """(soft, hard) RLIMIT_NOFILE; -1 is no limit, and what a system without rlimits (Windows) reports."""
+    try:
+        import resource
+    except ImportError:
+        return -1, -1
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
 def _sqlite_version() -> tuple[int, ...]:
     from lastro.db.sqlite import driver
 
@@ -53,7 +61,7 @@ class Machine:
     meminfo: Path = Path("/proc/meminfo")
     mountinfo: Path = Path("/proc/self/mountinfo")
     disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage  # (total, used, free)
-    open_files_limit: Callable[[], tuple[int, int]] = lambda: resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_files_limit: Callable[[], tuple[int, int]] = _open_files_limit
     sqlite_version: tuple[int, ...] = (0, 0, 0)
     environ: Mapping[str, str] = field(default_factory=dict)
     which: Callable[[str], str | None] = shutil.which
@@ -100,15 +108,22 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _fraction(quota: str, period: str) -> float | None:
+    """quota / period; None for no quota (`max`, -1) and for what cannot be read."""
+    if quota.isdigit() and period.isdigit() and int(period) > 0:
+        return int(quota) / int(period)
+    return None
+
+
 def cpu_quota(machine: Machine) -> float | None:
     """CPUs the cgroup grants (quota / period), from v2 `cpu.max` or v1 `cpu.cfs_quota_us`; None if none."""
     for directory in machine.cgroup_dirs("cpu"):
         v2 = _read(directory / "cpu.max").split()
         if len(v2) == 2:
-            return None if v2[0] == "max" else int(v2[0]) / int(v2[1])
-        quota, period = _read(directory / "cpu.cfs_quota_us").strip(), _read(directory / "cpu.cfs_period_us")
-        if quota and period.strip():
-            return None if int(quota) < 0 else int(quota) / int(period)
+            return _fraction(*v2)
+        quota = _read(directory / "cpu.cfs_quota_us").strip()
+        if quota:
+            return _fraction(quota, _read(directory / "cpu.cfs_period_us").strip())
     return None
 
 
@@ -117,8 +132,10 @@ def memory_limit(machine: Machine) -> int | None:
     for directory in machine.cgroup_dirs("memory"):
         for name in ("memory.max", "memory.limit_in_bytes"):
             text = _read(directory / name).strip()
-            if text:
-                return None if text == "max" or int(text) >= UNLIMITED_BYTES else int(text)
+            if text == "max" or (text.isdigit() and int(text) >= UNLIMITED_BYTES):
+                return None
+            if text.isdigit():
+                return int(text)
     return None
 
 
@@ -126,7 +143,7 @@ def memory_total(machine: Machine) -> int | None:
     """The machine's RAM in bytes (`MemTotal` in /proc/meminfo), or None where it cannot be read."""
     for line in _read(machine.meminfo).splitlines():
         name, _, value = line.partition(":")
-        if name == "MemTotal":
+        if name == "MemTotal" and value.split() and value.split()[0].isdigit():
             return int(value.split()[0]) * 1024
     return None
 

@@ -54,8 +54,18 @@ def check_disk_space(context: Context) -> list[Finding]:
     settings, path = context.settings, context.database_path
     if path is None:
         return []
-    _total, _used, free = context.machine.disk_usage(existing(path))
-    size = path.stat().st_size if path.is_file() else 0
+    try:
+        _total, _used, free = context.machine.disk_usage(existing(path))
+        size = path.stat().st_size if path.exists() else 0
+    except OSError as exc:  # a directory this user may not read
+        return [
+            Finding(
+                "lastro.W092",
+                "warning",
+                f"the free space under {path.parent} could not be read: {exc}",
+                "run `lastro doctor` as the service's user, from its working directory (--app-dir)",
+            )
+        ]
     minimum = settings.DISK_MIN_FREE_BYTES
     needed = minimum + settings.SQLITE_WAL_MAX_BYTES + 2 * size
     shown = f"{free // MIB} MiB free under {path.parent}"

@@ -92,3 +92,20 @@ def test_the_longest_mount_point_holds_a_path(path: str, fstype: str) -> None:
 def test_no_mount_table_holds_nothing() -> None:
     """An empty table holds no path."""
     assert mount_of(Path("/x"), parse_mountinfo("")) is None
+
+
+@pytest.mark.parametrize(
+    "files",
+    [{"cpu.max": "lots 100000\n", "memory.max": "plenty\n"}, {"cpu.max": "100000 0\n", "memory.max": "\n"}],
+    ids=["words", "zero-period"],
+)
+def test_unreadable_cgroup_files_are_no_limit(tmp_path: Path, files: dict[str, str]) -> None:
+    """Garbage in cpu.max or memory.max is no quota and no limit, never a crash."""
+    machine = fake_machine(tmp_path, cgroup=files)
+    assert (cpu_quota(machine), memory_limit(machine)) == (None, None)
+
+
+def test_garbage_meminfo_is_no_ram_figure(tmp_path: Path) -> None:
+    """A MemTotal line without a number reads as unknown."""
+    (tmp_path / "meminfo").write_text("MemTotal: lots\n")
+    assert memory_total(Machine(cpu_count=1, meminfo=tmp_path / "meminfo")) is None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from lastro.ops.doctor.storage import check_disk_space
 from tests.ops.doctor.conftest import Doctor
 from tests.support.machines import LOCAL
 
@@ -80,3 +82,16 @@ def test_a_cron_schedule_is_a_schedule(doctor: Doctor) -> None:
 def test_backups_on_the_databases_disk_are_information(doctor: Doctor) -> None:
     """BACKUP_DIR on the database's filesystem: lastro.I051."""
     assert doctor.ids({"BACKUP_DIR": "/srv/backups"}) == ["lastro.I051"]
+
+
+def test_free_space_that_cannot_be_read_is_a_warning(doctor: Doctor) -> None:
+    """statfs refused (a directory this user may not read): lastro.W092, not a traceback."""
+
+    def refused(path: Path) -> tuple[int, int, int]:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    context = doctor.context()
+    machine = dataclasses.replace(context.machine, disk_usage=refused)
+    found = check_disk_space(dataclasses.replace(context, machine=machine))
+    assert [finding.id for finding in found] == ["lastro.W092"]
+    assert "Permission denied" in found[0].message
