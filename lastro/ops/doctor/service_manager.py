@@ -32,7 +32,9 @@ SYSTEMD_DEFAULT = 90.0
 COMPOSE_DEFAULT = 10.0
 NSSM_DEFAULT = 1.5
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-_OTHER_IMAGES = ("postgres", "redis", "nginx", "prometheus", "grafana")
+_OTHER_IMAGES = frozenset(
+    {"postgres", "redis", "valkey", "nginx", "caddy", "traefik", "prometheus", "grafana"}
+)
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,7 @@ def _compose(path: Path, service: str) -> list[StopTimeout]:
         return [
             StopTimeout(str(path), None, f"is not a compose file with services ({exc.__class__.__name__})")
         ]
-    chosen = {name: entry for name, entry in entries.items() if name == service}
-    chosen = chosen or {name: entry for name, entry in entries.items() if "lastro" in str(entry).lower()}
-    chosen = chosen or {
-        name: entry
-        for name, entry in entries.items()
-        if not str(entry.get("image", "")).startswith(_OTHER_IMAGES)
-    }
+    chosen = _lastro_services(entries, service)
     found = []
     for name, entry in chosen.items():
         source = f"{path} (service {name})"
@@ -109,6 +105,27 @@ def _compose(path: Path, service: str) -> list[StopTimeout]:
         )
         found.append(StopTimeout(source, seconds, detail))
     return found
+
+
+def _lastro_services(entries: dict[str, dict[str, Any]], service: str) -> dict[str, dict[str, Any]]:
+    """The entries that run lastro: the one named SERVICE_NAME, else those whose command or healthcheck
+    says lastro, else every one whose image is not a known database, cache or proxy."""
+    if service in entries:
+        return {service: entries[service]}
+    ours = {name: entry for name, entry in entries.items() if _image_name(entry) not in _OTHER_IMAGES}
+    running = {
+        name: entry
+        for name, entry in ours.items()
+        if any(
+            "lastro" in str(entry.get(key, "")).lower() for key in ("command", "entrypoint", "healthcheck")
+        )
+    }
+    return running or ours
+
+
+def _image_name(entry: dict[str, Any]) -> str:
+    """`docker.io/library/postgres:17-alpine` is `postgres`."""
+    return str(entry.get("image", "")).rsplit("/", 1)[-1].partition(":")[0].partition("@")[0]
 
 
 def _nssm(path: Path) -> StopTimeout:

@@ -99,6 +99,20 @@ def test_compose_without_a_grace_period_gets_dockers_ten_seconds(doctor: Doctor)
     assert "docker's default" in finding.message
 
 
+def test_compose_databases_are_not_the_service_even_named_lastro(doctor: Doctor) -> None:
+    """A registry-qualified postgres image whose database is called lastro is not the service: its 1 s
+    grace period does not count, the app's 45 s does."""
+    write(
+        doctor,
+        "docker/compose.yaml",
+        "services:\n"
+        "  api:\n    build: .\n    stop_grace_period: 45s\n"
+        "  db:\n    image: docker.io/library/postgres:17-alpine\n"
+        "    environment:\n      POSTGRES_DB: lastro\n    stop_grace_period: 1s\n",
+    )
+    assert doctor.findings(GRACEFUL) == []
+
+
 @pytest.mark.parametrize(
     "text", ["services: [unclosed", "just a string\n", "services:\n  app:\n    stop_grace_period: soon\n"]
 )
