@@ -108,19 +108,22 @@ def _compose(path: Path, service: str) -> list[StopTimeout]:
 
 
 def _lastro_services(entries: dict[str, dict[str, Any]], service: str) -> dict[str, dict[str, Any]]:
-    """The entries that run lastro: the one named SERVICE_NAME, else those whose command or healthcheck
-    says lastro, else every one whose image is not a known database, cache or proxy."""
+    """The entries that serve: the one named SERVICE_NAME; else, leaving out known database, cache and
+    proxy images and one-shot steps (`restart: "no"`, a migration), those whose command runs `lastro serve`,
+    else all that remain (an image whose CMD does)."""
     if service in entries:
         return {service: entries[service]}
-    ours = {name: entry for name, entry in entries.items() if _image_name(entry) not in _OTHER_IMAGES}
-    running = {
+    ours = {
+        name: entry
+        for name, entry in entries.items()
+        if _image_name(entry) not in _OTHER_IMAGES and entry.get("restart") not in ("no", False)
+    }
+    serving = {
         name: entry
         for name, entry in ours.items()
-        if any(
-            "lastro" in str(entry.get(key, "")).lower() for key in ("command", "entrypoint", "healthcheck")
-        )
+        if "serve" in str(entry.get("command", "")) + str(entry.get("entrypoint", ""))
     }
-    return running or ours
+    return serving or ours
 
 
 def _image_name(entry: dict[str, Any]) -> str:

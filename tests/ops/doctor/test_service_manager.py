@@ -99,6 +99,18 @@ def test_compose_without_a_grace_period_gets_dockers_ten_seconds(doctor: Doctor)
     assert "docker's default" in finding.message
 
 
+def test_a_one_shot_migration_step_is_not_the_service(doctor: Doctor) -> None:
+    """`migrate` runs `lastro db upgrade` once (`restart: "no"`, no grace period): only `app` counts."""
+    write(
+        doctor,
+        "docker/compose.yaml",
+        "services:\n"
+        '  migrate:\n    image: orders:latest\n    command: ["lastro", "db", "upgrade"]\n    restart: "no"\n'
+        "  app:\n    image: orders:latest\n    restart: unless-stopped\n    stop_grace_period: 45s\n",
+    )
+    assert doctor.findings(GRACEFUL) == []
+
+
 def test_compose_databases_are_not_the_service_even_named_lastro(doctor: Doctor) -> None:
     """A registry-qualified postgres image whose database is called lastro is not the service: its 1 s
     grace period does not count, the app's 45 s does."""
@@ -127,6 +139,19 @@ def test_nssm_stop_method_through_a_parameter(doctor: Doctor, stop: str, expecte
     """AppStopMethodConsole set from a script parameter: its default value in milliseconds counts."""
     write(doctor, "nssm/deploy.ps1", NSSM.format(stop=stop))
     assert doctor.ids(GRACEFUL) == expected
+
+
+def test_nssm_stop_method_through_a_wrapper_and_a_variable(doctor: Doctor) -> None:
+    """`$StopMilliseconds = 45000` then a wrapper function calling nssm with it: 45 s, fine."""
+    script = (
+        "$StopMilliseconds = 45000\n"
+        "function Invoke-Nssm { & nssm.exe @args }\n"
+        "Invoke-Nssm set $ServiceName AppStopMethodConsole $StopMilliseconds | Out-Null\n"
+    )
+    write(doctor, "nssm/deploy.ps1", script)
+    assert doctor.findings(GRACEFUL) == []
+    write(doctor, "nssm/deploy.ps1", script.replace("45000", "30000"))
+    assert doctor.ids(GRACEFUL) == ["lastro.E070"]
 
 
 def test_nssm_literal_and_missing_stop_method(doctor: Doctor) -> None:
