@@ -1,4 +1,5 @@
-"""`lastro doctor` as a command: the real one on this machine, text and JSON, and its exit codes."""
+"""`lastro doctor` as a command: the real one on this machine (a subprocess), text and JSON, and its exit
+codes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from lastro.cli import main
 from lastro.settings import Settings
 from tests.support.servers import LASTRO, ROOT
 
@@ -137,11 +140,13 @@ def test_app_dir_and_deploy_dir_are_where_the_service_runs(tmp_path: Path) -> No
     [({"WORKERS": "many"}, "WORKERS"), ({"DATABASE_URL": "nonsense"}, "DATABASE_URL")],
 )
 def test_settings_that_do_not_parse_are_one_error_line(
-    tmp_path: Path, settings: dict[str, str], fragment: str
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], fragment: str
 ) -> None:
     """A malformed setting: one `Error:` line naming it, exit code 2, no report."""
-    result = doctor(tmp_path, **settings)
-    assert result.returncode == 2
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1
@@ -151,6 +156,6 @@ def test_settings_that_do_not_parse_are_one_error_line(
 
 def test_a_missing_app_dir_is_a_usage_error(tmp_path: Path) -> None:
     """--app-dir that does not exist: click's usage error, exit code 2."""
-    result = doctor(tmp_path, "--app-dir", str(tmp_path / "nowhere"))
-    assert result.returncode == 2
+    result = CliRunner().invoke(main, ["doctor", "--app-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
     assert "--app-dir" in result.stderr
