@@ -107,28 +107,17 @@ def check_settings(context: Context) -> list[Finding]:
 
 def check_instances(context: Context) -> list[Finding]:
     """Several `lastro serve` instances share limits, caches and events only through Redis and a database
-    server; without Redis in production it is a refusal of the settings (lastro.E001)."""
-    settings = context.settings
-    if settings.INSTANCES <= 1:
+    server. Without REDIS_URL it is a refusal of the settings, reported by `check_settings` (lastro.E001,
+    lastro.W001 in development)."""
+    instances = context.settings.INSTANCES
+    if instances <= 1 or not context.is_sqlite:
         return []
-    found = []
-    if context.is_sqlite:
-        found.append(
-            Finding(
-                "lastro.E040",
-                "error",
-                f"INSTANCES={settings.INSTANCES} with a SQLite DATABASE_URL: each machine would have a "
-                "database of its own, or share one file over the network, which SQLite does not support",
-                "set DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/NAME, or INSTANCES=1",
-            )
+    return [
+        Finding(
+            "lastro.E040",
+            "error",
+            f"INSTANCES={instances} with a SQLite DATABASE_URL: each machine would have a database of its "
+            "own, or share one file over the network, which SQLite does not support",
+            "set DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/NAME, or INSTANCES=1",
         )
-    if not settings.REDIS_URL and not settings.is_production:
-        found.append(
-            Finding(
-                "lastro.W041",
-                "warning",
-                f"INSTANCES={settings.INSTANCES} without REDIS_URL: rate limits and caches are per machine",
-                "set REDIS_URL=redis://HOST:6379/0, or INSTANCES=1",
-            )
-        )
-    return found
+    ]
