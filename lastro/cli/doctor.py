@@ -37,8 +37,7 @@ def doctor(as_json: bool, app_dir: str, deploy_dir: str) -> None:
     code is 1 when there is an error (the service would refuse to start, or could lose data or requests),
     else 0; 2 for settings that do not parse.
     """
-    from lastro.ops.doctor import Context, Machine, exit_code, render, run_checks, to_document
-    from lastro.ops.doctor.report import CHECKS
+    from lastro.ops.doctor import CHECKS, Context, Machine, exit_code, render, run_checks, to_document
 
     os.chdir(app_dir)  # where the service runs: its .env, its relative paths
     settings = app_settings(".")  # not the refusals: reporting them is the point

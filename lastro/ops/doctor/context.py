@@ -11,7 +11,7 @@ from lastro.ops.doctor.machine import Machine
 from lastro.settings import Settings, is_sqlite_url
 from lastro.workers import resolve_workers
 
-__all__ = ["Context"]
+__all__ = ["Context", "existing"]
 
 
 @dataclass(frozen=True)
