@@ -223,3 +223,30 @@ def nginx(
     if warning and warning[0]:
         click.echo(f"Warning: {warning[0]}", err=True)
     click.echo(f"next: copy {paths[0]} to /etc/nginx/conf.d/, then: nginx -t && systemctl reload nginx")
+
+
+@deploy.command()
+@_app_options
+@click.option("--directory", help="AppDirectory on the server, absolute.  [default: C:\\srv\\SERVICE_NAME]")
+@_output_options("deploy/nssm")
+def nssm(app: str, factory: bool, app_dir: str, directory: str | None, output: str, force: bool) -> None:
+    """Write deploy.ps1, which runs this service as a Windows service with NSSM.
+
+    `deploy.ps1 -Action install|start|stop|restart|update|remove|status [-Workers N] [-Port P]`: logs
+    rotated by NSSM, a stop that drains first and waits longer than GRACEFUL_TIMEOUT, and an update that
+    migrates and replaces the workers one by one (`lastro reload`) without refusing requests.
+    """
+    from lastro.ops.nssm import nssm_files
+    from lastro.ops.service import ServeCommand
+
+    settings = _settings()
+    paths = _write(
+        Path(output),
+        lambda: nssm_files(settings, ServeCommand(app, factory, app_dir), directory),
+        force=force,
+    )
+    for path in paths:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"next: on the server, as Administrator: .\\{paths[0].name} -Action install -Workers 2 -Port 8000"
+    )
