@@ -18,7 +18,7 @@ from lastro.settings import Settings, split_bind
 __all__ = ["SCRIPT", "nssm_files", "powershell_string"]
 
 SCRIPT = "deploy.ps1"
-_WINDOWS_PATH = re.compile(r"(?:[A-Za-z]:\\|\\\\)[^\"'<>|?*\r\n]*")
+_WINDOWS_PATH = re.compile(r"(?:[A-Za-z]:\\|\\\\)[^\"<>|?*\r\n]*")
 
 
 def powershell_string(value: object) -> str:
