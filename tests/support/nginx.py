@@ -36,7 +36,9 @@ pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} info;
 events {{ worker_connections 512; }}
 http {{
-    access_log {directory / "access.log"};
+    # Which instance answered each request, and every instance tried before it (`A, B` is a retry).
+    log_format upstreams '$request_method $uri $status $upstream_addr|$upstream_status';
+    access_log {directory / "access.log"} upstreams;
     client_body_temp_path {temporary / "body"};
     proxy_temp_path {temporary / "proxy"};
     fastcgi_temp_path {temporary / "fastcgi"};
@@ -69,6 +71,12 @@ class NginxProcess(ServerProcess):
         argv = [NGINX, "-p", str(conf.parent), "-e", "stderr", "-c", str(conf)]
         super().__init__(argv, dict(os.environ), conf.parent / "nginx.out", port=port, ready_path=ready_path)
 
-    def error_log(self) -> str:
-        path = Path(self.argv[2]) / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    def access_lines(self) -> list[tuple[str, str, int, list[str], list[str]]]:
+        """Each request nginx logged: method, path, status, instances tried, each one's status."""
+        path = Path(self.argv[2]) / "access.log"
+        lines = []
+        for raw in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            method, uri, status, upstream = raw.split(" ", 3)
+            tried, _, statuses = upstream.partition("|")
+            lines.append((method, uri, int(status), tried.split(", "), statuses.split(", ")))
+        return lines
