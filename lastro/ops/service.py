@@ -41,6 +41,10 @@ class ServeCommand:
                 f"--app-dir must be a path without spaces or quotes, e.g. src (got {self.app_dir!r})"
             )
 
+    def upgrade_arguments(self) -> list[str]:
+        """`db upgrade`, with the same --app-dir: the migrations' env.py imports the application's modules."""
+        return ["db", "upgrade", *(["--app-dir", self.app_dir] if self.app_dir != "." else [])]
+
     def arguments(self) -> list[str]:
         """The arguments after the `lastro` executable."""
         args = ["serve", self.target]

@@ -95,6 +95,16 @@ def database_directory(database_url: str, working_directory: str) -> str | None:
     return str(PurePosixPath(*parts).parent)
 
 
+def _outermost(paths: Sequence[str]) -> list[str]:
+    """`paths` without those inside another of them (ReadWritePaths covers subdirectories), in order."""
+    kept: list[str] = []
+    for path in dict.fromkeys(paths):
+        inner = PurePosixPath(path)
+        if not any(inner.is_relative_to(other) for other in paths if other != path):
+            kept.append(path)
+    return kept
+
+
 def open_files_limit(settings: Settings) -> int:
     """LimitNOFILE: what one worker may hold, MAX_CONNECTIONS and the headroom (the limit is per process)."""
     return settings.MAX_CONNECTIONS + NOFILE_HEADROOM
@@ -104,7 +114,7 @@ def systemd_files(settings: Settings, command: ServeCommand, layout: SystemdLayo
     """File name -> text of `<SERVICE_NAME>.service` and `<SERVICE_NAME>.env`."""
     name = service_name(settings)
     database = database_directory(settings.DATABASE_URL, layout.directory)
-    writable = list(dict.fromkeys([*([database] if database else []), *layout.writable]))
+    writable = _outermost([*([database] if database else []), *layout.writable])
     nofile = open_files_limit(settings)
     workers = settings.WORKERS
     total = (
@@ -128,6 +138,7 @@ def systemd_files(settings: Settings, command: ServeCommand, layout: SystemdLayo
         directory=layout.directory,
         lastro=layout.lastro,
         serve_args=" ".join(command.arguments()),
+        upgrade_args=" ".join(command.upgrade_arguments()),
         stop_timeout=stop_timeout(settings),
         nofile=nofile,
         total_files=total,

@@ -86,10 +86,11 @@ def test_the_unit_runs_lastro_serve_with_the_application() -> None:
 
 
 def test_app_dir_is_passed_on_as_serve_takes_it() -> None:
-    """--app-dir given to deploy reaches `lastro serve --app-dir`."""
+    """--app-dir given to deploy reaches `lastro serve` and `lastro db upgrade`."""
     command = ServeCommand("app.main:app", app_dir="src")
     unit = systemd_files(load_settings(SERVICE_NAME="orders"), command, layout())["orders.service"]
     assert "lastro serve app.main:app --app-dir src\n" in unit
+    assert "lastro db upgrade --app-dir src\n" in unit
 
 
 def test_stop_is_sigterm_to_the_supervisor_then_sigkill_after_graceful_timeout() -> None:
@@ -177,3 +178,10 @@ def test_a_bad_application_is_refused() -> None:
     """An application that is not MODULE:APP is refused naming the form."""
     with pytest.raises(ConfigurationError, match="MODULE:APP"):
         ServeCommand("examples/orders/app.py")
+
+
+def test_a_writable_directory_inside_another_is_not_repeated() -> None:
+    """A --writable directory under the database's is covered by it: ReadWritePaths lists the outer one."""
+    settings = load_settings(DATABASE_URL="sqlite:////srv/orders/var/orders.db")
+    service = unit_of(settings, writable=("/srv/orders/var/images", "/srv/uploads"))["Service"]  # type: ignore[arg-type]
+    assert service["ReadWritePaths"] == "/srv/orders/var /srv/uploads"
