@@ -81,6 +81,7 @@ def test_nssm_writes_deploy_ps1(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     script = (tmp_path / "deploy" / "nssm" / "deploy.ps1").read_text()
     assert f"'serve {ORDERS} --factory --app-dir src'" in script
+    assert "$UpgradeArguments = @('db', 'upgrade', '--app-dir', 'src')" in script
     assert "-Action install -Workers 2 -Port 8000" in result.stdout
 
 

@@ -70,6 +70,7 @@ def nssm_files(settings: Settings, command: ServeCommand, directory: str | None 
         host=host,
         directory=directory.replace("'", "''"),
         serve_args=" ".join(command.arguments()).replace("'", "''"),
+        upgrade_args=", ".join(powershell_string(arg) for arg in command.upgrade_arguments()),
         graceful_timeout=f"{settings.GRACEFUL_TIMEOUT:g}",
         shutdown_margin=SHUTDOWN_MARGIN,
         stop_milliseconds=stop_timeout(settings) * 1000,

@@ -117,7 +117,7 @@ def test_stop_drains_and_update_reloads() -> None:
     stop = script[script.index("function Stop-LastroService") : script.index("function Update-LastroService")]
     assert stop.index("@('drain')") < stop.index("Invoke-Nssm stop")
     update = script[script.index("function Update-LastroService") : script.index("switch ($Action)")]
-    assert update.index("@('db', 'upgrade')") < update.index("@('reload')")
+    assert update.index("-Arguments $UpgradeArguments") < update.index("@('reload')")
     assert "Invoke-Nssm stop" not in update
     assert "restart" not in update.split("need -Action restart")[1]
 

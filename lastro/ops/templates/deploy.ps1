@@ -51,6 +51,7 @@ $Python = Join-Path $AppDirectory '.venv\Scripts\python.exe'
 $LogDirectory = Join-Path $AppDirectory 'logs'
 $LogFile = Join-Path $LogDirectory "$ServiceName.log"
 $ServeArguments = '@@serve_args'
+$UpgradeArguments = @(@@upgrade_args)
 # Milliseconds NSSM waits after Ctrl+C (then after each further stop method) before the next one and,
 # last, ending the process tree: GRACEFUL_TIMEOUT (@@graceful_timeout s) for the requests in flight, plus
 # @@shutdown_margin s for the application's shutdown.
@@ -181,7 +182,7 @@ function Install-LastroService {
     $settings = Get-ServiceSettings
     New-Item -ItemType Directory -Force -Path $LogDirectory | Out-Null
     # Migrate first: the service refuses to start on a database whose schema is behind.
-    Invoke-Lastro -Settings $settings -Arguments @('db', 'upgrade')
+    Invoke-Lastro -Settings $settings -Arguments $UpgradeArguments
     if (Test-ServiceInstalled) {
         Write-Host "$ServiceName is installed: its configuration is written again"
         Stop-LastroService
@@ -255,7 +256,7 @@ function Update-LastroService {
     # worker that cannot start leaves the old ones serving; see the log. New settings need -Action restart.
     $settings = Get-InstalledSettings
     Remove-OldLogs
-    Invoke-Lastro -Settings $settings -Arguments @('db', 'upgrade')
+    Invoke-Lastro -Settings $settings -Arguments $UpgradeArguments
     Invoke-Lastro -Settings $settings -Arguments @('reload')
     Wait-Ready
 }
