@@ -36,7 +36,7 @@ pytestmark = [
 ]
 logger = logging.getLogger(__name__)
 READERS = 4
-SERVED_AFTER = 150  # reads answered after the stop, through the remaining instance, before the load ends
+SERVED_AFTER = 100  # reads answered after the stop, through the remaining instance, before the load ends
 
 
 class Cluster:
@@ -120,7 +120,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
             cluster.ensure_up()
             port = free_port()
             site = cluster.deploy_nginx(port)
-            with NginxProcess(wrap(site.parent, site), port) as nginx:
+            with NginxProcess(wrap(site.parent, site), port, site=site) as nginx:
                 admin = Api.login(nginx.url, "admin", "admin")
                 yield Front(cluster, nginx, admin)
                 admin.close()
@@ -290,6 +290,47 @@ def test_a_graceful_stop_loses_no_request(front: Front) -> None:
     """SIGTERM to one instance under load: no read fails, every acknowledged create is stored once."""
     load, tenant = under_load(front, 1, "term")
     assert_no_loss(front, load, tenant, 1)
+
+
+def test_a_stop_announced_to_nginx_reaches_no_stopping_instance(front: Front) -> None:
+    """An instance marked `down` and nginx reloaded before its SIGTERM: nginx sends it nothing more, so no
+    request meets its stop: none is retried by nginx, none answered 5xx."""
+    balanced(front)
+    site = front.nginx.site
+    original = site.read_text()
+    port = front.cluster.ports[0]
+    tenant = front.admin.new_tenant("announced")
+    order = tenant.create().json()
+    load = Load(front.url, str(tenant.token), order["id"], logged_before=len(front.nginx.access_lines()))
+    try:
+        with load:
+            wait_for(lambda: load.served() >= 50, timeout=60)
+            site.write_text(original.replace(f"server 127.0.0.1:{port} ", f"server 127.0.0.1:{port} down "))
+            front.nginx.signal(signal.SIGHUP)  # new workers with the new file; the old ones finish and go
+            reloaded = len(front.nginx.access_lines())
+            wait_for(lambda: only_the_other_since(front, port, reloaded, 100), timeout=60)
+            stopped = len(front.nginx.access_lines())
+            server = front.cluster.instances[0]
+            assert server is not None
+            assert server.stop() == 0
+            after = load.served()
+            wait_for(lambda: load.served() >= after + SERVED_AFTER, timeout=60)
+    finally:
+        site.write_text(original)
+        front.nginx.signal(signal.SIGHUP)
+    since_stop = front.nginx.access_lines()[stopped:]
+    assert [line for line in since_stop if len(line[3]) > 1 or line[2] >= 500] == []
+    assert all(f"127.0.0.1:{port}" not in line[3] for line in since_stop)
+    # nginx's reload closes the clients' idle keep-alive connections (clients retry those); no read got an
+    # HTTP error.
+    assert [problem for problem in load.failed_reads if problem[:1].isdigit()] == []
+    tenant.close()
+
+
+def only_the_other_since(front: Front, port: int, start: int, count: int) -> bool:
+    """The last `count` requests logged since line `start` all went to an instance other than `port`."""
+    lines = front.nginx.access_lines()[start:]
+    return len(lines) >= count and all(f"127.0.0.1:{port}" not in line[3] for line in lines[-count:])
 
 
 def test_a_killed_instance_loses_no_read(front: Front) -> None:

@@ -66,8 +66,11 @@ def check(conf: Path) -> subprocess.CompletedProcess[str]:
 class NginxProcess(ServerProcess):
     """nginx in the foreground on `port` (which the configuration's `listen` names), ready at `ready_path`."""
 
-    def __init__(self, conf: Path, port: int, ready_path: str = "/health/ready") -> None:
+    def __init__(
+        self, conf: Path, port: int, ready_path: str = "/health/ready", site: Path | None = None
+    ) -> None:
         assert NGINX is not None
+        self.site = site or conf  # the included file a test edits before a reload (SIGHUP)
         argv = [NGINX, "-p", str(conf.parent), "-e", "stderr", "-c", str(conf)]
         super().__init__(argv, dict(os.environ), conf.parent / "nginx.out", port=port, ready_path=ready_path)
 
