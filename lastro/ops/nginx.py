@@ -27,8 +27,11 @@ __all__ = [
     "NginxSite",
     "check_upstream",
     "nginx_files",
+    "proxy_address",
     "proxy_trusted",
     "read_timeout",
+    "trust_warning",
+    "upstream_from_bind",
     "upstream_keepalive_timeout",
 ]
 
