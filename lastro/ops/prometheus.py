@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import string
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
 
 from lastro.errors import ConfigurationError
+from lastro.ops.rendering import render, write_files
 from lastro.settings import Settings, split_bind
 
 __all__ = [
@@ -50,15 +48,6 @@ _WITHOUT_TOKEN = """\
     # and run `lastro deploy prometheus --force` again to send the token."""
 
 
-class _Template(string.Template):
-    # Prometheus' own templates use `$` and `{{ }}`: `@name` marks what lastro fills in.
-    delimiter = "@"
-
-
-def _template(name: str) -> _Template:
-    return _Template(resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8"))
-
-
 def check_target(target: str) -> str:
     """`target` if it is `HOST:PORT` (`[IPv6]:PORT`) as Prometheus scrapes it; else ConfigurationError."""
     found = _TARGET.fullmatch(target)
@@ -91,25 +80,12 @@ def prometheus_files(
     # Escaped as in a JSON string: valid between double quotes in YAML and in PromQL alike.
     service = json.dumps(settings.SERVICE_NAME)[1:-1]
     return {
-        SCRAPE_CONFIG: _template(SCRAPE_CONFIG).substitute(
+        SCRAPE_CONFIG: render(
+            SCRAPE_CONFIG,
             service=service,
             config_path=config_path,
             authorization=_WITHOUT_TOKEN if settings.METRICS_TOKEN is None else _WITH_TOKEN,
             targets=json.dumps(scraped),
         ),
-        ALERT_RULES: _template(ALERT_RULES).substitute(service=service),
+        ALERT_RULES: render(ALERT_RULES, service=service),
     }
-
-
-def write_files(directory: Path, files: dict[str, str], *, force: bool = False) -> list[Path]:
-    """Write `files` into `directory` (created if missing); FileExistsError, before writing any, if one is
-    there already and not `force`."""
-    paths = [directory / name for name in files]
-    existing = [str(path) for path in paths if path.exists()]
-    if existing and not force:
-        verb = "exists" if len(existing) == 1 else "exist"
-        raise FileExistsError(f"{' and '.join(existing)} already {verb}: pass --force to overwrite")
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, text in zip(paths, files.values(), strict=True):
-        path.write_text(text, encoding="utf-8")
-    return paths
