@@ -83,16 +83,13 @@ def served(tmp_path: Path, container_env: dict[str, str]) -> Iterator[ServerProc
         server.stop()
 
 
-def test_the_image_command_serves_in_production_and_the_probe_passes(served: ServerProcess) -> None:
-    """The migrated reference service answers in production, and the HEALTHCHECK exits 0, through no proxy
-    even when the environment names one."""
+def test_the_container_serves_is_healthy_and_stops_on_sigterm(served: ServerProcess) -> None:
+    """One container's life: the migrated reference service answers in production, the HEALTHCHECK exits 0
+    (through no proxy, even when the environment names one), and SIGTERM, the image's STOPSIGNAL, stops it
+    cleanly within compose's stop_grace_period."""
     assert served.events("lastro serving")[0]["environment"] == "production"
     result = probe(served.port, http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
     assert result.returncode == 0, result.stderr
-
-
-def test_sigterm_stops_within_the_stop_grace_period(served: ServerProcess) -> None:
-    """SIGTERM (the image's STOPSIGNAL) stops the supervisor cleanly within compose's stop_grace_period."""
     grace = int(reference_compose()["services"]["app"]["stop_grace_period"].removesuffix("s"))
     started = time.monotonic()
     served.process.send_signal(signal.SIGTERM)
