@@ -89,6 +89,7 @@ def served(tmp_path: Path, container_env: dict[str, str]) -> Iterator[ServerProc
         server.stop()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the image runs Linux: its command and SIGTERM as there")
 def test_the_container_serves_is_healthy_and_stops_on_sigterm(served: ServerProcess) -> None:
     """One container's life: the migrated reference service answers in production, the HEALTHCHECK exits 0
     (through no proxy, even when the environment names one), and SIGTERM, the image's STOPSIGNAL, stops it
@@ -107,7 +108,7 @@ def test_the_probe_fails_when_nothing_listens() -> None:
     """No server on BIND's port: the probe exits non-zero, which Docker counts as a failed check."""
     result = probe(free_port())
     assert result.returncode != 0
-    assert "Connection refused" in result.stderr
+    assert "urlopen error" in result.stderr
 
 
 def test_the_probe_fails_on_an_error_status() -> None:
