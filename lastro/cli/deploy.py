@@ -114,7 +114,8 @@ def docker(
     import os
 
     from lastro.cli.common import app_settings
-    from lastro.ops.docker import COMPOSE, ENV_FILE, database_url, docker_files, env_file_text, plan_deploy
+    from lastro.ops.docker import COMPOSE, ENV_FILE, database_url, docker_files, plan_deploy
+    from lastro.ops.docker_env import env_file_text
     from lastro.ops.prometheus import write_files
     from lastro.serve.target import target_problem
     from lastro.workers import resolve_workers

@@ -7,7 +7,7 @@ From the templates in `templates/`:
 - `compose.yaml`: the release step (`lastro db upgrade`) and the app, with its restart policy, limits
   derived from the worker count and a stop grace period past GRACEFUL_TIMEOUT; PostgreSQL and Redis
   services when asked for;
-- `.env`, created once: SECRET_KEY and the other secrets, never overwritten.
+- `.env`, created once: SECRET_KEY and the other secrets, never overwritten (`docker_env.py`).
 
 Paths inside the image are fixed: the code in /app (the working directory), the data volume on /app/var,
 backups on /app/backups.
@@ -19,10 +19,8 @@ import json
 import math
 import os
 import re
-import secrets
 import string
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePath
@@ -44,9 +42,10 @@ __all__ = [
     "container_port",
     "database_url",
     "docker_files",
-    "env_file_text",
+    "image_name",
     "inside_project",
     "plan_deploy",
+    "template",
 ]
 
 DOCKERFILE = "Dockerfile"
@@ -98,14 +97,18 @@ class _Template(string.Template):
     delimiter = "@"
 
 
-def _template(name: str) -> _Template:
+def template(name: str) -> _Template:
+    """The template `name` of `templates/`; `@name` marks what is filled in."""
     return _Template(resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8"))
 
 
 def inside_project(path: str | PurePath, project: Path, what: str) -> str:
     """`path` relative to `project`, in POSIX form; ConfigurationError when it lies outside, where the
     image cannot see it."""
-    relative = Path(os.path.relpath(Path(project, path).resolve(), project.resolve()))
+    try:
+        relative = Path(os.path.relpath(Path(project, path).resolve(), project.resolve()))
+    except ValueError:  # Windows: another drive
+        relative = Path("..")
     if relative.parts[:1] == ("..",):
         raise ConfigurationError(
             f"{what} must be inside the project, the build context {project} (got {str(path)!r})"
@@ -126,6 +129,11 @@ def container_port(settings: Settings) -> int:
 def _name(service: str, allowed: str, separator: str) -> str:
     cleaned = re.sub(f"[^{allowed}]+", separator, service.lower()).strip("-._")
     return cleaned if cleaned[:1].isalpha() else f"app{separator}{cleaned}".rstrip(separator)
+
+
+def image_name(settings: Settings) -> str:
+    """SERVICE_NAME as Docker names an image or a compose project."""
+    return _name(settings.SERVICE_NAME, "a-z0-9._-", "-")
 
 
 def _seconds(value: float) -> str:
@@ -199,12 +207,12 @@ def docker_files(settings: Settings, deploy: DockerDeploy) -> dict[str, str]:
     if not _PYTHON_VERSION.fullmatch(deploy.python):
         raise ConfigurationError(f"--python must be MAJOR.MINOR, e.g. 3.11 (got {deploy.python!r})")
     port = container_port(settings)
-    image = _name(settings.SERVICE_NAME, "a-z0-9._-", "-")
+    image = image_name(settings)
     database = _name(settings.SERVICE_NAME, "a-z0-9_", "_")
     app_dir = [] if deploy.app_dir == "." else ["--app-dir", deploy.app_dir]
     serve = ["lastro", "serve", deploy.target, *(["--factory"] if deploy.factory else []), *app_dir]
     healthcheck = json.dumps(["python", "-c", HEALTHCHECK])
-    dockerfile = _template(DOCKERFILE).substitute(
+    dockerfile = template(DOCKERFILE).substitute(
         service=image,
         image=image,
         dockerfile=deploy.dockerfile,
@@ -219,7 +227,7 @@ def docker_files(settings: Settings, deploy: DockerDeploy) -> dict[str, str]:
     )
     return {
         DOCKERFILE: dockerfile,
-        DOCKERIGNORE: _template("dockerignore").substitute(service=image),
+        DOCKERIGNORE: template("dockerignore").substitute(service=image),
         COMPOSE: _compose(settings, deploy, image=image, database=database),
     }
 
@@ -231,11 +239,11 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
     services = [name for name, wanted in (("postgres", deploy.postgres), ("redis", deploy.redis)) if wanted]
     healthy = "".join(f"\n      {name}:\n        condition: service_healthy" for name in services)
     extra_services = "".join(
-        "\n" + _template(f"compose-{name}.yaml").substitute(db_user=database, db_name=database)
+        "\n" + template(f"compose-{name}.yaml").substitute(db_user=database, db_name=database)
         for name in services
     )
     volumes = {"postgres": "pgdata", "redis": "redisdata"}
-    return _template(COMPOSE).substitute(
+    return template(COMPOSE).substitute(
         service=image,
         service_json=json.dumps(settings.SERVICE_NAME),
         image=image,
@@ -264,33 +272,3 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
         extra_services=extra_services,
         extra_volumes="".join(f"\n  {volumes[name]}:" for name in services),
     )
-
-
-def env_file_text(
-    existing: str | None,
-    settings: Settings,
-    *,
-    postgres: bool,
-    token: Callable[[], str] = lambda: secrets.token_urlsafe(48),
-) -> str | None:
-    """The .env beside compose.yaml: created with fresh secrets, or `existing` with only the secrets it
-    lacks appended; None when it already has them all. A value already there is never changed."""
-    image = _name(settings.SERVICE_NAME, "a-z0-9._-", "-")
-    text = existing
-    if text is None:
-        text = _template("docker.env").substitute(service=image, secret_key=token())
-        # Compose names the containers, the network and the volumes after the project.
-        text += "# The compose project: containers, network and volumes are named after it.\n"
-        text += f"COMPOSE_PROJECT_NAME={image}\n"
-    present = set(re.findall(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=", text, re.MULTILINE))
-    wanted = {"SECRET_KEY": "The key lastro signs with (tokens, cookies): at least 32 random characters."}
-    if postgres:
-        wanted["POSTGRES_PASSWORD"] = "The postgres service's password, also in DATABASE_URL (compose.yaml)."
-    missing = [name for name in wanted if name not in present]
-    if existing is not None and not missing:
-        return None
-    if text and not text.endswith("\n"):
-        text += "\n"
-    for name in missing:
-        text += f"# {wanted[name]}\n{name}={token()}\n"
-    return text

@@ -21,9 +21,9 @@ from lastro.ops.docker import (
     WORKER_MB,
     DockerDeploy,
     docker_files,
-    env_file_text,
     plan_deploy,
 )
+from lastro.ops.docker_env import env_file_text
 from lastro.ops.prometheus import write_files
 from lastro.settings import Settings, load_settings
 from tests.support.deploy_project import LOCK, make_project

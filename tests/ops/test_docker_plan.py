@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from lastro.errors import ConfigurationError
-from lastro.ops.docker import env_file_text, plan_deploy
+from lastro.ops.docker import plan_deploy
+from lastro.ops.docker_env import env_file_text
 from lastro.settings import load_settings
 from tests.support.deploy_project import LOCK, make_project
 
