@@ -12,7 +12,7 @@ export WORKERS ?= 2
 export DATABASE_URL ?= sqlite:///./var/orders.db
 export MIGRATIONS_DIR ?= examples/orders/migrations
 
-.PHONY: run test lint typecheck pytest faults fuzz mutation clean
+.PHONY: run test lint typecheck pytest faults fuzz mutation lock clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,17 @@ mutation: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) -m benchmarks.run --json benchmarks/orders.json --chart benchmarks/orders.png
+
+# The deploy lock: exact versions and sha256 hashes of the runtime dependencies and of the examples,
+# postgres and redis extras, for Python $(LOCK_PYTHON) on any platform. The Dockerfile that `lastro deploy
+# docker` writes installs it with --require-hashes (docs/deploy/docker.md). Needs PyPI; pins already in the
+# lock are kept unless the project's requirements exclude them: `make lock LOCK_FLAGS=--upgrade` moves
+# every pin to the newest allowed version.
+LOCK_PYTHON ?= 3.11
+LOCK_FLAGS ?=
+lock: $(VENV)/.installed-dev
+	$(BIN)/uv pip compile pyproject.toml --extra examples --extra postgres --extra redis --universal \
+		--python-version $(LOCK_PYTHON) --generate-hashes --quiet $(LOCK_FLAGS) -o requirements/deploy.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lastro.cli.common import EXIT_CONFIG, EXIT_FAILED, fail
+from lastro.cli.deploy_docker import docker
 from lastro.errors import ConfigurationError, one_line
 from lastro.settings import Settings, load_settings
 
@@ -250,3 +251,6 @@ def nssm(app: str, factory: bool, app_dir: str, directory: str | None, output: s
     click.echo(
         f"next: on the server, as Administrator: .\\{paths[0].name} -Action install -Workers 2 -Port 8000"
     )
+
+
+deploy.add_command(docker)  # one module per large target keeps each small

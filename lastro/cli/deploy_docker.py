@@ -1,0 +1,118 @@
+"""`lastro deploy docker`: a Dockerfile and a compose.yaml for the service (registered in cli/deploy.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lastro.cli.common import EXIT_CONFIG, EXIT_FAILED, fail
+from lastro.errors import ConfigurationError, one_line
+
+__all__ = ["docker"]
+
+
+@click.command()
+@click.argument("target")
+@click.option("--factory", is_flag=True, default=False, help="TARGET is an app factory.")
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory added to the import path before TARGET is imported, inside the project.",
+)
+@click.option(
+    "--output",
+    default="deploy/docker",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory the files are written to, inside the project; created if missing.",
+)
+@click.option(
+    "--lock",
+    default="requirements.lock",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Requirements file of exact versions with hashes the image installs, inside the project "
+    "(`uv pip compile pyproject.toml --generate-hashes -o requirements.lock`).",
+)
+@click.option(
+    "--python",
+    default=None,
+    metavar="X.Y",
+    help="Python of the image; default: the one the lock was compiled for, else this one.",
+)
+@click.option("--postgres", is_flag=True, default=False, help="Add a PostgreSQL service for DATABASE_URL.")
+@click.option("--redis", is_flag=True, default=False, help="Add a Redis service for REDIS_URL.")
+@click.option("--force", is_flag=True, default=False, help="Overwrite the files (never .env).")
+def docker(
+    target: str,
+    factory: bool,
+    app_dir: str,
+    output: str,
+    lock: str,
+    python: str | None,
+    postgres: bool,
+    redis: bool,
+    force: bool,
+) -> None:
+    """Write a Dockerfile and a compose.yaml that serve TARGET (MODULE:APP), run from the project's root.
+
+    The image installs the lock's exact versions, checked against their hashes, runs `lastro serve` as a
+    user of its own and probes /health/live; compose.yaml migrates (`lastro db upgrade`) before it serves.
+    .env beside them holds SECRET_KEY: created once, never overwritten.
+    """
+    import os
+
+    from lastro.cli.common import app_settings
+    from lastro.ops.docker import COMPOSE, ENV_FILE, database_url, docker_files, plan_deploy
+    from lastro.ops.docker_env import env_file_text
+    from lastro.ops.prometheus import write_files
+    from lastro.serve.target import target_problem
+    from lastro.workers import resolve_workers
+
+    settings = app_settings(app_dir)
+    mistake = target_problem(target, app_dir)
+    if mistake is not None:
+        fail(mistake, EXIT_CONFIG)
+    directory = Path(output)
+    env_path = directory / ENV_FILE
+    try:
+        workers = resolve_workers(settings.WORKERS, database_url(settings, postgres=postgres))
+        plan = plan_deploy(
+            settings,
+            Path.cwd(),
+            directory,
+            target=target,
+            factory=factory,
+            app_dir=app_dir,
+            lock=lock,
+            python=python,
+            workers=workers,
+            postgres=postgres,
+            redis=redis,
+        )
+        paths = write_files(directory, docker_files(settings, plan), force=force)
+        existing = env_path.read_text(encoding="utf-8") if env_path.exists() else None
+        env_text = env_file_text(existing, settings, postgres=postgres)
+        if env_text is not None:
+            # Secrets: readable by its owner only, from the first byte written.
+            descriptor = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(env_text)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except FileExistsError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except OSError as exc:
+        fail(f"writing {directory} failed: {one_line(exc)}", EXIT_FAILED)
+    for path in paths:
+        click.echo(f"wrote {path}")
+    if existing is None:
+        click.echo(f"wrote {env_path}: SECRET_KEY and the other secrets (mode 600; never overwritten)")
+    elif env_text is not None:
+        click.echo(f"added the missing secrets to {env_path}")
+    else:
+        click.echo(f"kept {env_path}")
+    click.echo(f"run: docker compose -f {directory / COMPOSE} up -d --build")
