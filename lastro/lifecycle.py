@@ -26,7 +26,7 @@ from lastro.coordination import tables
 from lastro.coordination.events import Broadcast
 from lastro.coordination.jobs import Jobs
 from lastro.coordination.transports import keep_trimmed, open_transport
-from lastro.db import migrations, sqlite
+from lastro.db import migrations, serving, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
 from lastro.db.engine import Database, DatabaseOptions
@@ -82,6 +82,7 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
 async def startup(state: ServiceState) -> None:
     settings = state.settings
     state.started_at = state.health.started_at = time.time()
+    await _mark_serving(state)
     database = await _open_database(settings)
     await _check_schema(settings, database)
     await _ensure_tables(database)
@@ -154,6 +155,18 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
             await broadcast.catch_up()
     except Exception as error:  # the loop goes on trying in the background; /health shows it
         logger.warning("event backend not reachable at start-up", error=one_line(error) or "timed out")
+
+
+async def _mark_serving(state: ServiceState) -> None:
+    """SQLite: hold the database's serving mark while this worker runs, so `lastro restore` refuses."""
+    path = (
+        serving.sqlite_file(state.settings.DATABASE_URL)
+        if is_sqlite_url(state.settings.DATABASE_URL)
+        else None
+    )
+    if path is not None:
+        state.serving = serving.ServingMark(path)
+        await anyio.to_thread.run_sync(state.serving.hold_shared)  # waits for a restore in progress
 
 
 async def _open_database(settings: Settings) -> Database:
@@ -249,6 +262,21 @@ def _open_jobs(state: ServiceState) -> None:
     state.health.add(
         "periodic_jobs", checks.jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
     )
+    _schedule_backups(settings, jobs)
+
+
+def _schedule_backups(settings: Settings, jobs: Jobs) -> None:
+    """With BACKUP_EVERY or BACKUP_CRON, the periodic job `lastro-backup` (run once across workers)."""
+    if settings.BACKUP_EVERY is None and settings.BACKUP_CRON is None:
+        return
+    from lastro.backup.job import JOB_NAME, scheduled_backup
+
+    if settings.BACKUP_EVERY is not None and settings.BACKUP_CRON is not None:
+        raise StartupError("BACKUP_EVERY and BACKUP_CRON are both set: a backup schedule is one or the other")
+    try:
+        jobs.add(JOB_NAME, scheduled_backup(settings), every=settings.BACKUP_EVERY, cron=settings.BACKUP_CRON)
+    except ConfigurationError as exc:
+        raise StartupError(f"BACKUP_CRON={settings.BACKUP_CRON!r} cannot be read: {exc}") from None
 
 
 async def _stop_jobs(state: ServiceState) -> None:
@@ -280,6 +308,8 @@ async def shutdown(state: ServiceState) -> None:
     if state.tracing is not None:
         logger.info("shutdown: exporting the last spans")
         await anyio.to_thread.run_sync(state.tracing.shutdown)
+    if state.serving is not None:
+        state.serving.release()
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import click
 
 from lastro._version import __version__
+from lastro.cli.backup import backup
 from lastro.cli.db import db
 from lastro.cli.deploy import deploy
+from lastro.cli.restore import restore
 from lastro.cli.serve import serve
 
 __all__ = ["main"]
@@ -27,3 +29,5 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(db)
 main.add_command(deploy)
+main.add_command(backup)
+main.add_command(restore)
