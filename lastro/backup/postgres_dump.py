@@ -83,7 +83,8 @@ def dump(url: URL, server_version: str, destination: Path) -> None:
     """`pg_dump -Fc` of the URL's database into `destination`."""
     pg_dump = _tool("pg_dump")
     env = tool_env(url)
-    own = _major(_run([pg_dump, "--version"], env, "pg_dump --version").rpartition(")")[2])
+    # "pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)": the version follows the product's name
+    own = _major(_run([pg_dump, "--version"], env, "pg_dump --version").partition(")")[2])
     server = _major(server_version)
     if own < server:
         raise BackupError(
