@@ -82,7 +82,7 @@ def test_a_missing_backup_path_is_one_error_and_no_backup(settings: Settings, tm
         BACKUP_DIR=settings.BACKUP_DIR,
         BACKUP_PATHS=[tmp_path / "nowhere"],
     )
-    with pytest.raises(BackupError, match="BACKUP_PATHS names .*nowhere, which is not a directory"):
+    with pytest.raises(BackupError, match=r"BACKUP_PATHS names .*nowhere, which is not a directory"):
         create_backup(broken)
     assert os.listdir(settings.BACKUP_DIR) == []
 
@@ -107,6 +107,6 @@ def test_a_disk_that_fills_during_the_copy_leaves_no_half_backup(settings: Setti
     connection.commit()
     connection.close()
     with tmpfs(tmp_path / "small", 2) as small:
-        with pytest.raises(BackupError, match="full|space"):
+        with pytest.raises(BackupError, match=r"full|space"):
             create_backup(big, small)
         assert list(small.iterdir()) == []

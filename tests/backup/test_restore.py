@@ -87,8 +87,9 @@ def test_restore_refuses_while_a_process_serves_and_goes_ahead_once_it_died(
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from lastro.db.serving import ServingMark; "
-            f"mark = ServingMark(Path({str(database.resolve())!r})); mark.hold_shared(); print('held', flush=True); time.sleep(60)",
+            "import time; from pathlib import Path; from lastro.db.serving import ServingMark; "
+            f"mark = ServingMark(Path({str(database.resolve())!r})); mark.hold_shared(); "
+            "print('held', flush=True); time.sleep(60)",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
