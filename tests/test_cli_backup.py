@@ -71,3 +71,18 @@ def test_list_shows_each_backup_oldest_first(tmp_path: Path) -> None:
     (line,) = result.stdout.splitlines()
     assert line.startswith("backups/lastro-backup-")
     assert "sqlite  revision 0004" in line
+
+
+def test_backup_applies_the_retention_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With BACKUP_KEEP=1 each `lastro backup` leaves one backup and names what it removed; --no-prune
+    keeps them all."""
+    monkeypatch.setenv("BACKUP_KEEP", "1")
+    out = str(tmp_path / "b")
+    assert invoke("--output", out).exit_code == 0
+    assert invoke("--output", out, "--no-prune").exit_code == 0
+    assert len(list((tmp_path / "b").iterdir())) == 2
+    result = invoke("--output", out)
+    assert result.stdout.count("removed ") == 2
+    assert len(list((tmp_path / "b").iterdir())) == 1

@@ -19,12 +19,19 @@ __all__ = ["backup"]
     show_default="$BACKUP_DIR or ./backups",
     help="Directory the backup is written into.",
 )
+@click.option(
+    "--no-prune",
+    is_flag=True,
+    default=False,
+    help="Keep every backup: skip the retention (BACKUP_KEEP, BACKUP_MAX_AGE_DAYS) that follows.",
+)
 @click.pass_context
-def backup(context: click.Context, output: Path | None) -> None:
-    """Make a backup now: a consistent copy of the database (while it serves) and of BACKUP_PATHS."""
+def backup(context: click.Context, output: Path | None, no_prune: bool) -> None:
+    """Make a backup now: a consistent copy of the database (while it serves) and of BACKUP_PATHS, then
+    remove the backups retention no longer keeps (never the newest)."""
     if context.invoked_subcommand is not None:
         return
-    from lastro.backup import BackupError, create_backup
+    from lastro.backup import BackupError, create_backup, prune
 
     settings = app_settings(".")
     try:
@@ -36,6 +43,9 @@ def backup(context: click.Context, output: Path | None) -> None:
         f"backup {result.path}: {manifest.database_kind} at revision {manifest.schema_revision or 'none'}, "
         f"{len(manifest.files)} files, {_size(result.size)}, {result.seconds:.2f} s"
     )
+    if not no_prune:
+        for path in prune(result.path.parent, settings.BACKUP_KEEP, settings.BACKUP_MAX_AGE_DAYS):
+            click.echo(f"removed {path} (retention)")
 
 
 @backup.command()
