@@ -13,6 +13,7 @@ stopped first at shutdown, before the application's own shutdown closes what the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -80,9 +81,17 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
 
 
 async def startup(state: ServiceState) -> None:
-    settings = state.settings
     state.started_at = state.health.started_at = time.time()
     await _mark_serving(state)
+    try:
+        await _start(state)
+    except BaseException:
+        _release_serving(state)  # shutdown does not run after a failed start-up
+        raise
+
+
+async def _start(state: ServiceState) -> None:
+    settings = state.settings
     database = await _open_database(settings)
     await _check_schema(settings, database)
     await _ensure_tables(database)
@@ -165,8 +174,17 @@ async def _mark_serving(state: ServiceState) -> None:
         else None
     )
     if path is not None:
+        if not is_supervised_worker():  # as Database would: the first start creates the directory
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
         state.serving = serving.ServingMark(path)
         await anyio.to_thread.run_sync(state.serving.hold_shared)  # waits for a restore in progress
+
+
+def _release_serving(state: ServiceState) -> None:
+    if state.serving is not None:
+        state.serving.release()
+        state.serving = None
 
 
 async def _open_database(settings: Settings) -> Database:
@@ -262,21 +280,10 @@ def _open_jobs(state: ServiceState) -> None:
     state.health.add(
         "periodic_jobs", checks.jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
     )
-    _schedule_backups(settings, jobs)
+    if settings.BACKUP_EVERY is not None or settings.BACKUP_CRON is not None:
+        from lastro.backup.job import schedule_backups
 
-
-def _schedule_backups(settings: Settings, jobs: Jobs) -> None:
-    """With BACKUP_EVERY or BACKUP_CRON, the periodic job `lastro-backup` (run once across workers)."""
-    if settings.BACKUP_EVERY is None and settings.BACKUP_CRON is None:
-        return
-    from lastro.backup.job import JOB_NAME, scheduled_backup
-
-    if settings.BACKUP_EVERY is not None and settings.BACKUP_CRON is not None:
-        raise StartupError("BACKUP_EVERY and BACKUP_CRON are both set: a backup schedule is one or the other")
-    try:
-        jobs.add(JOB_NAME, scheduled_backup(settings), every=settings.BACKUP_EVERY, cron=settings.BACKUP_CRON)
-    except ConfigurationError as exc:
-        raise StartupError(f"BACKUP_CRON={settings.BACKUP_CRON!r} cannot be read: {exc}") from None
+        schedule_backups(settings, jobs.add)
 
 
 async def _stop_jobs(state: ServiceState) -> None:
@@ -308,8 +315,7 @@ async def shutdown(state: ServiceState) -> None:
     if state.tracing is not None:
         logger.info("shutdown: exporting the last spans")
         await anyio.to_thread.run_sync(state.tracing.shutdown)
-    if state.serving is not None:
-        state.serving.release()
+    _release_serving(state)
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 

@@ -8,15 +8,17 @@ is the job's failure: retried with backoff, counted, and shown in `/health` unde
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio.to_thread
 
 from lastro.backup.make import create_backup
 from lastro.backup.retention import prune
+from lastro.errors import ConfigurationError, StartupError
 from lastro.observability.logging import get_logger
 from lastro.settings import Settings
 
-__all__ = ["JOB_NAME", "scheduled_backup"]
+__all__ = ["JOB_NAME", "schedule_backups", "scheduled_backup"]
 
 JOB_NAME = "lastro-backup"
 logger = get_logger("lastro.backup")
@@ -42,3 +44,15 @@ def scheduled_backup(settings: Settings) -> Callable[[], Awaitable[None]]:
         await anyio.to_thread.run_sync(run)
 
     return job
+
+
+def schedule_backups(settings: Settings, add: Callable[..., Any]) -> None:
+    """Add the job with `add` (`state.jobs.add`) when BACKUP_EVERY or BACKUP_CRON asks for a schedule."""
+    if settings.BACKUP_EVERY is None and settings.BACKUP_CRON is None:
+        return
+    if settings.BACKUP_EVERY is not None and settings.BACKUP_CRON is not None:
+        raise StartupError("BACKUP_EVERY and BACKUP_CRON are both set: a backup schedule is one or the other")
+    try:
+        add(JOB_NAME, scheduled_backup(settings), every=settings.BACKUP_EVERY, cron=settings.BACKUP_CRON)
+    except ConfigurationError as exc:
+        raise StartupError(f"BACKUP_CRON={settings.BACKUP_CRON!r} cannot be read: {exc}") from None

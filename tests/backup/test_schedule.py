@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from lastro import create_app
+from lastro.errors import StartupError
 from lastro.settings import get_settings
 from tests.support.lifespan import running
 from tests.support.process import wait_for
@@ -72,3 +73,12 @@ async def test_a_backup_that_fails_is_a_job_failure_in_health(tmp_path: Path) ->
             await asyncio.sleep(0.05)  # polling the condition, bounded by the loop
     assert job is not None
     assert "cannot write into BACKUP_DIR" in str(job["last_error"])
+
+
+@pytest.mark.anyio
+async def test_a_cron_the_schedule_cannot_read_stops_start_up_naming_backup_cron(tmp_path: Path) -> None:
+    """BACKUP_CRON with five fields but a minute of 99 fails start-up with a message naming the setting."""
+    settings = get_settings(DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}", BACKUP_CRON="99 3 * * *")
+    with pytest.raises(StartupError, match=r"^BACKUP_CRON='99 3 \* \* \*' cannot be read: cron minute '99'"):
+        async with running(create_app(settings)):
+            pass
