@@ -94,10 +94,11 @@ def dump(url: URL, server_version: str, destination: Path) -> None:
     _run([pg_dump, "--format=custom", "--no-password", f"--file={destination}"], env, "pg_dump")
 
 
-def list_dump(path: Path) -> int:
-    """The number of entries `pg_restore --list` reads from a dump; `BackupError` if it cannot."""
+def list_dump(path: Path) -> list[str]:
+    """The entries `pg_restore --list` reads from a dump (its table of contents); `BackupError` if it
+    cannot read them."""
     output = _run([_tool("pg_restore"), "--list", str(path)], dict(os.environ), f"pg_restore --list {path}")
-    return sum(1 for line in output.splitlines() if line and not line.startswith(";"))
+    return [line for line in output.splitlines() if line and not line.startswith(";")]
 
 
 def sessions_on(connection: Any, database: str) -> list[str]:

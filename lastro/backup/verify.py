@@ -1,9 +1,9 @@
 """`verify_backup(path)`: is this backup whole and restorable?
 
-The manifest must be readable; every file it lists must be there with its size and SHA-256, and no file
-may be missing from it; the SQLite copy must pass `PRAGMA integrity_check` and show the schema revision the
-manifest recorded (a PostgreSQL dump must be read by `pg_restore --list`). The first problem found is
-raised as a one-line `BackupError`.
+The manifest must be readable, and every file it lists must be there with its size and SHA-256. The SQLite
+copy must pass `PRAGMA integrity_check` and show the schema revision the manifest recorded; a PostgreSQL
+dump must be read by `pg_restore --list` and, when the manifest names a revision, hold the data of
+`alembic_version`. The first problem found is raised as a one-line `BackupError`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,14 @@ def verify_backup(path: Path) -> Manifest:
                 f"the manifest says {manifest.schema_revision}"
             )
     elif manifest.database_kind == "postgresql":
-        postgres_dump.list_dump(database)
+        entries = postgres_dump.list_dump(database)
+        if manifest.schema_revision is not None and not any(
+            "TABLE DATA" in entry and "alembic_version" in entry for entry in entries
+        ):
+            raise BackupError(
+                f"{database} holds no alembic_version data; the manifest says revision "
+                f"{manifest.schema_revision}"
+            )
     else:
         raise BackupError(f"{path / MANIFEST} names an unknown database kind {manifest.database_kind!r}")
     return manifest

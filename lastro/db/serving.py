@@ -7,7 +7,7 @@ it only when no process serves the file, and holds it while it swaps the file, s
 meanwhile waits for the swap to finish rather than open a half-replaced database.
 
 A process that cannot create the mark file (a read-only directory) serves unmarked, with a warning. On
-Windows there is no flock; restore then cannot tell, and says so.
+Windows there is no flock: there restore cannot tell, and the service must be stopped first by hand.
 """
 
 from __future__ import annotations
