@@ -6,8 +6,10 @@ record the start time. While the worker serves, a watchdog ends it if its event 
 `TIMEOUT` seconds. Shutdown, each step logged: cancel background tasks (newest first), run the
 application's own shutdown, close the pool, export the spans still queued.
 
-Periodic jobs: start-up opens `state.jobs` for the application's lifespan to add them to; they are
-stopped first at shutdown, before the application's own shutdown closes what they use.
+Periodic jobs: start-up opens `state.jobs` for the application's lifespan to add them to (and adds
+`lastro-backup` itself with BACKUP_EVERY or BACKUP_CRON); they are stopped first at shutdown, before the
+application's own shutdown closes what they use. On SQLite, each worker holds the database's serving mark
+(`lastro.db.serving`) from the start of start-up to the end of shutdown, so `lastro restore` refuses.
 """
 
 from __future__ import annotations
@@ -168,11 +170,7 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
 
 async def _mark_serving(state: ServiceState) -> None:
     """SQLite: hold the database's serving mark while this worker runs, so `lastro restore` refuses."""
-    path = (
-        serving.sqlite_file(state.settings.DATABASE_URL)
-        if is_sqlite_url(state.settings.DATABASE_URL)
-        else None
-    )
+    path = serving.sqlite_file(state.settings.DATABASE_URL)
     if path is not None:
         if not is_supervised_worker():  # as Database would: the first start creates the directory
             with contextlib.suppress(OSError):
