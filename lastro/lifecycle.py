@@ -6,13 +6,16 @@ record the start time. While the worker serves, a watchdog ends it if its event 
 `TIMEOUT` seconds. Shutdown, each step logged: cancel background tasks (newest first), run the
 application's own shutdown, close the pool, export the spans still queued.
 
-Periodic jobs: start-up opens `state.jobs` for the application's lifespan to add them to; they are
-stopped first at shutdown, before the application's own shutdown closes what they use.
+Periodic jobs: start-up opens `state.jobs` for the application's lifespan to add them to (and adds
+`lastro-backup` itself with BACKUP_EVERY or BACKUP_CRON); they are stopped first at shutdown, before the
+application's own shutdown closes what they use. On SQLite, each worker holds the database's serving mark
+(`lastro.db.serving`) from the start of start-up to the end of shutdown, so `lastro restore` refuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -26,7 +29,7 @@ from lastro.coordination import tables
 from lastro.coordination.events import Broadcast
 from lastro.coordination.jobs import Jobs
 from lastro.coordination.transports import keep_trimmed, open_transport
-from lastro.db import migrations, sqlite
+from lastro.db import migrations, serving, sqlite
 from lastro.db.breaker import BreakerState, CircuitBreaker
 from lastro.db.checkpoint import WalCheckpointer
 from lastro.db.engine import Database, DatabaseOptions
@@ -80,8 +83,17 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
 
 
 async def startup(state: ServiceState) -> None:
-    settings = state.settings
     state.started_at = state.health.started_at = time.time()
+    await _mark_serving(state)
+    try:
+        await _start(state)
+    except BaseException:
+        _release_serving(state)  # shutdown does not run after a failed start-up
+        raise
+
+
+async def _start(state: ServiceState) -> None:
+    settings = state.settings
     database = await _open_database(settings)
     await _check_schema(settings, database)
     await _ensure_tables(database)
@@ -154,6 +166,23 @@ async def _start_broadcast(state: ServiceState, database: Database) -> None:
             await broadcast.catch_up()
     except Exception as error:  # the loop goes on trying in the background; /health shows it
         logger.warning("event backend not reachable at start-up", error=one_line(error) or "timed out")
+
+
+async def _mark_serving(state: ServiceState) -> None:
+    """SQLite: hold the database's serving mark while this worker runs, so `lastro restore` refuses."""
+    path = serving.sqlite_file(state.settings.DATABASE_URL)
+    if path is not None:
+        if not is_supervised_worker():  # as Database would: the first start creates the directory
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+        state.serving = serving.ServingMark(path)
+        await anyio.to_thread.run_sync(state.serving.hold_shared)  # waits for a restore in progress
+
+
+def _release_serving(state: ServiceState) -> None:
+    if state.serving is not None:
+        state.serving.release()
+        state.serving = None
 
 
 async def _open_database(settings: Settings) -> Database:
@@ -249,6 +278,10 @@ def _open_jobs(state: ServiceState) -> None:
     state.health.add(
         "periodic_jobs", checks.jobs_check(jobs), timeout=state.settings.HEALTH_CHECK_TIMEOUT, critical=False
     )
+    if settings.BACKUP_EVERY is not None or settings.BACKUP_CRON is not None:
+        from lastro.backup.job import schedule_backups
+
+        schedule_backups(settings, jobs.add)
 
 
 async def _stop_jobs(state: ServiceState) -> None:
@@ -280,6 +313,7 @@ async def shutdown(state: ServiceState) -> None:
     if state.tracing is not None:
         logger.info("shutdown: exporting the last spans")
         await anyio.to_thread.run_sync(state.tracing.shutdown)
+    _release_serving(state)
     logger.info("shutdown complete", uptime_seconds=round(time.time() - state.started_at, 3))
 
 

@@ -246,18 +246,20 @@ class Settings(BaseSettings):
         default=7 * 86400.0, gt=0, description="seconds a periodic job's run stays recorded"
     )
 
-    # Backups (`lastro backup`): where they go, when they run, how many are kept.
-    BACKUP_DIR: Path = Field(default=Path("backups"), description="directory the backups are written to")
+    # Backups (lastro.backup): `lastro backup`, and the periodic job `lastro-backup` when scheduled.
+    BACKUP_DIR: Path = Field(default=Path("backups"), description="where backups are written and pruned")
     BACKUP_EVERY: float | None = Field(
         default=None, gt=0, description="seconds between two scheduled backups; unset: no schedule"
     )
     BACKUP_CRON: str | None = Field(
-        default=None, description="cron expression (UTC) of the scheduled backups, instead of BACKUP_EVERY"
+        default=None, description="when scheduled backups run, a cron expression in UTC, e.g. 0 3 * * *"
     )
     BACKUP_KEEP: int = Field(default=7, ge=1, description="backups kept; older ones beyond it are removed")
-    BACKUP_MAX_AGE_DAYS: float = Field(default=7, gt=0, description="days a backup is kept at most")
+    BACKUP_MAX_AGE_DAYS: float = Field(
+        default=7, gt=0, description="days a backup is kept (the newest good one always is)"
+    )
     BACKUP_PATHS: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list, description="extra directories copied into each backup, e.g. stored images"
+        default_factory=list, description="directories copied into each backup, e.g. var/images"
     )
 
     @field_validator("SLOW_REQUEST_SECONDS", mode="before")
@@ -300,6 +302,23 @@ class Settings(BaseSettings):
                     f"{info.field_name} must be IP addresses or networks separated by commas, "
                     f"e.g. 10.0.0.0/8,127.0.0.1 (got {item!r})"
                 ) from None
+        return value
+
+    @field_validator("BACKUP_PATHS", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("BACKUP_CRON")
+    @classmethod
+    def _check_backup_cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(
+                "BACKUP_CRON must be a cron expression of 5 fields in UTC (minute hour day month weekday), "
+                f"e.g. 0 3 * * * (got {value!r})"
+            )
         return value
 
     @field_validator("RATE_LIMIT_DEFAULT", "RATE_LIMIT_LOGIN")
@@ -366,6 +385,11 @@ class Settings(BaseSettings):
         """Values refused in every environment; a subclass adds its own:
         `[*super().unsafe_problems(), ...]`."""
         problems = []
+        if self.BACKUP_EVERY is not None and self.BACKUP_CRON is not None:
+            problems.append(
+                "BACKUP_EVERY and BACKUP_CRON are both set: a backup schedule is one or the other, "
+                "e.g. BACKUP_EVERY=86400 or BACKUP_CRON='0 3 * * *'"
+            )
         if self.CORS_ALLOW_CREDENTIALS and any("*" in origin for origin in self.CORS_ORIGINS):
             # Starlette answers a credentialed request to `*` with the caller's own origin: any site could
             # then act with the user's cookies.

@@ -25,6 +25,7 @@ from lastro.tasks import BackgroundTasks
 if TYPE_CHECKING:
     from lastro.coordination.events import Broadcast
     from lastro.coordination.jobs import Jobs
+    from lastro.db.serving import ServingMark
     from lastro.observability.tracing import Tracing
     from lastro.rate_limits import Identify, RateLimits
 
@@ -43,6 +44,7 @@ class ServiceState:
     metrics: Metrics | None = None  # from start-up on
     broadcast: Broadcast | None = None  # from start-up on: publish and subscribe across every worker
     tracing: Tracing | None = None  # the spans, with TRACING on; its provider lives from start-up to shutdown
+    serving: ServingMark | None = None  # SQLite: held from start-up to shutdown, see lastro.db.serving
     started_at: float = field(default_factory=time.time)
     _transactions: Transactions | None = field(default=None, init=False, repr=False)
     _jobs: Jobs | None = field(default=None, init=False, repr=False)

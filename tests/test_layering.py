@@ -203,6 +203,31 @@ def test_the_doctor_is_no_part_of_a_running_service() -> None:
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("path", modules("backup"), ids=names(modules("backup")))
+def test_backup_rests_on_the_data_layer_never_on_http(path: Path) -> None:
+    """lastro.backup (a capability the service schedules, not a deploy tool) rests on the settings, the
+    errors, the data layer and the logs; it never imports HTTP, the app, the coordination seam or ops."""
+    outside = {name for name in reaching(path, ("lastro",)) if not name.startswith("lastro.backup")}
+    allowed = ("lastro.settings", "lastro.errors", "lastro._version", "lastro.db", "lastro.observability")
+    assert all(name.startswith(allowed) for name in outside), outside
+    assert not reaching(path, ("fastapi", "starlette"))
+
+
+BACKUP_USERS = {"cli", "backup"}
+BELOW_THE_BACKUP = [
+    path
+    for path in modules("")
+    if not BACKUP_USERS & set(path.relative_to(PACKAGE).parts) and path.name != "lifecycle.py"
+]
+
+
+@pytest.mark.parametrize("path", BELOW_THE_BACKUP, ids=names(BELOW_THE_BACKUP))
+def test_only_the_command_and_start_up_import_backup(path: Path) -> None:
+    """Only the command and start-up (which schedules the job) import lastro.backup: the data layer and
+    everything under it know nothing of it."""
+    assert not reaching(path, ("lastro.backup",))
+
+
 BELOW_THE_OPS = [path for path in modules("") if not {"cli", "ops"} & set(path.relative_to(PACKAGE).parts)]
 
 

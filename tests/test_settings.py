@@ -307,6 +307,9 @@ BOUNDS = {
     "EVENTS_REPLAY_MAX": (1, 0),
     "EVENTS_QUEUE_SIZE": (1, 0),
     "EVENTS_POLL_INTERVAL": POSITIVE,
+    "BACKUP_EVERY": POSITIVE,
+    "BACKUP_KEEP": (1, 0),
+    "BACKUP_MAX_AGE_DAYS": POSITIVE,
 }
 
 
@@ -647,3 +650,23 @@ def test_slow_request_seconds_refusal_names_the_form(value: str) -> None:
         "SLOW_REQUEST_SECONDS must be a number of seconds, e.g. 1.5, or 0 to log no slow request "
         f"(got {value!r})"
     )
+
+
+def test_backup_paths_are_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BACKUP_PATHS=var/images, var/uploads is two directories."""
+    monkeypatch.setenv("BACKUP_PATHS", "var/images, var/uploads")
+    assert [Path("var/images"), Path("var/uploads")] == get_settings().BACKUP_PATHS
+
+
+def test_a_backup_cron_without_five_fields_names_the_setting_and_the_form() -> None:
+    """BACKUP_CRON must have five fields; the refusal shows an example."""
+    with pytest.raises(
+        ConfigurationError, match=r"^BACKUP_CRON must be a cron expression of 5 fields .* 0 3 \* \* \*"
+    ):
+        get_settings(BACKUP_CRON="daily")
+
+
+def test_backup_every_and_backup_cron_together_are_refused() -> None:
+    """A schedule is BACKUP_EVERY or BACKUP_CRON, not both."""
+    with pytest.raises(ConfigurationError, match="BACKUP_EVERY and BACKUP_CRON are both set"):
+        get_settings(BACKUP_EVERY=60, BACKUP_CRON="0 3 * * *")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import click
 
 from lastro._version import __version__
+from lastro.cli.backup import backup
 from lastro.cli.db import db
 from lastro.cli.deploy import deploy
 from lastro.cli.doctor import doctor
+from lastro.cli.restore import restore
 from lastro.cli.serve import serve
 
 __all__ = ["main"]
@@ -29,3 +31,5 @@ main.add_command(serve)
 main.add_command(db)
 main.add_command(deploy)
 main.add_command(doctor)
+main.add_command(backup)
+main.add_command(restore)

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 PoolStatus = dict[str, int]
+APPLICATION_NAME = "lastro"
 # Connections all workers together may hold on a PostgreSQL server with the default max_connections=100,
 # leaving room for migrations, backups and an operator's psql.
 POSTGRES_CONNECTION_BUDGET = 80
@@ -189,6 +190,9 @@ class Database:
             "keepalives_count": 3,
             "tcp_user_timeout": connect * 2000,
         }
+        if "application_name" not in self.url.query:
+            # Named in pg_stat_activity: an operator, and `lastro restore`'s refusal, tell its sessions apart.
+            connect_args["application_name"] = APPLICATION_NAME
         if self.options.statement_timeout:
             # Keep the URL's own `options` (e.g. `-csearch_path=...`): connect_args would replace them.
             given = self.url.query.get("options")

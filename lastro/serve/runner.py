@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from lastro.db.serving import ServingMark, sqlite_file
 from lastro.errors import ConfigurationError
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.metrics_directory import MetricsDirectory
@@ -130,11 +131,18 @@ def run(config: ServeConfig) -> int:
         before_restart=lambda: check_schema(settings),
         worker_exited=metrics.worker_exited,
     )
+    # Held for the supervisor's life (and inherited by forked workers): `lastro restore` refuses meanwhile.
+    database = sqlite_file(settings.DATABASE_URL)
+    mark = ServingMark(database) if database is not None else None
+    if mark is not None:
+        mark.hold_shared()
     try:
         supervisor.run()
     finally:
         socket.close()
         metrics.remove()
+        if mark is not None:
+            mark.release()
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         logger.error("a worker failed to start; see its log lines above")
         return STARTUP_FAILURE

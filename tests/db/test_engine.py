@@ -532,3 +532,18 @@ def test_the_sqlite_in_memory_probe_answers() -> None:
 def test_pool_overflow_is_never_reported_negative(sqlite_db: Database) -> None:
     """An idle pool reports zero overflow connections in use."""
     assert sqlite_db.pool_status()["overflow"] == 0
+
+
+@pg
+@pytest.mark.parametrize(
+    ("query", "expected"), [("", "lastro"), ("?application_name=orders-api", "orders-api")]
+)
+def test_postgres_sessions_are_named_lastro_unless_the_url_names_them(query: str, expected: str) -> None:
+    """pg_stat_activity shows lastro's sessions as `lastro`; an application_name in the URL wins."""
+    database = Database(POSTGRES_URL + query)
+    try:
+        with database.engine.connect() as connection:
+            name = connection.execute(text("SELECT current_setting('application_name')")).scalar_one()
+    finally:
+        database.dispose()
+    assert name == expected
