@@ -13,6 +13,7 @@ import click
 from lastro._version import __version__
 from lastro.cli.db import db
 from lastro.cli.deploy import deploy
+from lastro.cli.loadtest import loadtest
 from lastro.cli.serve import serve
 
 __all__ = ["main"]
@@ -27,3 +28,4 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(db)
 main.add_command(deploy)
+main.add_command(loadtest)
