@@ -92,6 +92,11 @@ def _worker_advice(run: Run, step: Step, cores: int, limited: bool) -> tuple[int
     )
     if not limited:
         return workers, [f"{seen}: the workers kept up; the limit lies beyond the highest step"]
+    if per_worker < BUSY_WORKER and machine >= BUSY_MACHINE:
+        return workers, [
+            f"{seen}: the machine had no idle CPU, and the workers got only that much of it; more workers "
+            "would not help here: measure with the load generator on another machine, or on a quieter one"
+        ]
     if per_worker < BUSY_WORKER:
         return workers, [
             f"{seen}: the workers were not CPU-bound, so more workers would not help; the limit is "
@@ -126,6 +131,7 @@ def _others_findings(steps: list[Step]) -> list[str]:
 
 def _status_findings(steps: list[Step]) -> list[str]:
     limited = sum(step.statuses.get("429", 0) for step in steps)
+    shed = sum(step.statuses.get("503", 0) for step in steps)
     exceptions = sum(step.exceptions for step in steps)
     findings = []
     if limited:
@@ -133,6 +139,11 @@ def _status_findings(steps: list[Step]) -> list[str]:
             f"{limited} answers were 429: every simulated user comes from one address, so the target's "
             "rate limits count them as one client; raise its RATE_LIMIT_DEFAULT and RATE_LIMIT_LOGIN for the "
             "test, or the report measures the limits"
+        )
+    if shed:
+        findings.append(
+            f"{shed} answers were 503: the target refused work it could not serve in time (lastro's "
+            "back-pressure: MAX_IN_FLIGHT, MAX_LOOP_LAG) or a dependency was down; see its log"
         )
     if exceptions:
         findings.append(f"the scenario's own code raised {exceptions} exceptions (not counted as requests)")

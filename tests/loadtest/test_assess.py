@@ -91,3 +91,17 @@ def test_other_processes_busy_on_the_machine_are_said() -> None:
     )
     assert step.other_cpu_percent == 75.0
     assert any("other processes used up to 75%" in finding for finding in assess(make_run(step)).findings)
+
+
+def test_shed_answers_point_at_back_pressure() -> None:
+    """503s in a step say the target refused work it could not serve in time."""
+    run = make_run(make_step(200, failures=30, statuses={"503": 30}))
+    assert any("30 answers were 503" in finding for finding in assess(run).findings)
+
+
+def test_a_saturated_machine_with_idle_workers_blames_the_machine() -> None:
+    """Workers at 10% each while the machine's cores are 99% busy: the machine, not the workers, was short."""
+    run = make_run(make_step(200, p95=900, server_cpu_percent=20.0, machine_cpu_percent=99.0), cpu_count=2)
+    assessment = assess(run)
+    assert assessment.recommended_workers == 2
+    assert any("the machine had no idle CPU" in finding for finding in assessment.findings)
