@@ -65,7 +65,7 @@ def test_the_default_scenario_prints_the_table_and_writes_the_report(
     result = loadtest(f"{server.url}/health/live", *TINY, "--report", str(report), "--chart", str(chart))
     assert result.returncode == 0, result.stderr
     assert "2 steps (2, 4 users) of 2 s" in result.stderr
-    assert "about 9 s in all" in result.stderr
+    assert "4 s in all, stopped by 9 s" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split("|")[1:-1] == [
         " users ",

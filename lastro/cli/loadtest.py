@@ -36,10 +36,10 @@ class ProgressBar:
     """click's progress bar on stderr, moved by the seconds elapsed; silent when stderr is no terminal."""
 
     def __init__(self, total: float) -> None:
+        self.shown, self.total = 0, int(total)
         self.bar = click.progressbar(
-            length=int(total), file=sys.stderr, label="loadtest", show_pos=False, width=30
+            length=self.total, file=sys.stderr, label="loadtest", show_pos=False, width=30
         )
-        self.shown = 0
         self.visible = sys.stderr.isatty()
 
     def __call__(self, elapsed: float, label: str) -> None:
@@ -53,6 +53,7 @@ class ProgressBar:
 
     def close(self) -> None:
         if self.visible:
+            self.bar.update(self.total - self.shown)
             self.bar.render_finish()
 
 
@@ -191,7 +192,7 @@ def _measure(run: Run, user_classes: list[type[User]], target: Target) -> None:
     click.echo(
         f"loadtest {run.target} ({run.scenario}): {len(plan.users)} steps ({counts} users) of "
         f"{plan.step_duration:g} s, {plan.warm_up:g} s of each a warm-up; "
-        f"about {plan.total_seconds:.0f} s in all",
+        f"{plan.step_duration * len(plan.users):.0f} s in all, stopped by {plan.total_seconds:.0f} s",
         err=True,
     )
     bar = ProgressBar(plan.total_seconds)

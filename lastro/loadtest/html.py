@@ -22,6 +22,7 @@ th { background: #f4f4f4; }
 td.verdict { font-weight: bold; text-align: left; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }
 dt { font-weight: bold; }
+table.names td:nth-child(2) { text-align: left; }
 .note { background: #fff8e1; border-left: 4px solid #ffb300; padding: 8px 12px; }
 """
 
@@ -75,7 +76,7 @@ def _by_name(run: Run) -> str:
                 *(f"{figures[key]:.0f}" for key in ("p50_ms", "p95_ms", "p99_ms")),
             )
             rows.append(f"<tr>{_cells(values)}</tr>")
-    return f"<table><tr>{_cells(BY_NAME, 'th')}</tr>{''.join(rows)}</table>"
+    return f"<table class='names'><tr>{_cells(BY_NAME, 'th')}</tr>{''.join(rows)}</table>"
 
 
 def _definitions(items: dict[str, Any]) -> str:
