@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import uuid
 from urllib.parse import urlencode
 
@@ -44,11 +45,15 @@ class OrdersUser(FastHttpUser):
     connection_timeout = 10.0
 
     token: str | None = None  # the session's, shared by the users of this process
+    # Locust has patched threading with gevent by now: the users that start while the first signs in wait
+    # for its token instead of each signing in too.
+    signing_in = threading.Lock()
 
     def on_start(self) -> None:
         self.etags: dict[int, str] = {}  # this user's own orders: id -> ETag as last seen
-        if OrdersUser.token is None:
-            OrdersUser.token = self._sign_in()
+        with OrdersUser.signing_in:
+            if OrdersUser.token is None:
+                OrdersUser.token = self._sign_in()
         self.auth = {"Authorization": f"Bearer {OrdersUser.token}"}
 
     def _sign_in(self) -> str:
