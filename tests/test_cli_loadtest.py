@@ -8,6 +8,7 @@ the service's capacity (docs/capacity/ has that).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -181,3 +182,22 @@ def test_without_locust_the_command_says_how_to_install_it() -> None:
     blocked = "import sys; sys.modules['locust'] = None; from lastro.cli import main; main()"
     result = loadtest("http://127.0.0.1:9/", *TINY, code=blocked)
     assert_one_error_line(result, 2, "pip install 'lastro[loadtest]'")
+
+
+def test_ctrl_c_reports_what_was_measured_and_exits_130(server: ServeProcess) -> None:
+    """SIGINT once the run is announced: the report of the steps measured until then (none, or some), a
+    line saying it was interrupted, exit code 130, and no traceback."""
+    command = [sys.executable, "-m", "lastro", "loadtest", f"{server.url}/health/live", "--users", "2,4,6"]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(
+        [*command, "--step-duration", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        assert process.stderr is not None
+        assert "3 steps (2, 4, 6 users)" in process.stderr.readline()  # under way once announced
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert out.startswith("| users |")
+    assert "- stopped early: interrupted (Ctrl-C)" in out
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["loadtest"]
 
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C (128 + SIGINT)
 INSTALL = "lastro loadtest needs Locust: pip install 'lastro[loadtest]'"
 
 
@@ -163,6 +165,8 @@ def loadtest(
     )
     _measure(run, user_classes, target)
     _output(run, report, chart, as_json)
+    if run.cancelled:
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def locust_installed() -> bool:
@@ -185,23 +189,27 @@ def _user_classes(scenario: str | None, target: Target) -> list[type[User]]:
 
 
 def _measure(run: Run, user_classes: list[type[User]], target: Target) -> None:
-    from lastro.loadtest.runner import run_steps
+    from lastro.loadtest.runner import Cancel, run_steps
 
-    plan = run.plan
-    counts = ", ".join(str(count) for count in plan.users)
-    click.echo(
-        f"loadtest {run.target} ({run.scenario}): {len(plan.users)} steps ({counts} users) of "
-        f"{plan.step_duration:g} s, {plan.warm_up:g} s of each a warm-up; "
-        f"{plan.step_duration * len(plan.users):.0f} s in all, stopped by {plan.total_seconds:.0f} s",
-        err=True,
-    )
-    bar = ProgressBar(plan.total_seconds)
-    server = ServerProcesses(target.port) if target.loopback else None
-    begun = time.monotonic()
+    plan, cancel = run.plan, Cancel()
+    previous = signal.signal(signal.SIGINT, cancel)  # Ctrl-C ends the run with the steps measured so far
     try:
-        run_steps(run, user_classes, target.origin, server, bar)
+        counts = ", ".join(str(count) for count in plan.users)
+        click.echo(
+            f"loadtest {run.target} ({run.scenario}): {len(plan.users)} steps ({counts} users) of "
+            f"{plan.step_duration:g} s, {plan.warm_up:g} s of each a warm-up; "
+            f"{plan.step_duration * len(plan.users):.0f} s in all, stopped by {plan.total_seconds:.0f} s",
+            err=True,
+        )
+        bar = ProgressBar(plan.total_seconds)
+        server = ServerProcesses(target.port) if target.loopback else None
+        begun = time.monotonic()
+        try:
+            run_steps(run, user_classes, target.origin, server, bar, cancel)
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        signal.signal(signal.SIGINT, previous)
     click.echo(f"measured in {time.monotonic() - begun:.0f} s", err=True)
 
 

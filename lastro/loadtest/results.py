@@ -66,3 +66,4 @@ class Run:
     steps: list[Step] = field(default_factory=list)
     started_at: str = ""
     interrupted: str | None = None  # why the run stopped before its last step
+    cancelled: bool = False  # by the person running it (Ctrl-C)

@@ -24,15 +24,33 @@ from locust.runners import Runner
 from lastro.loadtest.machine import ServerProcesses, cpu_percent_between
 from lastro.loadtest.results import Run, Step
 
-__all__ = ["Progress", "run_steps"]
+__all__ = ["Cancel", "Progress", "run_steps"]
 
 Progress = Callable[[float, str], None]  # (seconds since the start, what runs now)
 TICK = 0.25  # seconds between two progress updates
 GIVE_UP_ERROR_PERCENT = 50.0  # a step this bad ends the run: higher steps would only pile on
+INTERRUPTED = "interrupted (Ctrl-C); the steps measured until then are reported"
 
 
-def _wait_until(deadline: float, started: float, label: str, progress: Progress) -> None:
+class Cancel:
+    """A SIGINT handler that only records the request: the step loop stops at its next tick, at a point
+    of its own choosing, instead of a KeyboardInterrupt raised wherever gevent happens to be."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _wait_until(deadline: float, started: float, label: str, progress: Progress, cancel: Cancel) -> None:
     while (left := deadline - time.monotonic()) > 0:
+        if cancel.requested:
+            raise _Cancelled
         time.sleep(min(TICK, left))  # gevent's, once Locust has patched: the users run meanwhile
         progress(time.monotonic() - started, label)
 
@@ -42,10 +60,15 @@ def _exception_count(runner: Runner) -> int:
 
 
 def run_steps(
-    run: Run, user_classes: list[type[User]], origin: str, server: ServerProcesses | None, progress: Progress
+    run: Run,
+    user_classes: list[type[User]],
+    origin: str,
+    server: ServerProcesses | None,
+    progress: Progress,
+    cancel: Cancel,
 ) -> None:
-    """Measure each step of `run.plan` into `run.steps`; stop early (saying why) on Ctrl-C or a step that
-    failed half its requests."""
+    """Measure each step of `run.plan` into `run.steps`; stop early (saying why) when `cancel` is requested
+    or a step failed half its requests."""
     logging.getLogger("locust").setLevel(logging.CRITICAL)  # the run reports failures; no log lines
     environment = Environment(user_classes=user_classes, host=origin)
     runner = environment.create_local_runner()
@@ -63,14 +86,14 @@ def run_steps(
             step_start = time.monotonic()
             label = f"{users} users ({index + 1}/{len(plan.users)})"
             runner.start(users, spawn_rate=min(100.0, plan.spawn_rate(index)))
-            _wait_until(step_start + plan.warm_up, started, label, progress)
+            _wait_until(step_start + plan.warm_up, started, label, progress, cancel)
             environment.stats.reset_all()
             statuses.clear()
             exceptions = _exception_count(runner)
             psutil.cpu_percent(None)
             own_cpu, server_cpu = sum(own.cpu_times()[:2]), server.cpu_seconds() if server else {}
             window_start = time.monotonic()
-            _wait_until(step_start + plan.step_duration, started, label, progress)
+            _wait_until(step_start + plan.step_duration, started, label, progress, cancel)
             seconds = time.monotonic() - window_start
             step = _step(run, environment, users, seconds, statuses, runner, exceptions)
             step = _with_cpu(step, seconds, own, own_cpu, server, server_cpu)
@@ -81,8 +104,8 @@ def run_steps(
                     "the higher steps were not run"
                 )
                 break
-    except KeyboardInterrupt:
-        run.interrupted = "interrupted (Ctrl-C) during the step after the last one reported"
+    except _Cancelled:
+        run.interrupted, run.cancelled = INTERRUPTED, True
     finally:
         runner.quit()
 
