@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.process import ROOT, free_port
+from tests.support.process import ROOT, ServerProcess, free_port
 from tests.support.servers import ServeProcess, serve
 
 TINY = ("--users", "2,4", "--step-duration", "2")
+PROCESS_ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
 ORDERS_SCENARIO = "examples/orders/loadtest.py"
 
 
@@ -188,9 +189,12 @@ def test_ctrl_c_reports_what_was_measured_and_exits_130(server: ServeProcess) ->
     """SIGINT once the run is announced: the report of the steps measured until then (none, or some), a
     line saying it was interrupted, exit code 130, and no traceback."""
     command = [sys.executable, "-m", "lastro", "loadtest", f"{server.url}/health/live", "--users", "2,4,6"]
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     with subprocess.Popen(
-        [*command, "--step-duration", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*command, "--step-duration", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=PROCESS_ENV,
     ) as process:
         assert process.stderr is not None
         assert "3 steps (2, 4, 6 users)" in process.stderr.readline()  # under way once announced
@@ -201,3 +205,32 @@ def test_ctrl_c_reports_what_was_measured_and_exits_130(server: ServeProcess) ->
     assert "- stopped early: interrupted (Ctrl-C)" in out
     assert "Traceback" not in err
     assert "KeyboardInterrupt" not in err
+
+
+def test_a_target_that_goes_away_is_overloaded_not_a_hang(tmp_path: Path) -> None:
+    """The target killed once the run is announced: its last step counts refused connections (status 0)
+    as failures, is overloaded, and the run ends within its bound."""
+    port = free_port()
+    target = ServerProcess(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        {"PATH": "/usr/bin:/bin"},
+        tmp_path / "http.log",
+        port=port,
+        ready_path="/",
+        cwd=tmp_path,
+    )
+    command = [sys.executable, "-m", "lastro", "loadtest", f"{target.url}/", *TINY, "--json"]
+    with (
+        target,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PROCESS_ENV
+        ) as process,
+    ):
+        assert process.stderr is not None
+        assert "2 steps (2, 4 users)" in process.stderr.readline()
+        target.stop()
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    last = json.loads(out)["steps"][-1]
+    assert last["verdict"] == "overloaded"
+    assert last["statuses"].get("0", 0) > 0
