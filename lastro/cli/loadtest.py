@@ -1,7 +1,8 @@
 """`lastro loadtest URL`: a capacity report of a running service, measured with Locust (`lastro[loadtest]`).
 
-Arguments are checked and the target probed before Locust is imported: Locust monkey-patches the standard
-library with gevent on import, which only this command's own process may take on.
+The arguments are checked first, then the scenario is loaded, then the target probed: a mistake is one
+`Error:` line before any request. Locust monkey-patches the standard library with gevent when imported,
+which only this command's own process may take on: it is imported once the arguments are good.
 """
 
 from __future__ import annotations
