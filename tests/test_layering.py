@@ -262,3 +262,38 @@ def test_importing_lastro_loads_no_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+BELOW_THE_LOADTEST = [
+    path for path in modules("") if not {"cli", "loadtest"} & set(path.relative_to(PACKAGE).parts)
+]
+
+
+@pytest.mark.parametrize("path", BELOW_THE_LOADTEST, ids=names(BELOW_THE_LOADTEST))
+def test_only_the_command_imports_the_loadtest(path: Path) -> None:
+    """Nothing but the command (lastro/cli/) imports lastro.loadtest, and nothing outside lastro.loadtest
+    imports Locust or gevent: a service never loads the load generator."""
+    assert not reaching(path, ("lastro.loadtest", "locust", "gevent"))
+
+
+@pytest.mark.parametrize("path", modules("loadtest"), ids=names(modules("loadtest")))
+def test_the_loadtest_rests_on_errors_alone(path: Path) -> None:
+    """lastro.loadtest measures a service from outside: of lastro it imports errors and the version, and
+    only its scenario and runner modules import Locust."""
+    outside = {name for name in reaching(path, ("lastro",)) if not name.startswith("lastro.loadtest")}
+    assert outside <= {"lastro.errors", "lastro._version"}
+    if path.name not in ("scenario.py", "runner.py"):
+        assert not reaching(path, ("locust", "gevent"))
+
+
+def test_the_command_line_loads_no_load_generator() -> None:
+    """`import lastro.cli` (every command's start) loads neither Locust nor gevent: only a loadtest run does,
+    in its own process."""
+    code = (
+        "import sys, lastro.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

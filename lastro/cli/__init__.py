@@ -15,6 +15,7 @@ from lastro.cli.backup import backup
 from lastro.cli.db import db
 from lastro.cli.deploy import deploy
 from lastro.cli.doctor import doctor
+from lastro.cli.loadtest import loadtest
 from lastro.cli.restore import restore
 from lastro.cli.serve import serve
 
@@ -33,3 +34,4 @@ main.add_command(deploy)
 main.add_command(doctor)
 main.add_command(backup)
 main.add_command(restore)
+main.add_command(loadtest)
