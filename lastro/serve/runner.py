@@ -25,7 +25,7 @@ from lastro.observability.logging import configure_logging, get_logger, logging_
 from lastro.serve.metrics_directory import MetricsDirectory
 from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import HEADER_TIMEOUT, MAX_HEAD_BYTES, protocol_path
-from lastro.serve.supervisor import Supervisor
+from lastro.serve.supervisor import Supervisor, forks_workers
 from lastro.settings import Settings
 from lastro.workers import SUPERVISED_ENV, freeze_long_lived_objects
 
@@ -119,6 +119,7 @@ def run(config: ServeConfig) -> int:
         workers=config.workers,
         server=f"uvicorn {uvicorn.__version__}",
         event_loop=event_loop_name(),
+        worker_start="fork" if forks_workers(settings.WORKER_START_METHOD) else "spawn",
         environment=settings.ENVIRONMENT,
     )
     os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor starts
@@ -129,6 +130,7 @@ def run(config: ServeConfig) -> int:
         sockets=[socket],
         before_restart=lambda: check_schema(settings),
         worker_exited=metrics.worker_exited,
+        start_method=settings.WORKER_START_METHOD,
     )
     try:
         supervisor.run()

@@ -8,6 +8,7 @@ only the application's own modules (the supervisor never imports them) and start
 The first rolling restart (SIGHUP, a deploy) switches to spawning for good: a deploy may have upgraded a
 library that the supervisor imported at its start, and every worker must then load it from disk.
 Windows has no fork and macOS's system libraries are not fork-safe: both always spawn.
+`WORKER_START_METHOD=spawn` spawns on Linux too: the start-up Windows has, testable on Linux.
 
 **Liveness.** uvicorn's supervisor pings each worker over a pipe and waits up to
 `timeout_worker_healthcheck` for the answer. A worker that exits on its own (recycled after
@@ -39,12 +40,17 @@ from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess, Process, log
 from lastro.serve.orphan import die_with_parent
 from lastro.workers import freeze_long_lived_objects
 
-__all__ = ["Supervisor", "WorkerProcess", "can_fork", "worker_answers"]
+__all__ = ["Supervisor", "WorkerProcess", "can_fork", "forks_workers", "worker_answers"]
 
 
 def can_fork() -> bool:
     # Linux only: macOS system libraries are not fork-safe (Python spawns there by default since 3.8).
     return sys.platform.startswith("linux")
+
+
+def forks_workers(start_method: str) -> bool:
+    """Whether `WORKER_START_METHOD=start_method` forks the workers here (auto on Linux), else spawns."""
+    return start_method == "auto" and can_fork()
 
 
 class WorkerProcess(Process):
@@ -121,9 +127,10 @@ class Supervisor(Multiprocess):
         *,
         before_restart: Callable[[], str | None] | None = None,
         worker_exited: Callable[[int], None] | None = None,
+        start_method: str = "auto",
     ) -> None:
         super().__init__(config, sockets)
-        self.fork = can_fork()
+        self.fork = forks_workers(start_method)
         self.before_restart = before_restart
         self.worker_exited = worker_exited  # told the pid of every worker that is gone, for its live metrics
 
