@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -107,10 +109,28 @@ class ControlDirectory:
         except (OSError, ValueError):
             return None
 
+    def running_pid(self) -> int | None:
+        """The pid of the supervisor that claimed this directory, if that process is alive."""
+        pid = self.supervisor_pid()
+        return pid if pid is not None and psutil.pid_exists(pid) else None
+
     def request_reload(self) -> str:
         token = uuid.uuid4().hex
         self._write(self.request_file, token)
         return token
+
+    def reload(self, timeout: float, poll: float = 0.1) -> ReloadResult | None:
+        """Ask the supervisor for a rolling restart and wait for its answer; None if none came in time."""
+        token = self.request_reload()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = self.reload_result(token)
+            if result is not None:
+                return result
+            if self.running_pid() is None:
+                return ReloadResult(token, False, "the service stopped before it answered")
+            time.sleep(poll)
+        return None
 
     def reload_result(self, token: str) -> ReloadResult | None:
         try:

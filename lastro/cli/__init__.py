@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from lastro._version import __version__
+from lastro.cli.control import drain, reload
 from lastro.cli.db import db
 from lastro.cli.deploy import deploy
 from lastro.cli.serve import serve
@@ -27,3 +28,5 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(db)
 main.add_command(deploy)
+main.add_command(drain)
+main.add_command(reload)

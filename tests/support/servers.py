@@ -25,6 +25,7 @@ __all__ = [
     "ORDERS",
     "ORDERS_MIGRATIONS",
     "ROOT",
+    "WORKER_START_ENV",
     "ServeProcess",
     "TcpProxy",
     "free_port",
@@ -48,7 +49,13 @@ class ServeProcess(ServerProcess):
         self.start()
 
 
+# `LASTRO_TEST_WORKER_START_METHOD=spawn pytest tests/serve` runs every `lastro serve` of the tests with
+# spawned workers, as on Windows (tests/serve/test_spawned_workers.py runs a chosen set that way always).
+WORKER_START_ENV = "LASTRO_TEST_WORKER_START_METHOD"
+
+
 def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    start_method = os.environ.get(WORKER_START_ENV)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LASTRO_", "PYTEST_"))}
     env.update(
         {
@@ -69,6 +76,8 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT),
         }
     )
+    if start_method:
+        env["WORKER_START_METHOD"] = start_method
     env.update(settings)
     return env
 
