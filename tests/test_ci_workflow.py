@@ -20,6 +20,7 @@ from tests.support.servers import ROOT, free_port
 from tests.support.services import reachable, skip_reason
 
 WORKFLOW = ROOT / ".github" / "workflows" / "test.yml"
+SCHEMA = "vendor.github-workflows"
 
 
 def workflow() -> dict[str, Any]:
@@ -30,7 +31,7 @@ def workflow() -> dict[str, Any]:
 def test_the_workflow_is_valid_for_github() -> None:
     """check-jsonschema validates the file against the GitHub workflow schema it ships."""
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMA, str(WORKFLOW)],
         capture_output=True,
         text=True,
         timeout=60,
