@@ -1,18 +1,18 @@
 """`lastro drain` and `lastro reload` against a real `lastro serve`: the portable path (no signal), which is
-what a Windows service uses, run here on Linux."""
+what a Windows service uses, run here on Linux.
+
+The reload under traffic, and its refusal, run with spawned workers as on Windows, in
+tests/serve/test_spawned_workers.py: one service for both, which this module's helpers drive.
+"""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import httpx
 
-from lastro.db.migrations import head_revision
-from tests.serve.test_serve_process import NEXT_REVISION
-from tests.support.servers import LASTRO, ORDERS_MIGRATIONS, ROOT, ServeProcess, serve, serve_env, wait_for
+from tests.support.servers import LASTRO, ROOT, ServeProcess, serve, serve_env, wait_for
 
 CLOSE = {"Connection": "close"}  # a new connection each time, so that every worker gets asked
 
@@ -60,52 +60,6 @@ def test_drain_turns_ready_503_on_every_worker_until_drain_off(tmp_path: Path) -
     assert pings == {200}
     assert undrained.returncode == 0
     assert ready_again == {(200, "ready")}
-
-
-def test_reload_under_requests_replaces_every_worker_and_refuses_none(tmp_path: Path) -> None:
-    """`lastro reload` under a stream of requests: new worker pids, every request answered 200."""
-    with serve(tmp_path) as server:
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        before = server.worker_pids()
-        statuses: list[int] = []
-        done = threading.Event()
-
-        def traffic() -> None:
-            while not done.is_set():
-                statuses.append(httpx.get(f"{server.url}/api/ping", headers=CLOSE, timeout=20).status_code)
-
-        worker = threading.Thread(target=traffic)
-        worker.start()
-        try:
-            reloaded = lastro(server, "reload")
-        finally:
-            done.set()
-            worker.join()
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        after = server.worker_pids()
-    assert (reloaded.returncode, reloaded.stderr) == (0, "")
-    assert "2 workers replaced" in reloaded.stdout
-    assert before.isdisjoint(after)
-    assert len(statuses) > 10
-    assert set(statuses) == {200}
-
-
-def test_a_refused_reload_exits_1_with_the_reason(tmp_path: Path) -> None:
-    """A reload onto a migration nobody ran is refused: exit 1, the reason in one line; workers unchanged."""
-    migrations = tmp_path / "migrations"
-    shutil.copytree(ORDERS_MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    with serve(tmp_path, MIGRATIONS_DIR=str(migrations)) as server:
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        before = server.worker_pids()
-        (migrations / "versions" / "next.py").write_text(NEXT_REVISION.format(head=head_revision(migrations)))
-        reloaded = lastro(server, "reload")
-        after = server.worker_pids()
-    assert reloaded.returncode == 1
-    assert reloaded.stderr.startswith("Error: reload of lastro serve")
-    assert "refused" in reloaded.stderr
-    assert "lastro db upgrade" in reloaded.stderr
-    assert len(reloaded.stderr.splitlines()) == 1
-    assert after == before
 
 
 def test_the_commands_without_a_running_service_fail_naming_the_control_directory(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ def test_a_reload_waits_for_the_migration_then_replaces_every_worker(tmp_path: P
         before = server.worker_pids()
         (migrations / "versions" / "next.py").write_text(NEXT_REVISION.format(head=head_revision(migrations)))
         refused = lastro(server, "reload")
+        unchanged = server.worker_pids()
         upgraded = lastro(server, "db", "upgrade", "--migrations", str(migrations))
         statuses: list[int] = []
         done = threading.Event()
@@ -90,11 +91,17 @@ def test_a_reload_waits_for_the_migration_then_replaces_every_worker(tmp_path: P
             worker.join()
         wait_for(lambda: len(server.worker_pids()) == 2)
         after = server.worker_pids()
-    assert (refused.returncode, "lastro db upgrade" in refused.stderr) == (1, True)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: reload of lastro serve")
+    assert "lastro db upgrade" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert unchanged == before
     assert upgraded.returncode == 0
     assert (reloaded.returncode, reloaded.stderr) == (0, "")
+    assert "2 workers replaced" in reloaded.stdout
     assert before.isdisjoint(after)
-    assert statuses
+    assert len(after) == 2
+    assert len(statuses) > 10
     assert set(statuses) == {200}
 
 
