@@ -54,7 +54,8 @@ def _answers_once(host: str, port: int) -> bool:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """On Windows a `postgres` or `redis` test skips, saying why, when its server does not answer."""
+    """On Windows a `posix` test skips, and a `postgres` or `redis` one when its server does not answer,
+    each saying why."""
     markers = {mark.name for mark in item.iter_markers()}
     reason = skip_reason(markers, sys.platform, POSTGRES_URL, _answers_once)
     if reason is not None:

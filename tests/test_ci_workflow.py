@@ -88,6 +88,14 @@ def test_on_windows_a_reachable_server_runs_its_tests() -> None:
     assert skip_reason({"postgres", "redis"}, "win32", "postgresql://h:1/t", lambda *_: True) is None
 
 
+def test_on_windows_a_posix_test_skips_saying_why() -> None:
+    """A test marked `posix` (signals, /proc) skips on Windows, naming what Windows lacks; not elsewhere."""
+    reason = skip_reason({"posix"}, "win32", "postgresql://h:1/t", lambda *_: True)
+    assert reason is not None
+    assert reason.startswith("needs POSIX signals or /proc")
+    assert skip_reason({"posix"}, "linux", "postgresql://h:1/t", lambda *_: True) is None
+
+
 @pytest.mark.parametrize("platform", ["linux", "darwin"])
 def test_elsewhere_an_unreachable_server_is_a_failure_not_a_skip(platform: str) -> None:
     """On Linux and macOS the servers are part of the setup: their tests never skip silently."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,18 +27,16 @@ from lastro.db.migrations import head_revision
 from tests.examples.conftest import JSON_ORDER, Api, locked_lines
 from tests.serve import test_serve_process
 from tests.serve.test_control import CLOSE, lastro
-from tests.serve.test_serve_process import NEXT_REVISION
+from tests.serve.test_serve_process import NEXT_REVISION, _spawned
 from tests.support.servers import ORDERS_MIGRATIONS, WORKER_START_ENV, serve, wait_for
+
+# Elsewhere (Windows, macOS) every process test spawns its workers already; /proc tells spawned from forked.
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="spawning is the default here")
 
 
 @pytest.fixture(autouse=True)
 def spawned_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WORKER_START_ENV, "spawn")
-
-
-def _spawned(pid: int) -> bool:
-    """A spawned worker runs a fresh interpreter (multiprocessing's spawn_main); a forked one does not."""
-    return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 def test_spawned_workers_serve_and_stop_gracefully(tmp_path: Path) -> None:

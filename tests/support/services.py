@@ -1,4 +1,5 @@
-"""The servers the `postgres` and `redis` markers need, and why their tests skip where they cannot run.
+"""The servers the `postgres` and `redis` markers need, and why their tests (and `posix` ones) skip where
+they cannot run.
 
 On Linux (here, CI's ubuntu job) the servers are part of the test setup: an unreachable one fails its
 tests. On Windows (CI's windows job) GitHub's runners have no service containers, so a marked test skips
@@ -11,7 +12,13 @@ import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-__all__ = ["SERVICES", "reachable", "skip_reason"]
+__all__ = ["POSIX_ONLY", "SERVICES", "reachable", "skip_reason"]
+
+# Why a `posix` test skips on Windows: what it sends or reads has no Windows equivalent there.
+POSIX_ONLY = (
+    "needs POSIX signals or /proc (SIGHUP, SIGKILL, a graceful SIGTERM), which Windows lacks: there a "
+    "service stops on CTRL_BREAK and restarts with `lastro reload`"
+)
 
 # marker -> (what, host, port)
 SERVICES: dict[str, tuple[str, str, int]] = {
@@ -42,6 +49,8 @@ def skip_reason(
     """Why a test with `markers` skips on `platform`; None when it runs (or fails: a Linux outage)."""
     if platform != "win32":
         return None
+    if "posix" in markers:
+        return POSIX_ONLY
     for marker in sorted(markers & set(SERVICES)):
         name, host, port = service_address(marker, postgres_url)
         if not answers(host, port):
