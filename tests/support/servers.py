@@ -46,6 +46,9 @@ class ServeProcess(ServerProcess):
 
     def __init__(self, log_path: Path, args: list[str], env: dict[str, str]) -> None:
         super().__init__([LASTRO, "serve", *args], env, log_path)
+        if env.get("WORKER_START_METHOD") == "spawn":
+            # A spawned worker imports everything afresh: on a loaded 2-core machine 20 s was seen short.
+            self.ready_timeout = 60.0
         self.start()
 
 
