@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from lastro.control import ControlDirectory, control_directory
 from lastro.dashboard import dashboard_routes
 from lastro.docs import hide_docs
 from lastro.errors import (
@@ -96,6 +97,7 @@ def install(
         identify=identify,
         tracing=None if settings.TRACING == "off" else Tracing(settings, span_exporter),
     )
+    state.health.draining = ControlDirectory(control_directory(settings)).draining
     app.state.lastro = state
     _add_middleware(app, state)
     _limit_forms(app, settings)

@@ -2,7 +2,8 @@
 
 - `GET /health/live`: 200 while the process serves; it checks nothing else, so a database outage never
   makes an orchestrator kill healthy workers.
-- `GET /health/ready`: 200 when every check passes, else 503.
+- `GET /health/ready`: 200 when every check passes, else 503; 503 `"status": "draining"` too while the
+  service is drained (`lastro drain`, `lastro.control`), however healthy.
 - `GET /health`: every check's detail, uptime and the answering worker's pid; 503 when unhealthy. It tells
   versions, pids and dependency errors, so it answers only `Authorization: Bearer <HEALTH_TOKEN>` or a client
   in `HEALTH_NETWORKS` (loopback by default; not a request forwarded by a proxy outside TRUSTED_PROXIES), in
@@ -76,6 +77,7 @@ class HealthRegistry:
         self.version = version
         self.started_at = started_at if started_at is not None else time.time()
         self._checks: dict[str, HealthCheck] = {}
+        self.draining: Callable[[], bool] = lambda: False  # `lastro drain` is on: ready answers 503
 
     def add(self, name: str, check: CheckFunction, *, timeout: float = 2.0, critical: bool = True) -> None:
         self._checks[name] = HealthCheck(name, check, timeout=timeout, critical=critical)
@@ -91,8 +93,10 @@ class HealthRegistry:
 
     async def document(self) -> tuple[bool, dict[str, Any]]:
         healthy, checks = await self.run()
+        draining = self.draining()
         return healthy, {
-            "status": "healthy" if healthy else "unhealthy",
+            "status": ("draining" if draining else "healthy") if healthy else "unhealthy",
+            "draining": draining,
             "timestamp": datetime.now(UTC).isoformat(),
             "version": self.version,
             "checks": checks,
@@ -121,10 +125,13 @@ def health_router() -> APIRouter:
     @router.get("/ready", responses={503: _UNHEALTHY})
     @rate_limit(None)
     async def ready(request: Request) -> JSONResponse:
-        healthy, checks = await _registry(request).run()
+        registry = _registry(request)
+        healthy, checks = await registry.run()
         failing = sorted(name for name, result in checks.items() if result["status"] != "ok")
-        body = {"status": "ready" if healthy else "not ready", "failing": failing}
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        draining = registry.draining()
+        status = "draining" if draining else "ready" if healthy else "not ready"
+        body = {"status": status, "failing": failing}
+        return JSONResponse(body, status_code=200 if healthy and not draining else 503)
 
     @router.get("", responses={503: _UNHEALTHY, **problems(401, 403)})
     @rate_limit(None)

@@ -120,7 +120,9 @@ async def _start(state: ServiceState) -> None:
     )
     state.health.add("disk", state.disk.check, timeout=timeout)
     if database.sqlite_path is not None and settings.SQLITE_WAL_MAX_BYTES:
-        checkpointer = WalCheckpointer(database.sqlite_path, settings.SQLITE_WAL_MAX_BYTES)
+        checkpointer = WalCheckpointer(
+            database.sqlite_path, settings.SQLITE_WAL_MAX_BYTES, lock_backend=settings.SQLITE_WRITE_LOCK
+        )
         state.health.add("sqlite_wal", checkpointer.check, timeout=timeout, critical=False)
         state.tasks.start("wal-checkpoint", checkpointer.watch)
     limiter = open_limiter(settings, database)

@@ -129,11 +129,25 @@ class Settings(BaseSettings):
         ge=0,
         description="free bytes on the database's volume below which ready answers 503; 0 = never",
     )
+    SQLITE_WRITE_LOCK: Literal["auto", "flock", "portalocker", "off"] = Field(
+        default="auto",
+        description="how the workers' writers take turns on a lock file: auto is flock on Linux and macOS, "
+        "portalocker (LockFileEx) on Windows",
+    )
     SQLITE_ALLOW_UNSAFE_VERSION: bool = Field(
         default=False, description="run several workers on a SQLite with the WAL-reset bug anyway"
     )
 
     WORKERS: int | Literal["auto"] = "auto"
+    CONTROL_DIR: Path | None = Field(
+        default=None,
+        description="where `lastro drain` and `lastro reload` reach the running service; unset: beside "
+        "the SQLite database (<database>-lastro-control), else var/lastro-control",
+    )
+    WORKER_START_METHOD: Literal["auto", "spawn"] = Field(
+        default="auto",
+        description="auto forks the workers on Linux and spawns them elsewhere; spawn spawns them everywhere",
+    )
     BIND: str = "127.0.0.1:8000"
     TIMEOUT: float = Field(default=30.0, gt=0, description="seconds a worker may not answer before replaced")
     KEEPALIVE: float = Field(default=5.0, ge=0, description="seconds an idle keep-alive connection is kept")

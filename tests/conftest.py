@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from lastro import Settings
+from tests.support.services import reachable, skip_reason
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -42,6 +44,22 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 POSTGRES_URL = os.environ.get("LASTRO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_answers: dict[tuple[str, int], bool] = {}  # each server is asked once per session
+
+
+def _answers_once(host: str, port: int) -> bool:
+    if (host, port) not in _answers:
+        _answers[host, port] = reachable(host, port)
+    return _answers[host, port]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On Windows a `posix` test skips, and a `postgres` or `redis` one when its server does not answer,
+    each saying why."""
+    markers = {mark.name for mark in item.iter_markers()}
+    reason = skip_reason(markers, sys.platform, POSTGRES_URL, _answers_once)
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)

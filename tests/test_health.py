@@ -136,14 +136,14 @@ async def test_hung_check_is_not_started_again_while_it_runs() -> None:
 
 
 async def test_health_document_has_every_field() -> None:
-    """/health has status, timestamp, version, checks, uptime_seconds and pid."""
+    """/health has status, draining, timestamp, version, checks, uptime_seconds and pid."""
     registry = HealthRegistry(version="1.2.3", started_at=time.time() - 5)
     registry.add("database", ok_check)
     response = await get(registry, "/health")
     document = response.json()
     assert response.status_code == 200
-    assert set(document) == {"status", "timestamp", "version", "checks", "uptime_seconds", "pid"}
-    assert document["status"] == "healthy"
+    assert set(document) == {"status", "draining", "timestamp", "version", "checks", "uptime_seconds", "pid"}
+    assert (document["status"], document["draining"]) == ("healthy", False)
     assert document["version"] == "1.2.3"
     assert document["pid"] == os.getpid()
     assert document["uptime_seconds"] >= 5
@@ -246,3 +246,14 @@ def test_a_check_waits_two_seconds_by_default() -> None:
     """A HealthCheck made without a timeout gives its check 2 s, and is critical."""
     check = HealthCheck("database", ok_check)
     assert (check.timeout, check.critical) == (2.0, True)
+
+
+async def test_a_drained_service_is_not_ready_and_says_draining() -> None:
+    """While draining, ready answers 503 "draining" though every check passes; /health says so, 200."""
+    registry = HealthRegistry(version="1")
+    registry.add("database", ok_check)
+    registry.draining = lambda: True
+    ready = await get(registry, "/health/ready")
+    detail = await get(registry, "/health")
+    assert (ready.status_code, ready.json()) == (503, {"status": "draining", "failing": []})
+    assert (detail.status_code, detail.json()["status"], detail.json()["draining"]) == (200, "draining", True)

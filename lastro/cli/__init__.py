@@ -12,6 +12,7 @@ import click
 
 from lastro._version import __version__
 from lastro.cli.backup import backup
+from lastro.cli.control import drain, reload
 from lastro.cli.db import db
 from lastro.cli.deploy import deploy
 from lastro.cli.doctor import doctor
@@ -35,3 +36,5 @@ main.add_command(doctor)
 main.add_command(backup)
 main.add_command(restore)
 main.add_command(loadtest)
+main.add_command(drain)
+main.add_command(reload)

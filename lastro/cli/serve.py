@@ -28,6 +28,9 @@ __all__ = ["serve"]
 @setting_option("--workers", "WORKERS", "Worker processes: a number or 'auto'.")
 @setting_option("--bind", "BIND", "HOST:PORT to listen on.")
 @setting_option(
+    "--worker-start", "WORKER_START_METHOD", "auto (fork on Linux, spawn elsewhere) or spawn (everywhere)."
+)
+@setting_option(
     "--environment",
     "ENVIRONMENT",
     "production (refuses unsafe settings, logs JSON, hides /docs) or development (your own machine).",
@@ -42,6 +45,7 @@ __all__ = ["serve"]
 @setting_option("--max-in-flight", "MAX_IN_FLIGHT", "Requests in flight per worker before 503 (0: no cap).")
 def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> None:
     """Serve TARGET (MODULE:APP) with N worker processes."""
+    from lastro.db.file_lock import check_backend
     from lastro.db.sqlite import check_pragmas, pragmas_for
     from lastro.db.urls import check_database_url
     from lastro.observability.tracing import check_tracing
@@ -61,6 +65,7 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
         settings = get_settings()
         check_database_url(settings.DATABASE_URL)
         check_pragmas(pragmas_for(settings))  # here, once, rather than in every worker
+        check_backend(settings.SQLITE_WRITE_LOCK)
         check_tracing(settings)  # a missing extra: one line here, not a traceback from every worker
     except ConfigurationError as exc:
         fail(str(exc), EXIT_CONFIG)

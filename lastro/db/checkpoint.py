@@ -9,8 +9,8 @@ So a background task of each worker looks at the size of `<database>-wal` twenty
 load can add megabytes a second). Past the limit, off the event loop, it runs
 `PRAGMA wal_checkpoint(TRUNCATE)` on a connection of its own:
 
-- **once across workers**: a non-blocking `flock` on `<database>-lastro-checkpoint`; a worker that finds it
-  taken skips its turn, another is already at it.
+- **once across workers**: a non-blocking lock (the write lock's backend, `SQLITE_WRITE_LOCK`) on
+  `<database>-lastro-checkpoint`; a worker that finds it taken skips its turn, another is already at it.
 - **holding the write lock** (`lastro.db.write_lock`): TRUNCATE must wait for the writer to finish and
   then blocks new ones; taking lastro's own lock first queues the workers' writers in the kernel for the
   tens of milliseconds it lasts, instead of racing them through SQLite's busy handler.
@@ -20,8 +20,8 @@ load can add megabytes a second). Past the limit, off the event loop, it runs
   next turn tries again.
 
 `journal_size_limit` (set to the same limit, see `lastro.db.sqlite.pragmas_for`) also truncates the file
-whenever SQLite restarts the WAL by itself. On Windows there is no `flock`: each worker checkpoints alone,
-which is safe, only redundant.
+whenever SQLite restarts the WAL by itself. Without a lock backend (`SQLITE_WRITE_LOCK=off`, or Windows
+without portalocker) each worker checkpoints alone, which is safe, only redundant.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def checkpoint_lock_path(database: Path) -> Path:
 class CheckpointLock(WriteLock):
     """A non-blocking, cross-process lock: at most one worker checkpoints a database at a time.
 
-    The write lock's flock on a file of its own. Where there is no lock (Windows), every worker may.
+    The write lock's backend on a file of its own. Where there is no lock backend, every worker may.
     """
 
     suffix = "-lastro-checkpoint"
@@ -78,6 +78,7 @@ class WalCheckpointer:
         *,
         interval: float = 0.05,
         busy_timeout_ms: int = 1000,
+        lock_backend: str = "auto",
     ) -> None:
         self.database = database.resolve()
         self.max_bytes = max_bytes
@@ -88,7 +89,8 @@ class WalCheckpointer:
         self.skipped = 0
         self.last_duration_ms: float | None = None
         self.wal = wal_path(self.database)
-        self._lock = CheckpointLock(self.database)
+        self.lock_backend = lock_backend
+        self._lock = CheckpointLock(self.database, lock_backend)
         self._throttle = LogThrottle(60.0)  # pragma: no mutate (how often it logs)
 
     def wal_bytes(self) -> int:
@@ -114,7 +116,7 @@ class WalCheckpointer:
 
     def _checkpoint(self) -> bool:
         started = time.perf_counter()
-        writers = WriteLock(self.database)
+        writers = WriteLock(self.database, self.lock_backend)
         writers.acquire()
         try:
             busy = self._truncate()

@@ -87,6 +87,7 @@ class DatabaseOptions:
     # Whether a missing SQLite file may be created. Workers of `lastro serve` never do: the supervisor
     # created it before starting them, so a file missing later is an outage, not a new database.
     create_sqlite_file: bool = True
+    sqlite_write_lock: str = "auto"  # SQLITE_WRITE_LOCK: the lock file's backend (lastro.db.file_lock)
 
     @classmethod
     def from_settings(cls, settings: Settings, workers: int, *, create: bool = True) -> DatabaseOptions:
@@ -101,6 +102,7 @@ class DatabaseOptions:
             statement_timeout=settings.DB_STATEMENT_TIMEOUT,
             connect_timeout=settings.DB_CONNECT_TIMEOUT,
             sqlite_pragmas=sqlite.pragmas_for(settings),
+            sqlite_write_lock=settings.SQLITE_WRITE_LOCK,
         )
 
     def postgres_pool(self) -> tuple[int, int]:

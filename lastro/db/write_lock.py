@@ -5,24 +5,22 @@ sleeps 1, 2, 5, 10... up to 100 ms and tries again. Under steady load the worker
 again before the sleeper wakes, so the sleeper's waits grow until its busy timeout: a write tail of
 seconds, then "database is locked" (benchmarks/RESULTS.md, "What moved the numbers").
 
-Before `BEGIN IMMEDIATE`, each worker's writer thread takes an exclusive `flock` on `<database>-lastro-lock`.
-A waiting process sleeps in the kernel and is woken the moment the holder lets go. SQLite's own locking is
-untouched: the lock file only orders lastro's writers, it never decides what is safe. A writer that cannot
-open the lock file (a read-only directory, say) writes without it, as does every other program. On Windows
-the lock is not taken: `msvcrt.locking` retries once a second, worse than SQLite's own handler.
+Before `BEGIN IMMEDIATE`, each worker's writer thread takes an exclusive lock on `<database>-lastro-lock`
+(`lastro.db.file_lock`: `flock` on Linux and macOS, `LockFileEx` through portalocker on Windows, chosen by
+`SQLITE_WRITE_LOCK`). A waiting process sleeps in the kernel and is woken the moment the holder lets go.
+SQLite's own locking is untouched: the lock file only orders lastro's writers, it never decides what is
+safe. A writer that cannot open the lock file (a read-only directory, say) writes without it, as does
+every other program. A lock that polls (`msvcrt.locking`, `filelock`) was measured worse than SQLite's own
+handler, so none is used: without a kernel-blocking backend (`SQLITE_WRITE_LOCK=off`, or Windows without
+portalocker) no lock is taken.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
-from typing import IO
 
+from lastro.db.file_lock import LockFile, backend_for, open_lock
 from lastro.observability.logging import get_logger
-
-if sys.platform != "win32":
-    import fcntl
 
 __all__ = ["WriteLock", "lock_path"]
 
@@ -39,10 +37,11 @@ class WriteLock:
         "SQLite write lock unavailable; this worker writes with the busy timeout alone"  # pragma: no mutate
     )
 
-    def __init__(self, database: Path | None) -> None:
-        windows = sys.platform == "win32"
-        self.path = lock_path(database, self.suffix) if database is not None and not windows else None
-        self._file: IO[bytes] | None = None
+    def __init__(self, database: Path | None, backend: str = "auto") -> None:
+        """`backend` is a value of `SQLITE_WRITE_LOCK`: auto, flock, portalocker or off."""
+        self.backend = backend_for(backend) if database is not None else None
+        self.path = lock_path(database, self.suffix) if database is not None and self.backend else None
+        self._file: LockFile | None = None
         self._warned = False  # pragma: no mutate (whether it logged)
 
     def acquire(self) -> bool:
@@ -50,33 +49,27 @@ class WriteLock:
         file = self._open()
         if file is None:
             return False
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        file.acquire()
         return True
 
     def try_acquire(self) -> bool:
         """Take the lock only if it is free now; False when another writer holds it or there is no lock."""
         file = self._open()
-        if file is None:
-            return False
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        return file is not None and file.try_acquire()
 
     def release(self) -> None:
         if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.release()
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
-    def _open(self) -> IO[bytes] | None:
-        if self._file is None and self.path is not None:
+    def _open(self) -> LockFile | None:
+        if self._file is None and self.path is not None and self.backend is not None:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                self._file = open_lock(self.path, self.backend)
             except OSError as error:  # tried again next time: the directory may be back by then
                 if not self._warned:  # pragma: no mutate block (log once)
                     self._warned = True
@@ -86,5 +79,4 @@ class WriteLock:
                         error=str(error),
                     )
                 return None
-            self._file = os.fdopen(fd, "r+b", buffering=0)
         return self._file

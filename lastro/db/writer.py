@@ -54,7 +54,7 @@ class SQLiteWriter:
     def __init__(self, database: Database, *, max_batch: int = 32) -> None:
         self.database = database
         self.max_batch = max_batch
-        self.lock = WriteLock(database.sqlite_path)
+        self.lock = WriteLock(database.sqlite_path, database.options.sqlite_write_lock)
         self.transactions = 0
         self.units = 0
         self.inline = 0

@@ -4,8 +4,9 @@
 - `check_schema`: the database is at the head of the migrations in `MIGRATIONS_DIR` (when that is an
   Alembic scripts directory). On success it sets `LASTRO_SCHEMA_CHECKED`, so the workers, which inherit the
   environment, skip the check: a worker never imports Alembic. A failed check leaves it as it was: the
-  workers already serving were checked against their own code. On Linux the check itself runs in a
-  short-lived forked child, so the supervisor, which the workers are forked from, never imports it either.
+  workers already serving were checked against their own code. Where the workers are forked (Linux,
+  `WORKER_START_METHOD=auto`) the check itself runs in a short-lived forked child, so the supervisor,
+  which the workers are forked from, never imports it either.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from lastro.db import migrations
 from lastro.db.engine import Database
 from lastro.errors import one_line
-from lastro.serve.supervisor import can_fork
+from lastro.serve.supervisor import forks_workers
 from lastro.settings import Settings
 from lastro.workers import SCHEMA_CHECKED_ENV
 
@@ -46,7 +47,8 @@ def check_schema(settings: Settings) -> str | None:
     directory = settings.MIGRATIONS_DIR
     if not migrations.is_scripts_directory(directory):
         return None
-    problem = _isolated(_schema_problem, settings.DATABASE_URL, directory)
+    fork = forks_workers(settings.WORKER_START_METHOD)
+    problem = _isolated(_schema_problem, settings.DATABASE_URL, directory, fork=fork)
     if problem is None:
         os.environ[SCHEMA_CHECKED_ENV] = str(directory.resolve())
     return problem
@@ -60,8 +62,10 @@ def _schema_problem(url: str, directory: Path) -> str | None:
         database.dispose()
 
 
-def _isolated(check: Callable[[str, Path], str | None], url: str, directory: Path) -> str | None:
-    if not can_fork():
+def _isolated(
+    check: Callable[[str, Path], str | None], url: str, directory: Path, *, fork: bool
+) -> str | None:
+    if not fork:
         return check(url, directory)
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)

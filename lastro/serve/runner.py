@@ -20,13 +20,14 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from lastro.control import ControlDirectory, control_directory
 from lastro.db.serving import ServingMark, sqlite_file
 from lastro.errors import ConfigurationError
 from lastro.observability.logging import configure_logging, get_logger, logging_config
 from lastro.serve.metrics_directory import MetricsDirectory
 from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import HEADER_TIMEOUT, MAX_HEAD_BYTES, protocol_path
-from lastro.serve.supervisor import Supervisor
+from lastro.serve.supervisor import Supervisor, forks_workers
 from lastro.settings import Settings
 from lastro.workers import SUPERVISED_ENV, freeze_long_lived_objects
 
@@ -104,6 +105,21 @@ def _network(item: str) -> str:
     return str(ipaddress.ip_network(item, strict=False)) if "/" in item else item
 
 
+def _claim_control(settings: Settings) -> ControlDirectory | None:
+    """The control directory `lastro drain` and `lastro reload` write to, claimed by this supervisor."""
+    control = ControlDirectory(control_directory(settings))
+    try:
+        control.claim(os.getpid())
+    except OSError as error:
+        logger.warning(
+            "control directory unusable: lastro drain and lastro reload cannot reach this service",
+            path=str(control.path),
+            error=str(error),
+        )
+        return None
+    return control
+
+
 def run(config: ServeConfig) -> int:
     """Serve until told to stop; return the process exit code (0 after a graceful stop)."""
     settings = config.settings
@@ -120,16 +136,21 @@ def run(config: ServeConfig) -> int:
         workers=config.workers,
         server=f"uvicorn {uvicorn.__version__}",
         event_loop=event_loop_name(),
+        worker_start="fork" if forks_workers(settings.WORKER_START_METHOD) else "spawn",
+        control_dir=str(control_directory(settings)),
         environment=settings.ENVIRONMENT,
     )
     os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor starts
     metrics = MetricsDirectory(settings, f"{host}:{port}")
     metrics.prepare()
+    control = _claim_control(settings)
     supervisor = Supervisor(
         server_config,
         sockets=[socket],
         before_restart=lambda: check_schema(settings),
         worker_exited=metrics.worker_exited,
+        start_method=settings.WORKER_START_METHOD,
+        control=control,
     )
     # Held for the supervisor's life (and inherited by forked workers): `lastro restore` refuses meanwhile.
     database = sqlite_file(settings.DATABASE_URL)
@@ -143,6 +164,8 @@ def run(config: ServeConfig) -> int:
         metrics.remove()
         if mark is not None:
             mark.release()
+        if control is not None:
+            control.release(os.getpid())
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         logger.error("a worker failed to start; see its log lines above")
         return STARTUP_FAILURE

@@ -8,6 +8,7 @@ only the application's own modules (the supervisor never imports them) and start
 The first rolling restart (SIGHUP, a deploy) switches to spawning for good: a deploy may have upgraded a
 library that the supervisor imported at its start, and every worker must then load it from disk.
 Windows has no fork and macOS's system libraries are not fork-safe: both always spawn.
+`WORKER_START_METHOD=spawn` spawns on Linux too: the start-up Windows has, testable on Linux.
 
 **Liveness.** uvicorn's supervisor pings each worker over a pipe and waits up to
 `timeout_worker_healthcheck` for the answer. A worker that exits on its own (recycled after
@@ -16,6 +17,10 @@ arrives either: the supervisor then blocks for the whole timeout while no replac
 worker recycles in that window, the service stops answering. Here the wait is sliced and the process is
 looked at between slices, so a worker that exited is replaced within a fraction of a second, and only a
 worker that is alive but silent for the whole timeout is killed.
+
+**Reload without a signal.** Windows has no SIGHUP: `lastro reload` asks for the same rolling restart
+through the control directory (`lastro.control`), which the supervisor looks at on each turn of its loop
+(twice a second), and answers there with the outcome.
 
 **Orphans.** Every worker, forked or spawned, first arranges to stop when the supervisor dies
 (`lastro.serve.orphan`). uvicorn's own restart and scale-up build plain uvicorn processes, so both go
@@ -36,15 +41,21 @@ from uvicorn._subprocess import subprocess_started
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess, Process, logger
 
+from lastro.control import ControlDirectory
 from lastro.serve.orphan import die_with_parent
 from lastro.workers import freeze_long_lived_objects
 
-__all__ = ["Supervisor", "WorkerProcess", "can_fork", "worker_answers"]
+__all__ = ["Supervisor", "WorkerProcess", "can_fork", "forks_workers", "worker_answers"]
 
 
 def can_fork() -> bool:
     # Linux only: macOS system libraries are not fork-safe (Python spawns there by default since 3.8).
     return sys.platform.startswith("linux")
+
+
+def forks_workers(start_method: str) -> bool:
+    """Whether `WORKER_START_METHOD=start_method` forks the workers here (auto on Linux), else spawns."""
+    return start_method == "auto" and can_fork()
 
 
 class WorkerProcess(Process):
@@ -121,9 +132,12 @@ class Supervisor(Multiprocess):
         *,
         before_restart: Callable[[], str | None] | None = None,
         worker_exited: Callable[[int], None] | None = None,
+        start_method: str = "auto",
+        control: ControlDirectory | None = None,
     ) -> None:
         super().__init__(config, sockets)
-        self.fork = can_fork()
+        self.control = control  # watched for `lastro reload` requests
+        self.fork = forks_workers(start_method)
         self.before_restart = before_restart
         self.worker_exited = worker_exited  # told the pid of every worker that is gone, for its live metrics
 
@@ -143,31 +157,61 @@ class Supervisor(Multiprocess):
             self.processes.append(process)
 
     def restart_all(self) -> None:
-        """Replace every worker, one at a time; refused, the reason logged, if the new code cannot run."""
+        """SIGHUP: replace every worker, one at a time (see `rolling_restart`)."""
+        self.rolling_restart()
+
+    def rolling_restart(self) -> str | None:
+        """Replace every worker, one at a time; refused, the reason logged and returned, if the new code
+        cannot run or a new worker is not ready in time. None when every worker was replaced."""
         problem = self.before_restart() if self.before_restart is not None else None
         if problem is not None:
             logger.error(f"Rolling restart refused, the current workers keep serving: {problem}")
-            return
+            return f"refused, the current workers keep serving: {problem}"
         self.fork = False  # a deploy may have upgraded a library the supervisor imported: spawn from now on
         # uvicorn's restart_all with this supervisor's workers: each ready before the one it replaces goes.
         for index, old in enumerate(self.processes):
             if self.should_exit.is_set():
-                return
+                return "the service is stopping"
             new = self.new_worker()
             new.start()
             if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
                 new.kill()
                 new.join()
-                if not self.should_exit.is_set():
-                    logger.error(
-                        f"New child process [{new.pid}] was not ready in time; "
-                        f"keeping worker [{old.pid}] and aborting the restart."
-                    )
-                return
+                if self.should_exit.is_set():
+                    return "the service is stopping"
+                problem = (
+                    f"New child process [{new.pid}] was not ready in time; "
+                    f"keeping worker [{old.pid}] and aborting the restart."
+                )
+                logger.error(problem)
+                return problem
             old.terminate()
             old.join()
             self._gone(old)
             self.processes[index] = new
+        return None
+
+    def handle_signals(self) -> None:
+        super().handle_signals()
+        if self.control is not None and not self.should_exit.is_set():
+            self._reload_if_asked(self.control)
+
+    def _reload_if_asked(self, control: ControlDirectory) -> None:
+        """`lastro reload` (no SIGHUP on Windows): the same rolling restart, its outcome answered."""
+        try:
+            token = control.take_reload_request()
+        except OSError as error:
+            logger.error(f"Could not read the reload request in {control.path}: {error}")
+            return
+        if token is None:
+            return
+        logger.info("Reload requested (lastro reload): restarting the workers one by one.")
+        problem = self.rolling_restart()
+        detail = problem or f"{len(self.processes)} workers replaced"
+        try:
+            control.answer_reload(token, problem is None, detail)
+        except OSError as error:
+            logger.error(f"Could not answer the reload request in {control.path}: {error}")
 
     def handle_ttou(self) -> None:
         leaving = self.processes[-1] if self.processes_num > 1 else None

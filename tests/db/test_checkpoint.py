@@ -68,12 +68,14 @@ def test_under_the_limit_nothing_is_done(database: Database) -> None:
     assert checkpointer.checkpoints == 0
 
 
-def test_skipped_while_another_worker_holds_the_checkpoint_lock(database: Database) -> None:
-    """Another process's checkpoint lock (another descriptor, as another worker has) means skip this turn."""
+@pytest.mark.parametrize("backend", ["flock", "portalocker"])
+def test_skipped_while_another_worker_holds_the_checkpoint_lock(database: Database, backend: str) -> None:
+    """Another process's checkpoint lock (another descriptor, as another worker has) means skip this turn,
+    with either lock backend."""
     _grow_wal(database)
-    checkpointer = _checkpointer(database)
     assert database.sqlite_path is not None
-    other = CheckpointLock(database.sqlite_path.resolve())
+    checkpointer = WalCheckpointer(database.sqlite_path, LIMIT, lock_backend=backend)
+    other = CheckpointLock(database.sqlite_path.resolve(), backend)
     assert other.try_acquire()
     try:
         assert checkpointer.run_once() is None
@@ -105,13 +107,14 @@ def test_a_reader_holding_a_snapshot_makes_it_incomplete_within_the_busy_timeout
     assert checkpointer.run_once() is True
 
 
-def test_the_checkpoint_waits_for_lastro_writers(database: Database) -> None:
+@pytest.mark.parametrize("backend", ["flock", "portalocker"])
+def test_the_checkpoint_waits_for_lastro_writers(database: Database, backend: str) -> None:
     """While a worker holds the write lock, the checkpoint waits for it instead of racing SQLite's lock."""
     _grow_wal(database)
     assert database.sqlite_path is not None
-    writer = WriteLock(database.sqlite_path.resolve())
+    writer = WriteLock(database.sqlite_path.resolve(), backend)
     assert writer.acquire()
-    checkpointer = _checkpointer(database)
+    checkpointer = WalCheckpointer(database.sqlite_path, LIMIT, lock_backend=backend)
     done = threading.Event()
     thread = threading.Thread(target=lambda: (checkpointer.run_once(), done.set()))
     thread.start()
@@ -209,3 +212,15 @@ def test_at_the_limit_a_held_checkpoint_lock_is_no_skip(database: Database) -> N
         other.release()
     assert checkpointer.skipped == 2
     assert checkpointer.run_once() is True
+
+
+def test_with_the_lock_off_each_worker_checkpoints_alone(database: Database) -> None:
+    """SQLITE_WRITE_LOCK=off: no checkpoint lock either; a worker checkpoints whatever another holds."""
+    _grow_wal(database)
+    assert database.sqlite_path is not None
+    other = CheckpointLock(database.sqlite_path.resolve(), "flock")
+    assert other.try_acquire()
+    try:
+        assert WalCheckpointer(database.sqlite_path, LIMIT, lock_backend="off").run_once() is True
+    finally:
+        other.release()

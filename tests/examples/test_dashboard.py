@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from lastro.observability.metrics import OBSERVER_ROUTES
 from tests.examples.conftest import Api, orders_service
@@ -71,6 +72,7 @@ def test_the_dashboard_adds_up_every_worker(tmp_path: Path) -> None:
     assert durations == sorted(durations, reverse=True)
 
 
+@pytest.mark.posix
 def test_a_killed_workers_slowest_requests_leave_the_dashboard(tmp_path: Path) -> None:
     """A worker killed outright: its requests leave the slowest list, its file leaves the directory."""
     with loaded(tmp_path) as server:

@@ -85,6 +85,7 @@ def test_four_workers_run_the_cleanup_once_per_period(tmp_path: Path) -> None:
     assert {run["pid"] for run in recorded} <= worker_pids
 
 
+@pytest.mark.posix
 def test_a_killed_leader_worker_is_replaced_within_two_periods(tmp_path: Path) -> None:
     """SIGKILL the worker that ran the last run: another worker runs the cleanup within 2 intervals."""
     with four_workers(tmp_path) as server:
@@ -137,6 +138,7 @@ def test_two_instances_on_postgres_run_the_cleanup_once_per_period(tmp_path: Pat
     assert_once_per_slot(recorded)
 
 
+@pytest.mark.posix
 @pytest.mark.postgres
 def test_a_killed_leader_instance_is_replaced_within_two_periods(tmp_path: Path) -> None:
     """SIGKILL the whole process group of the instance that leads: the other one takes over in 2 intervals."""

@@ -23,6 +23,8 @@ from argon2 import PasswordHasher
 
 from tests.examples.conftest import Api, is_problem, orders_service
 
+pytestmark = pytest.mark.posix  # each worker's memory is read from /proc
+
 FLOOD = 200  # parallel logins
 HASHING = 2  # AUTH_HASH_CONCURRENCY of the service under test
 HASH_BYTES = PasswordHasher().memory_cost * 1024  # what one Argon2id hash allocates

@@ -41,6 +41,7 @@ def test_a_thousand_requests_read_a_thousand(tmp_path: Path) -> None:
         assert answered(scrape(server.url)) == 1000
 
 
+@pytest.mark.posix
 def test_a_killed_worker_keeps_its_counts(tmp_path: Path) -> None:
     """A worker killed between two halves of the run is replaced, and its requests still count."""
     with start(tmp_path) as server, Api.login(server.url, "admin", "admin") as api:
@@ -54,6 +55,7 @@ def test_a_killed_worker_keeps_its_counts(tmp_path: Path) -> None:
         assert answered(scrape(server.url)) == 1000
 
 
+@pytest.mark.posix
 def test_a_rolling_restart_keeps_every_count(tmp_path: Path) -> None:
     """SIGHUP replaces every worker while requests run: the total is still every request answered."""
     with start(tmp_path, workers=2) as server, Api.login(server.url, "admin", "admin") as api:

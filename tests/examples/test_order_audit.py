@@ -120,6 +120,7 @@ def committed_changes(url: str) -> set[tuple[int, str, int]]:
     return created | {(order_id, "order.updated", 2) for order_id, version in orders if version == 2}
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize("database", BACKENDS)
 def test_sigterm_during_a_burst_leaves_an_entry_per_committed_change(database: str, tmp_path: Path) -> None:
     """SIGTERM with writes in flight: every committed change has exactly one entry, acknowledged or not."""

@@ -1,5 +1,8 @@
 """Load on a 4-worker service: 200 concurrent clients create 5,000 orders, then patch and delete them.
 
+On SQLite the suite runs once per write-lock backend that runs here (`SQLITE_WRITE_LOCK`): flock, and
+portalocker (its flock locker on Linux; LockFileEx on Windows). Either must leave no "database is locked".
+
 The clients speak HTTP/1.1 over plain asyncio streams, one keep-alive connection each. httpx costs about
 5 ms of client CPU per request here; on a 2-core machine that starves the server it is measuring.
 """
@@ -125,15 +128,31 @@ class Load:
         return {status: count for status, count in self.statuses.items() if status >= 500}
 
 
+LOAD_RUNS = [
+    pytest.param("sqlite", "flock", id="sqlite-flock"),
+    pytest.param("sqlite", "portalocker", id="sqlite-portalocker"),
+    pytest.param("postgres", "auto", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Overrides the session-wide `backend` parameter: one run per (database, SQLite write lock).
+    if "load_server" in metafunc.fixturenames:
+        metafunc.parametrize(("backend", "write_lock"), LOAD_RUNS, scope="module")
+
+
 @pytest.fixture(scope="module")
-def load_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def load_server(
+    backend: str, write_lock: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
     # This suite is about the database under concurrent writes, so lastro's load shedding is off here. It
     # would answer some requests 503 by design: MAX_IN_FLIGHT is per worker and the kernel spreads the 200
     # connections unevenly (92 on one of the 4 workers was seen), and MAX_LOOP_LAG trips when the loader,
     # sharing the 2 cores, starves a worker's event loop for half a second.
-    directory = tmp_path_factory.mktemp(f"load-{backend}")
+    directory = tmp_path_factory.mktemp(f"load-{backend}-{write_lock}")
     no_shedding = {"MAX_IN_FLIGHT": "0", "MAX_LOOP_LAG": "0"}
-    with orders_service(backend, directory, WORKERS=str(WORKERS), **no_shedding) as server:
+    options = {"WORKERS": str(WORKERS), "SQLITE_WRITE_LOCK": write_lock, **no_shedding}
+    with orders_service(backend, directory, **options) as server:
         # Ready means one worker answered: the load needs all of them.
         wait_for(lambda: len(server.worker_pids()) == WORKERS, timeout=READY_TIMEOUT)
         yield server

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.servers import serve, wait_for
 
@@ -62,6 +63,7 @@ def test_a_request_on_an_idle_keep_alive_connection_of_a_recycled_worker_is_answ
     assert answers[-1] == (200, "close")
 
 
+@pytest.mark.posix
 def test_a_request_on_an_idle_keep_alive_connection_at_sighup_is_answered(tmp_path: Path) -> None:
     """SIGHUP with 2 workers: the next request on an idle connection of a stopping worker gets 200, close."""
     with serve(tmp_path) as server:
@@ -73,6 +75,7 @@ def test_a_request_on_an_idle_keep_alive_connection_at_sighup_is_answered(tmp_pa
     assert answers[-1] == (200, "close")
 
 
+@pytest.mark.posix
 def test_a_sighup_under_50_keep_alive_writers_resets_nothing(tmp_path: Path) -> None:
     """50 writers reusing keep-alive connections through a SIGHUP: every write answered, no reset."""
     with serve(tmp_path, SECRET_KEY="k" * 48) as server:

@@ -109,6 +109,7 @@ def test_malformed_request_id_is_replaced(tmp_path: Path) -> None:
     assert len(response.headers["x-request-id"]) == 32
 
 
+@pytest.mark.posix
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(tmp_path: Path) -> None:
     """A request in flight when SIGTERM arrives still gets its 200; shutdown hooks run; exit code 0."""
     with serve(tmp_path) as server:
@@ -124,6 +125,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(tmp_path: Path) -
     assert sum(line["event"] == "shutdown complete" for line in logs) == 2
 
 
+@pytest.mark.posix
 def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
     """SIGKILL on a worker: the supervisor starts a new one and the service keeps answering."""
     with serve(tmp_path) as server:
@@ -154,10 +156,11 @@ def _spawned(pid: int) -> bool:
     return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
+@pytest.mark.posix
 @pytest.mark.skipif(not can_fork(), reason="workers are forked on Linux only")
 def test_workers_are_forked_then_spawned_after_a_rolling_restart(tmp_path: Path) -> None:
     """At start the workers are forked from the supervisor; after SIGHUP (a deploy) they load from disk."""
-    with serve(tmp_path) as server:
+    with serve(tmp_path, WORKER_START_METHOD="auto") as server:
         wait_for(lambda: len(server.worker_pids()) == 2)
         forked = [_spawned(pid) for pid in server.worker_pids()]
         server.signal(signal.SIGHUP)
@@ -183,6 +186,7 @@ def downgrade() -> None:
 """
 
 
+@pytest.mark.posix
 def test_a_rolling_restart_onto_unapplied_migrations_is_refused(tmp_path: Path) -> None:
     """SIGHUP after a deploy brought a migration nobody ran: refused; the old workers keep serving."""
     migrations = tmp_path / "migrations"
@@ -200,6 +204,7 @@ def test_a_rolling_restart_onto_unapplied_migrations_is_refused(tmp_path: Path) 
     assert status == 200
 
 
+@pytest.mark.posix
 def test_sighup_replaces_every_worker_without_failing_requests(tmp_path: Path) -> None:
     """SIGHUP restarts the workers one by one while traffic flows; no request fails."""
     with serve(tmp_path) as server:

@@ -2,9 +2,11 @@
 
 A server command runs in a process group of its own, its output in a log file; it is ready once its ready
 path answers 200 over HTTP (a `lastro serve` started on port 0 names its port in its banner first). Stopping
-sends SIGTERM to the server, then SIGKILL to its whole group, so that no worker outlives it. The tests
-(`tests/support/servers.py`) and the benchmarks (`benchmarks/harness.py`) both start their servers here.
-This module is tooling, not product: it imports only the standard library, and lastro never imports it.
+sends SIGTERM to the server, then SIGKILL to its whole group, so that no worker outlives it. On Windows the
+graceful stop is CTRL_BREAK (what uvicorn's supervisor stops on there) and the tree goes with `taskkill /T`.
+The tests (`tests/support/servers.py`) and the benchmarks (`benchmarks/harness.py`) both start their
+servers here. This module is tooling, not product: it imports only the standard library, and lastro never
+imports it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -26,6 +29,7 @@ __all__ = ["ROOT", "ServerFailed", "ServerProcess", "free_port", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
+WINDOWS = sys.platform == "win32"
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +96,11 @@ class ServerProcess:
         self.started, self.started_wall = time.monotonic(), time.time()
         with self.log_path.open("wb") as log:
             # A session of its own: signals go to the server only, and its workers can be found by group.
+            group: dict[str, Any] = {"start_new_session": True}
+            if WINDOWS:
+                group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
             self._process = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, **group
             )
         return self
 
@@ -167,13 +169,17 @@ class ServerProcess:
         process = self.process
         timeout = self.stop_timeout if timeout is None else timeout
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.CTRL_BREAK_EVENT if WINDOWS else signal.SIGTERM)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                logger.warning("%s ignored SIGTERM for %g s; killing it", self.argv[0], timeout)
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+                logger.warning("%s ignored its stop signal for %g s; killing it", self.argv[0], timeout)
+        if WINDOWS:
+            tree = ["taskkill", "/F", "/T", "/PID", str(process.pid)]
+            subprocess.run(tree, capture_output=True, check=False)
+        else:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
         return process.wait()
 
     def __enter__(self) -> Self:

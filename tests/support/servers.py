@@ -25,6 +25,7 @@ __all__ = [
     "ORDERS",
     "ORDERS_MIGRATIONS",
     "ROOT",
+    "WORKER_START_ENV",
     "ServeProcess",
     "TcpProxy",
     "free_port",
@@ -45,10 +46,19 @@ class ServeProcess(ServerProcess):
 
     def __init__(self, log_path: Path, args: list[str], env: dict[str, str]) -> None:
         super().__init__([LASTRO, "serve", *args], env, log_path)
+        if env.get("WORKER_START_METHOD") == "spawn":
+            # A spawned worker imports everything afresh: on a loaded 2-core machine 20 s was seen short.
+            self.ready_timeout = 60.0
         self.start()
 
 
+# `LASTRO_TEST_WORKER_START_METHOD=spawn pytest tests/serve` runs every `lastro serve` of the tests with
+# spawned workers, as on Windows (tests/serve/test_spawned_workers.py runs a chosen set that way always).
+WORKER_START_ENV = "LASTRO_TEST_WORKER_START_METHOD"
+
+
 def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    start_method = os.environ.get(WORKER_START_ENV)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LASTRO_", "PYTEST_"))}
     env.update(
         {
@@ -69,6 +79,8 @@ def serve_env(tmp_path: Path, **settings: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT),
         }
     )
+    if start_method:
+        env["WORKER_START_METHOD"] = start_method
     env.update(settings)
     return env
 
