@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from lastro.cli.common import EXIT_CONFIG, EXIT_FAILED, fail
+from lastro.cli.common import EXIT_CONFIG, fail
 from lastro.cli.deploy_docker import docker
-from lastro.errors import ConfigurationError, one_line
-from lastro.settings import Settings, load_settings
+from lastro.cli.deploy_options import app_options, deploy_settings, output_options, write_or_fail
 
 __all__ = ["deploy"]
 
@@ -23,39 +21,28 @@ def deploy() -> None:
 
 @deploy.command()
 @click.option(
-    "--output",
-    default="deploy/prometheus",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory the files are written to; created if missing.",
-)
-@click.option(
     "--target",
     "targets",
     multiple=True,
     metavar="HOST:PORT",
     help="Address Prometheus scrapes, once per `lastro serve` instance; default: from BIND.",
 )
-@click.option("--force", is_flag=True, default=False, help="Overwrite the files if they are there.")
+@output_options("deploy/prometheus")
 def prometheus(output: str, targets: tuple[str, ...], force: bool) -> None:
     """Write a Prometheus scrape config and alert rules for this service.
 
     prometheus.yml scrapes /metrics (job SERVICE_NAME, targets from BIND or --target) and loads
     lastro-alerts.yml, the alerts; both say in comments what each part does.
     """
-    from lastro.ops.prometheus import SCRAPE_CONFIG, TOKEN_FILE, prometheus_files, write_files
+    from lastro.ops.prometheus import SCRAPE_CONFIG, TOKEN_FILE, prometheus_files
 
     directory = Path(output)
-    try:
-        settings = load_settings()  # writes a file for another tool: serves nothing, signs nothing
-        files = prometheus_files(settings, targets, config_path=str(directory / SCRAPE_CONFIG))
-        paths = write_files(directory, files, force=force)
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    except FileExistsError as exc:
-        fail(str(exc), EXIT_FAILED)
-    except OSError as exc:
-        fail(f"writing {directory} failed: {one_line(exc)}", EXIT_FAILED)
+    settings = deploy_settings()
+    paths = write_or_fail(
+        directory,
+        lambda: prometheus_files(settings, targets, config_path=str(directory / SCRAPE_CONFIG)),
+        force=force,
+    )
     for path in paths:
         click.echo(f"wrote {path}")
     if settings.METRICS_TOKEN is not None:
@@ -63,57 +50,8 @@ def prometheus(output: str, targets: tuple[str, ...], force: bool) -> None:
     click.echo(f"run: prometheus --config.file={directory / SCRAPE_CONFIG}")
 
 
-def _app_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The application as `lastro serve` takes it: MODULE:APP, --factory, --app-dir."""
-    command = click.option(
-        "--app-dir",
-        default=".",
-        show_default=True,
-        help="Directory added to the import path before the application is imported, as for serve.",
-    )(command)
-    command = click.option("--factory", is_flag=True, default=False, help="APP is an app factory.")(command)
-    return click.argument("app", metavar="MODULE:APP")(command)
-
-
-def _output_options(default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        command = click.option(
-            "--force", is_flag=True, default=False, help="Overwrite the files if they are there."
-        )(command)
-        return click.option(
-            "--output",
-            default=default,
-            show_default=True,
-            type=click.Path(file_okay=False),
-            help="Directory the files are written to; created if missing.",
-        )(command)
-
-    return decorate
-
-
-def _write(directory: Path, build: Callable[[], dict[str, str]], *, force: bool) -> list[Path]:
-    """Build the files and write them; every refusal one `Error:` line."""
-    from lastro.ops.rendering import write_files
-
-    try:
-        return write_files(directory, build(), force=force)
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    except FileExistsError as exc:
-        fail(str(exc), EXIT_FAILED)
-    except OSError as exc:
-        fail(f"writing {directory} failed: {one_line(exc)}", EXIT_FAILED)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()  # writes files for another tool: serves nothing, signs nothing
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_CONFIG)
-
-
 @deploy.command()
-@_app_options
+@app_options
 @click.option(
     "--directory", help="Working directory on the server, absolute.  [default: /srv/SERVICE_NAME/current]"
 )
@@ -130,7 +68,7 @@ def _settings() -> Settings:
     metavar="DIR",
     help="A directory the service writes to besides the SQLite database's (e.g. uploads); repeatable.",
 )
-@_output_options("deploy/systemd")
+@output_options("deploy/systemd")
 def systemd(
     app: str,
     factory: bool,
@@ -152,7 +90,7 @@ def systemd(
     from lastro.ops.service import ServeCommand, service_name
     from lastro.ops.systemd import SystemdLayout, systemd_files
 
-    settings = _settings()
+    settings = deploy_settings()
     target = Path(output)
 
     def build() -> dict[str, str]:
@@ -162,7 +100,7 @@ def systemd(
         )
         return systemd_files(settings, ServeCommand(app, factory, app_dir), layout)
 
-    paths = _write(target, build, force=force)
+    paths = write_or_fail(target, build, force=force)
     for path in paths:
         if path.suffix == ".env":
             path.chmod(0o600)  # it will hold the signing key
@@ -188,7 +126,7 @@ def systemd(
     help="Address lastro sees nginx connect from, checked against TRUSTED_PROXIES.  "
     "[default: 127.0.0.1 when every instance is on loopback]",
 )
-@_output_options("deploy/nginx")
+@output_options("deploy/nginx")
 def nginx(
     upstreams: tuple[str, ...],
     listen: str,
@@ -205,7 +143,7 @@ def nginx(
     """
     from lastro.ops.nginx import NginxSite, nginx_files, trust_warning
 
-    settings = _settings()
+    settings = deploy_settings()
     if proxy_address is not None:
         try:
             ipaddress.ip_address(proxy_address)
@@ -218,7 +156,7 @@ def nginx(
         warning.append(trust_warning(settings, upstreams, proxy_address))
         return files
 
-    paths = _write(Path(output), build, force=force)
+    paths = write_or_fail(Path(output), build, force=force)
     for path in paths:
         click.echo(f"wrote {path}")
     if warning and warning[0]:
@@ -227,9 +165,9 @@ def nginx(
 
 
 @deploy.command()
-@_app_options
+@app_options
 @click.option("--directory", help="AppDirectory on the server, absolute.  [default: C:\\srv\\SERVICE_NAME]")
-@_output_options("deploy/nssm")
+@output_options("deploy/nssm")
 def nssm(app: str, factory: bool, app_dir: str, directory: str | None, output: str, force: bool) -> None:
     """Write deploy.ps1, which runs this service as a Windows service with NSSM.
 
@@ -240,8 +178,8 @@ def nssm(app: str, factory: bool, app_dir: str, directory: str | None, output: s
     from lastro.ops.nssm import nssm_files
     from lastro.ops.service import ServeCommand
 
-    settings = _settings()
-    paths = _write(
+    settings = deploy_settings()
+    paths = write_or_fail(
         Path(output),
         lambda: nssm_files(settings, ServeCommand(app, factory, app_dir), directory),
         force=force,

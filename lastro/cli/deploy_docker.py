@@ -7,28 +7,14 @@ from pathlib import Path
 import click
 
 from lastro.cli.common import EXIT_CONFIG, EXIT_FAILED, fail
+from lastro.cli.deploy_options import app_options, output_options
 from lastro.errors import ConfigurationError, one_line
 
 __all__ = ["docker"]
 
 
 @click.command()
-@click.argument("target")
-@click.option("--factory", is_flag=True, default=False, help="TARGET is an app factory.")
-@click.option(
-    "--app-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory added to the import path before TARGET is imported, inside the project.",
-)
-@click.option(
-    "--output",
-    default="deploy/docker",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory the files are written to, inside the project; created if missing.",
-)
+@app_options
 @click.option(
     "--lock",
     default="requirements.lock",
@@ -45,23 +31,23 @@ __all__ = ["docker"]
 )
 @click.option("--postgres", is_flag=True, default=False, help="Add a PostgreSQL service for DATABASE_URL.")
 @click.option("--redis", is_flag=True, default=False, help="Add a Redis service for REDIS_URL.")
-@click.option("--force", is_flag=True, default=False, help="Overwrite the files (never .env).")
+@output_options("deploy/docker")
 def docker(
-    target: str,
+    app: str,
     factory: bool,
     app_dir: str,
-    output: str,
     lock: str,
     python: str | None,
     postgres: bool,
     redis: bool,
+    output: str,
     force: bool,
 ) -> None:
-    """Write a Dockerfile and a compose.yaml that serve TARGET (MODULE:APP), run from the project's root.
+    """Write a Dockerfile and a compose.yaml that serve MODULE:APP, run from the project's root.
 
     The image installs the lock's exact versions, checked against their hashes, runs `lastro serve` as a
     user of its own and probes /health/live; compose.yaml migrates (`lastro db upgrade`) before it serves.
-    .env beside them holds SECRET_KEY: created once, never overwritten.
+    .env beside them holds SECRET_KEY: created once, never overwritten, even with --force.
     """
     import os
 
@@ -73,7 +59,7 @@ def docker(
     from lastro.workers import resolve_workers
 
     settings = app_settings(app_dir)
-    mistake = target_problem(target, app_dir)
+    mistake = target_problem(app, app_dir)
     if mistake is not None:
         fail(mistake, EXIT_CONFIG)
     directory = Path(output)
@@ -84,7 +70,7 @@ def docker(
             settings,
             Path.cwd(),
             directory,
-            target=target,
+            target=app,
             factory=factory,
             app_dir=app_dir,
             lock=lock,
