@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +40,11 @@ def _affinity() -> int | None:
 
 def _open_files_limit() -> tuple[int, int]:
     """(soft, hard) RLIMIT_NOFILE; -1 is no limit, and what a system without rlimits (Windows) reports."""
-    try:
+    if sys.platform != "win32":
         import resource
-    except ImportError:
-        return -1, -1
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+        return resource.getrlimit(resource.RLIMIT_NOFILE)
+    return -1, -1
 
 
 def _sqlite_version() -> tuple[int, ...]:
