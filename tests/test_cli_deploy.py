@@ -9,18 +9,11 @@ import yaml
 from click.testing import CliRunner, Result
 
 from lastro.cli import main
+from tests.support.cli import assert_one_error_line
 
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, ["deploy", "prometheus", *args])
-
-
-def assert_one_error_line(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in line
 
 
 def test_deploy_lists_prometheus() -> None:

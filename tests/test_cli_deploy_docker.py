@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from lastro.cli import main
 from lastro.ops.docker import docker_files, plan_deploy
 from lastro.settings import load_settings
+from tests.support.cli import assert_one_error_line
 from tests.support.deploy_project import make_project
 from tests.support.servers import ROOT
 
@@ -38,14 +39,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, ["deploy", "docker", *args])
-
-
-def assert_one_error_line(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in line
 
 
 def test_deploy_lists_docker() -> None:

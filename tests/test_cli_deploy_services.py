@@ -9,20 +9,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lastro.cli import main
+from tests.support.cli import assert_one_error_line
 
 ORDERS = "examples.orders.app:create_app"
 
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, ["deploy", *args])
-
-
-def assert_one_error_line(result: Result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in line
 
 
 def test_deploy_lists_the_service_managers() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import assert_one_error_line
 from tests.support.process import ROOT, ServerProcess, free_port
 from tests.support.servers import ServeProcess, serve
 
@@ -37,14 +38,6 @@ def loadtest(*args: str, cwd: Path = ROOT, code: str | None = None) -> subproces
         cwd=cwd,
         env=env,
     )
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
-    assert result.returncode == code, result.stderr
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in line
 
 
 @pytest.fixture(scope="module")

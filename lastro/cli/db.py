@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lastro.cli.common import EXIT_CONFIG, EXIT_STARTUP, app_settings, database_or_fail, fail
 from lastro.errors import ConfigurationError, one_line
 from lastro.settings import Settings
+
+if TYPE_CHECKING:
+    from lastro.db.engine import Database
 
 __all__ = ["db"]
 
@@ -46,18 +49,9 @@ def upgrade(migrations_dir: str | None, app_dir: str, revision: str) -> None:
     """Apply the migrations to DATABASE_URL; running it again changes nothing."""
     from lastro.db import migrations
 
-    settings, directory = _db_context(migrations_dir, app_dir)
-    database = database_or_fail(settings)
-    try:
-        before, after = migrations.upgrade(database, directory, revision)
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    except Exception as exc:
-        fail(f"migrating {database.display_url} failed: {one_line(exc)}", EXIT_STARTUP)
-    finally:
-        database.dispose()
+    url, before, after = _migrate(migrations.upgrade, "migrating", migrations_dir, app_dir, revision)
     state = "already at" if before == after else f"upgraded from {before or 'an empty schema'} to"
-    click.echo(f"{database.display_url}: {state} revision {after}")
+    click.echo(f"{url}: {state} revision {after}")
 
 
 # `-1` is a revision, not an unknown option.
@@ -71,18 +65,9 @@ def downgrade(migrations_dir: str | None, app_dir: str, revision: str) -> None:
     """
     from lastro.db import migrations
 
-    settings, directory = _db_context(migrations_dir, app_dir)
-    database = database_or_fail(settings)
-    try:
-        before, after = migrations.downgrade(database, directory, revision)
-    except ConfigurationError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    except Exception as exc:
-        fail(f"downgrading {database.display_url} failed: {one_line(exc)}", EXIT_STARTUP)
-    finally:
-        database.dispose()
+    url, before, after = _migrate(migrations.downgrade, "downgrading", migrations_dir, app_dir, revision)
     state = "already at" if before == after else f"downgraded from {before or 'an empty schema'} to"
-    click.echo(f"{database.display_url}: {state} revision {after or 'none (an empty schema)'}")
+    click.echo(f"{url}: {state} revision {after or 'none (an empty schema)'}")
 
 
 @db.command()
@@ -139,3 +124,24 @@ def _db_context(migrations_dir: str | None, app_dir: str) -> tuple[Settings, Pat
     # Migrations serve nothing and sign nothing: a release step may run them without SECRET_KEY.
     settings = app_settings(app_dir)
     return settings, Path(migrations_dir) if migrations_dir else settings.MIGRATIONS_DIR
+
+
+Step = Callable[["Database", Path, str], tuple[str | None, str | None]]
+
+
+def _migrate(
+    step: Step, doing: str, migrations_dir: str | None, app_dir: str, revision: str
+) -> tuple[str, str | None, str | None]:
+    """Run `step` (upgrade or downgrade) to `revision`: the database's shown URL and its revisions before and
+    after; every failure one `Error:` line."""
+    settings, directory = _db_context(migrations_dir, app_dir)
+    database = database_or_fail(settings)
+    try:
+        before, after = step(database, directory, revision)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except Exception as exc:
+        fail(f"{doing} {database.display_url} failed: {one_line(exc)}", EXIT_STARTUP)
+    finally:
+        database.dispose()
+    return database.display_url, before, after
