@@ -1,5 +1,6 @@
 """Draw `benchmarks/orders.png` from the JSON of `benchmarks/run.py`: throughput and p99 against
-concurrency, the baseline against lastro on SQLite and on PostgreSQL, for the mixed and write-only loads.
+concurrency, the baseline and the ceiling against lastro on SQLite and on PostgreSQL, for the mixed and
+write-only loads.
 
     .venv/bin/python -m benchmarks.chart benchmarks/orders.json -o benchmarks/orders.png
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 SYSTEMS = {
     "baseline": ("seed-style baseline (gunicorn + uvicorn, SQLite)", "tab:gray", "o"),
+    "ceiling": ("hand-tuned ceiling, no features (gunicorn + uvicorn, SQLite)", "black", "x"),
     "lastro SQLite": ("lastro, SQLite", "tab:blue", "s"),
     "lastro PostgreSQL": ("lastro, PostgreSQL", "tab:green", "^"),
 }

@@ -11,6 +11,8 @@ run bounded in time. The systems, each with 2 workers:
   `lastro.create_app` (`benchmarks/apps/hello_lastro.py`) to price lastro's middleware stack;
 - the baseline: `seed_app.py` from the shared baseline directory, as its README runs it (gunicorn + uvicorn
   workers, SQLite), in its own virtual environment under ~/.cache/lastro-bench;
+- the ceiling: `ceiling_app.py` from the same directory, the same API hand-tuned for speed with no features,
+  started the same way: lastro reports each workload as a ratio to the baseline and to the ceiling;
 - the orders service (`examples/orders`) under `lastro serve`, on SQLite and on PostgreSQL, at
   LOG_LEVEL=info with JSON logs to a file: the access line per request is part of what lastro costs.
 
@@ -45,7 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Server
-from benchmarks.orders.baseline import BASELINE_DIR, BASELINE_VENV, ensure_baseline_venv, prepare_baseline
+from benchmarks.orders.baseline import (
+    BASELINE_DIR,
+    BASELINE_VENV,
+    COMPARATORS,
+    ensure_baseline_venv,
+    prepare_baseline,
+)
 from benchmarks.orders.profile import profile_worker
 from benchmarks.orders.report import report
 from benchmarks.orders.systems import (
@@ -85,7 +93,7 @@ def _machine() -> dict[str, Any]:
     return found
 
 
-PARTS = ("limit", "baseline", "sqlite", "start", "postgres")
+PARTS = ("limit", "baseline", "ceiling", "sqlite", "start", "postgres")
 
 
 def run(plan: Plan, parts: Sequence[str] = PARTS) -> dict[str, Any]:
@@ -114,8 +122,7 @@ def run(plan: Plan, parts: Sequence[str] = PARTS) -> dict[str, Any]:
                 results["systems"].update({system.name: finish(system) for system in limit})
         with contextlib.ExitStack() as stack:
             systems = []
-            if "baseline" in parts:
-                systems.append(prepare_baseline(workdir, plan))
+            systems += [prepare_baseline(workdir, plan, name) for name in COMPARATORS if name in parts]
             if "sqlite" in parts:
                 systems.append(prepare_lastro(stack, "lastro SQLite", workdir, sqlite_url, plan))
             if "postgres" in parts:
@@ -165,8 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install -y wrk")
-    if not (BASELINE_DIR / "seed_app.py").exists():
-        parser.error(f"no baseline in {BASELINE_DIR}: set BENCH_BASELINE_DIR")
     if args.smoke:
         plan = Plan(
             seed=200, connections=(20,), seconds=1, warmup=0, profile_seconds=1, smoke=True, pause=0.1
@@ -181,7 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = [part for part in PARTS if part in args.parts.split(",")]
     if args.no_postgres and "postgres" in parts:
         parts.remove("postgres")
-    if "baseline" in parts:
+    missing = [
+        f"{BASELINE_DIR / (module + '.py')}"
+        for name, module in COMPARATORS.items()
+        if name in parts and not (BASELINE_DIR / f"{module}.py").exists()
+    ]
+    if missing:
+        parser.error(
+            f"not found: {', '.join(missing)}: set BENCH_BASELINE_DIR or leave the part out with --parts"
+        )
+    if any(name in parts for name in COMPARATORS):
         ensure_baseline_venv()  # once, before anything is timed
     results = run(plan, parts)
     if args.json:

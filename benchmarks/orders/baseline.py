@@ -1,8 +1,12 @@
-"""The baseline of the orders benchmark: `seed_app.py` from the shared baseline directory, run as its README
-runs it (gunicorn with uvicorn workers, SQLite), in a virtual environment of its own built once and reused.
+"""The two comparators of the orders benchmark, from the shared baseline directory, each run as its README
+runs it (gunicorn with uvicorn workers, SQLite) in one virtual environment built once and reused:
 
-It is driven by its own wrk scripts where it has them, and by equivalents kept in `benchmarks/lua` for the
-rest, so that both sides of the comparison run the same requests.
+- the baseline, `seed_app.py`: the orders API as small teams write it today;
+- the ceiling, `ceiling_app.py`: the same API on the same schema, hand-tuned for speed with no features
+  (sqlite3 called inline on the event loop), the figure lastro's own overhead is measured against.
+
+Both serve the same routes, so both are driven by the baseline's own wrk scripts where it has them, and by
+equivalents kept in `benchmarks/lua` for the rest: every side of the comparison runs the same requests.
 """
 
 from __future__ import annotations
@@ -79,11 +83,19 @@ def _baseline_copy(workdir: Path, seed: int) -> Path:
     return copy
 
 
-def prepare_baseline(workdir: Path, plan: Plan) -> Running:
-    """Seeded and ready to start: gunicorn with uvicorn workers, as the baseline's README runs it."""
+# The system name of each comparator, and the module its README serves.
+COMPARATORS = {"baseline": "seed_app", "ceiling": "ceiling_app"}
+
+
+def prepare_baseline(workdir: Path, plan: Plan, name: str = "baseline") -> Running:
+    """Seeded and ready to start: gunicorn with uvicorn workers, as the baseline's README runs it; `name`
+    is "baseline" (`seed_app`) or "ceiling" (`ceiling_app`), each with a database of its own."""
+    module = COMPARATORS[name]
     venv = ensure_baseline_venv()
-    copy = _baseline_copy(workdir, plan.seed)
-    database = workdir / "baseline.db"
+    copy = workdir / "baseline"
+    if not copy.exists():
+        _baseline_copy(workdir, plan.seed)
+    database = workdir / f"{name}.db"
     started = time.monotonic()
     subprocess.run(
         [str(venv / "bin" / "python"), "seed_db.py", str(database), str(plan.seed)],
@@ -93,7 +105,7 @@ def prepare_baseline(workdir: Path, plan: Plan) -> Running:
         timeout=300,
     )
     seed_seconds = time.monotonic() - started
-    logger.info("baseline: seeded %d orders in %.1f s (its seed_db.py)", plan.seed, seed_seconds)
+    logger.info("%s: seeded %d orders in %.1f s (seed_db.py)", name, plan.seed, seed_seconds)
     port = free_port()
     argv = [
         str(venv / "bin" / "gunicorn"),
@@ -107,10 +119,10 @@ def prepare_baseline(workdir: Path, plan: Plan) -> Running:
         "warning",
         "--chdir",
         str(copy),
-        "seed_app:app",
+        f"{module}:app",
     ]
     env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "DATABASE_URL")}
     env["DB_PATH"] = str(database)
-    server = Server(argv, port, "/orders/1", env, workdir / "baseline.log")
+    server = Server(argv, port, "/orders/1", env, workdir / f"{name}.log")
     scripts = {workload: copy / f"bench_{workload}.lua" for workload in plan.workloads}
-    return Running("baseline", "orders", server, scripts, extra={"seed_seconds": round(seed_seconds, 1)})
+    return Running(name, "orders", server, scripts, extra={"seed_seconds": round(seed_seconds, 1)})

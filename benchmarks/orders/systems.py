@@ -1,8 +1,9 @@
 """The systems of the orders benchmark: the hello worlds that mark the limit, and the orders service under
 `lastro serve` on SQLite and on PostgreSQL, each prepared (migrated, seeded), started and read back.
 
-The baseline, the other side of the comparison, is `baseline.py`. Each system is a `Running` whose server
-(`benchmarks/harness.py`) times its own start; `launch` starts a group, `finish` reads its results.
+The baseline and the ceiling, the other sides of the comparison, are `baseline.py`. Each system is a
+`Running` whose server (`benchmarks/harness.py`) times its own start; `launch` starts a group, `finish` reads
+its results.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ START_WORKERS = 4
 POSTGRES_POOL = {"DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "0"}
 
 LIMIT_SYSTEMS = ("raw ASGI hello", "FastAPI hello", "FastAPI hello + lastro")
-ORDER_SYSTEMS = ("baseline", "lastro SQLite", "lastro PostgreSQL")
+COMPARATOR_SYSTEMS = ("baseline", "ceiling")
+LASTRO_SYSTEMS = ("lastro SQLite", "lastro PostgreSQL")
+ORDER_SYSTEMS = (*COMPARATOR_SYSTEMS, *LASTRO_SYSTEMS)
 
 
 def launch(stack: contextlib.ExitStack, systems: Sequence[Running], parallel: bool) -> None:
