@@ -52,6 +52,11 @@ def event_loop_name() -> str:
     return "asyncio"
 
 
+def loop_setting() -> str:
+    """uvicorn's `loop`: uvloop with batched accepts (`lastro.serve.event_loop`) where there is uvloop."""
+    return "lastro.serve.event_loop:new_event_loop" if event_loop_name() == "uvloop" else "asyncio"
+
+
 class WorkerConfig(uvicorn.Config):
     """uvicorn's configuration, plus what lastro's protocol reads (`lastro.serve.protocol`); loading the
     application in a worker also freezes what the import made."""
@@ -79,7 +84,7 @@ def uvicorn_config(config: ServeConfig) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         workers=config.workers,
-        loop="auto",
+        loop=loop_setting(),
         http=protocol_path(),
         log_config=logging_config(settings.LOG_LEVEL, settings.log_format),
         access_log=False,  # lastro's own access line carries the route and request id

@@ -1,0 +1,120 @@
+"""The workers' event loop: uvloop, with connections accepted in batches as asyncio accepts them.
+
+libuv (since 1.45, libuv/libuv#3696) accepts one connection per turn of the loop. A worker busy with
+keep-alive traffic turns its loop every few tens of milliseconds, so connections that arrive together (a
+deploy's first clients, a proxy opening its pool, a load test) wait in the kernel's accept queue, taken
+one per turn: 200 at once waited up to 2.9 s on two workers (benchmarks/RESULTS.md, "The first second").
+asyncio's own loop accepts up to `backlog` connections each time the listening socket is readable, and so
+does this one: `create_server(sock=...)` watches the socket and hands every accepted connection to
+uvloop's `connect_accepted_socket`. Everything else is uvloop's.
+
+A batch is bounded (`ACCEPT_BATCH`): the workers share one listening socket, and a worker that took every
+waiting connection would serve them all while its siblings idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ACCEPT_BATCH", "BatchAcceptServer", "new_event_loop"]
+
+ACCEPT_BATCH = 16
+
+
+class BatchAcceptServer(asyncio.AbstractServer):
+    """A listening socket watched by the loop; each time it is readable, up to `batch` connections are
+    accepted and handed to `loop.connect_accepted_socket`. `close()` stops accepting and closes the
+    socket (this process's copy: the supervisor's stays open for the next worker)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        backlog: int = 100,
+        batch: int = ACCEPT_BATCH,
+    ) -> None:
+        self._loop = loop
+        self._protocol_factory = protocol_factory
+        self._sock = sock
+        self._backlog = backlog
+        self._batch = batch
+        self._serving = False
+        self._connecting: set[asyncio.Task[Any]] = set()
+        self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        sock.setblocking(False)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return (self._sock,) if self._serving else ()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    async def start_serving(self) -> None:
+        if not self._serving:
+            self._serving = True
+            self._sock.listen(self._backlog)  # as asyncio's server: the socket may only be bound
+            self._loop.add_reader(self._sock.fileno(), self.accept_waiting)
+
+    async def serve_forever(self) -> None:
+        await self.start_serving()
+        await asyncio.Future()  # until cancelled, as asyncio's Server
+
+    def close(self) -> None:
+        if self._serving:
+            self._serving = False
+            self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+
+    async def wait_closed(self) -> None:
+        """Until the connections accepted before `close()` have their transports."""
+        if self._connecting:
+            await asyncio.gather(*self._connecting, return_exceptions=True)
+
+    def accept_waiting(self) -> None:
+        """Accept up to a batch of waiting connections: what the loop runs when the socket is readable."""
+        for _ in range(self._batch):
+            try:
+                connection, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # none left
+            except OSError:
+                # ECONNABORTED, EMFILE and the like: the socket stays readable, the next turn tries again.
+                return
+            connection.setblocking(False)
+            if self._tcp:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = self._loop.create_task(self._connect(connection))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, connection: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._protocol_factory, connection)
+        except OSError:
+            connection.close()  # the client went away before its transport was made
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop whose servers on a given socket accept in batches (`BatchAcceptServer`)."""
+    import uvloop
+
+    class Loop(uvloop.Loop):
+        async def create_server(  # type: ignore[override]
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol], *args: Any, **kwargs: Any
+        ) -> asyncio.AbstractServer:
+            sock = kwargs.get("sock")
+            if args or sock is None or kwargs.get("ssl") is not None:
+                return await super().create_server(protocol_factory, *args, **kwargs)
+            server = BatchAcceptServer(self, protocol_factory, sock, kwargs.get("backlog", 100))
+            await server.start_serving()
+            return server
+
+    return Loop()

@@ -1,0 +1,179 @@
+"""The workers' event loop (`lastro.serve.event_loop`): uvloop, accepting waiting connections in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from lastro.serve.event_loop import ACCEPT_BATCH, BatchAcceptServer, new_event_loop
+from lastro.serve.runner import event_loop_name, loop_setting
+
+pytest.importorskip("uvloop")
+
+WAITING = ACCEPT_BATCH + 4
+
+
+class Counted(asyncio.Protocol):
+    made: list[Counted]
+    transport: asyncio.BaseTransport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.made.append(self)
+
+
+async def close_all(made: list[Counted]) -> int:
+    """Close the transports made (the loop warns of open ones at close); how many there were."""
+    for protocol in made:
+        protocol.transport.close()
+    await turns(2)
+    return len(made)
+
+
+def factory() -> tuple[list[Counted], Callable[[], asyncio.Protocol]]:
+    made: list[Counted] = []
+
+    def make() -> asyncio.Protocol:
+        protocol = Counted()
+        protocol.made = made
+        return protocol
+
+    return made, make
+
+
+def waiting_clients(stack: ExitStack, listener: socket.socket, count: int) -> list[socket.socket]:
+    """`count` clients whose connections wait in `listener`'s accept queue."""
+    clients = []
+    for _ in range(count):
+        client = stack.enter_context(socket.create_connection(listener.getsockname()[:2]))
+        clients.append(client)
+    return clients
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # bound and listening, as the supervisor's socket once a worker serves on it
+    yield sock
+    sock.close()
+
+
+async def turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def test_waiting_connections_are_accepted_in_a_few_turns_of_the_loop(listener: socket.socket) -> None:
+    """Connections waiting together are all taken within a few turns, a batch per turn, not one per turn."""
+    loop = new_event_loop()
+    made, make = factory()
+
+    async def main() -> int:
+        server = await loop.create_server(make, sock=listener.dup(), backlog=128)
+        await turns(8)
+        server.close()
+        await server.wait_closed()
+        return await close_all(made)
+
+    with ExitStack() as stack:
+        waiting_clients(stack, listener, WAITING)
+        try:
+            assert loop.run_until_complete(main()) == WAITING
+        finally:
+            loop.close()
+
+
+def test_uvloops_own_server_takes_one_connection_per_turn(listener: socket.socket) -> None:
+    """The behaviour the batch replaces: uvloop's server accepts one waiting connection per turn."""
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    made, make = factory()
+
+    async def main() -> int:
+        server = await loop.create_server(make, sock=listener.dup(), backlog=128)
+        await turns(8)
+        count = len(made)
+        server.close()
+        await server.wait_closed()
+        await turns(4)  # the connections accepted on the last turn get their protocols
+        await close_all(made)
+        return count
+
+    with ExitStack() as stack:
+        waiting_clients(stack, listener, WAITING)
+        try:
+            assert loop.run_until_complete(main()) < WAITING // 2
+        finally:
+            loop.close()
+
+
+def test_one_turn_takes_at_most_a_batch(listener: socket.socket) -> None:
+    """A turn accepts at most ACCEPT_BATCH connections: the workers sharing the socket get the rest."""
+    loop = new_event_loop()
+    made, make = factory()
+
+    async def main() -> int:
+        server = BatchAcceptServer(loop, make, listener.dup(), backlog=128)
+        server.accept_waiting()  # what one readable event of the listening socket runs
+        await turns(4)
+        server.close()
+        await server.wait_closed()
+        return await close_all(made)
+
+    with ExitStack() as stack:
+        waiting_clients(stack, listener, WAITING)
+        try:
+            assert loop.run_until_complete(main()) == ACCEPT_BATCH
+        finally:
+            loop.close()
+
+
+def test_a_closed_server_accepts_no_more(listener: socket.socket) -> None:
+    """After close() the server neither serves nor accepts; the supervisor's socket stays open."""
+    loop = new_event_loop()
+    made, make = factory()
+
+    async def main() -> tuple[bool, tuple[socket.socket, ...]]:
+        server = await loop.create_server(make, sock=listener.dup(), backlog=128)
+        server.close()
+        await server.wait_closed()
+        await turns(4)
+        return server.is_serving(), tuple(server.sockets)
+
+    with ExitStack() as stack:
+        waiting_clients(stack, listener, 2)
+        try:
+            assert loop.run_until_complete(main()) == (False, ())
+        finally:
+            loop.close()
+    assert made == []
+    assert listener.fileno() != -1
+
+
+def test_other_servers_are_uvloops_own() -> None:
+    """A server on a host and port (no socket given) is uvloop's, unchanged."""
+    loop = new_event_loop()
+    _, make = factory()
+
+    async def main() -> bool:
+        server = await loop.create_server(make, "127.0.0.1", 0)
+        server.close()
+        await server.wait_closed()
+        return isinstance(server, BatchAcceptServer)
+
+    try:
+        assert loop.run_until_complete(main()) is False
+    finally:
+        loop.close()
+
+
+def test_lastro_serve_picks_the_batching_loop_where_there_is_uvloop() -> None:
+    """`lastro serve` gives uvicorn this loop when uvloop is the event loop, asyncio's otherwise."""
+    expected = "lastro.serve.event_loop:new_event_loop" if event_loop_name() == "uvloop" else "asyncio"
+    assert loop_setting() == expected
