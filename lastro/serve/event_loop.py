@@ -9,8 +9,7 @@ does this one: `create_server(sock=...)` watches the socket and hands every acce
 uvloop's `connect_accepted_socket`. Everything else is uvloop's.
 
 A batch is bounded (`ACCEPT_BATCH`, asyncio's default backlog is 100): the workers share one listening
-socket, and a worker that took every waiting connection would serve them all while its siblings idle. With
-64, the first 200 connections of a load split 96/104 and 89/111 between two workers.
+socket, and a worker that took every waiting connection would serve them all while its siblings idle.
 """
 
 from __future__ import annotations
