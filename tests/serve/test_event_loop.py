@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
+from typing import TypeVar
 
 import pytest
 
@@ -15,6 +16,7 @@ from lastro.serve.runner import event_loop_name, loop_setting
 pytest.importorskip("uvloop")
 
 WAITING = ACCEPT_BATCH + 4
+T = TypeVar("T")
 
 
 class Counted(asyncio.Protocol):
@@ -54,6 +56,18 @@ def waiting_clients(stack: ExitStack, listener: socket.socket, count: int) -> li
     return clients
 
 
+def run_while_waiting(
+    loop: asyncio.AbstractEventLoop, listener: socket.socket, count: int, main: Callable[[], Awaitable[T]]
+) -> T:
+    """`main()` on `loop` while `count` clients wait in `listener`'s accept queue; the loop closed after."""
+    with ExitStack() as stack:
+        waiting_clients(stack, listener, count)
+        try:
+            return loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -80,12 +94,7 @@ def test_waiting_connections_are_accepted_in_a_few_turns_of_the_loop(listener: s
         await server.wait_closed()
         return await close_all(made)
 
-    with ExitStack() as stack:
-        waiting_clients(stack, listener, WAITING)
-        try:
-            assert loop.run_until_complete(main()) == WAITING
-        finally:
-            loop.close()
+    assert run_while_waiting(loop, listener, WAITING, main) == WAITING
 
 
 def test_uvloops_own_server_takes_one_connection_per_turn(listener: socket.socket) -> None:
@@ -105,12 +114,7 @@ def test_uvloops_own_server_takes_one_connection_per_turn(listener: socket.socke
         await close_all(made)
         return count
 
-    with ExitStack() as stack:
-        waiting_clients(stack, listener, WAITING)
-        try:
-            assert loop.run_until_complete(main()) < WAITING // 2
-        finally:
-            loop.close()
+    assert run_while_waiting(loop, listener, WAITING, main) < WAITING // 2
 
 
 def test_one_turn_takes_at_most_a_batch(listener: socket.socket) -> None:
@@ -126,12 +130,7 @@ def test_one_turn_takes_at_most_a_batch(listener: socket.socket) -> None:
         await server.wait_closed()
         return await close_all(made)
 
-    with ExitStack() as stack:
-        waiting_clients(stack, listener, WAITING)
-        try:
-            assert loop.run_until_complete(main()) == ACCEPT_BATCH
-        finally:
-            loop.close()
+    assert run_while_waiting(loop, listener, WAITING, main) == ACCEPT_BATCH
 
 
 def test_a_closed_server_accepts_no_more(listener: socket.socket) -> None:
@@ -146,12 +145,7 @@ def test_a_closed_server_accepts_no_more(listener: socket.socket) -> None:
         await turns(4)
         return server.is_serving(), tuple(server.sockets)
 
-    with ExitStack() as stack:
-        waiting_clients(stack, listener, 2)
-        try:
-            assert loop.run_until_complete(main()) == (False, ())
-        finally:
-            loop.close()
+    assert run_while_waiting(loop, listener, 2, main) == (False, ())
     assert made == []
     assert listener.fileno() != -1
 
