@@ -22,7 +22,8 @@ take turns cell by cell, so that a change in the load of the shared machine hits
 req/s and 2xx/s, p50, p99, non-2xx (by status, from lastro's access log), socket errors, the lines of the
 system's log that report a locked database, and the CPU time of its workers per request, the figure that
 other load on the machine disturbs least. Per system: worker RSS after the loads and the time from process
-start to ready. Then a py-spy profile of one lastro SQLite worker under the mixed load at 50 connections,
+start to ready. Then a py-spy profile of one lastro SQLite worker under the mixed load and under GET by id
+at 50 connections,
 and the orders service once with 4 workers (start to ready).
 
 This module is the command line and the order of the parts; the parts live in `benchmarks/orders/`: the
@@ -134,8 +135,10 @@ def run(plan: Plan, parts: Sequence[str] = PARTS) -> dict[str, Any]:
             sqlite = next((system for system in systems if system.name == "lastro SQLite"), None)
             if sqlite is not None:
                 # Its own run at the end, the other systems idle: sampling slows the worker.
-                profile = profile_worker(sqlite.server, sqlite.env, plan)
-                results["systems"]["lastro SQLite"]["profile"] = profile
+                for workload, key in (("mixed", "profile"), ("get", "profile_get")):
+                    if workload in plan.workloads:
+                        profile = profile_worker(sqlite.server, sqlite.env, plan, workload)
+                        results["systems"]["lastro SQLite"][key] = profile
         if "start" in parts:
             if "sqlite" not in parts:
                 migrate_and_seed(sqlite_url, plan.seed)

@@ -1,5 +1,7 @@
-"""Where a lastro SQLite worker spends its time under the mixed load: py-spy on the busiest worker, each
-sample put in one cost centre (HTTP server, middleware, validation, database, serialization...).
+"""Where a lastro SQLite worker spends its time under a load (mixed, and GET by id): py-spy on the busiest
+worker, each sample put in one cost centre (HTTP server, middleware, validation, database, serialization...),
+and the share of samples whose running frame is lastro's own request stack (request id, access log, metrics,
+limits, back-pressure, timeouts, errors), the figure the "stack <= 10% of a GET" target reads.
 
 A run of its own after the measured ones, the other systems idle, since sampling slows the worker.
 """
@@ -76,6 +78,19 @@ def classify_stack(frames: list[str]) -> str:
     return "other"
 
 
+# The files of lastro's request stack: a sample whose running (leaf) frame is in one of them is time the
+# stack itself spent, not the route, the database or the server under it.
+STACK_FILES = (
+    "lastro/http/",
+    "lastro/observability/",
+    "lastro/ratelimit/",
+    "structlog/",
+    "logging/",
+    "starlette/middleware/",
+    "uuid.py",
+)
+
+
 # Leaf frames of threads blocked in a wait that py-spy still sampled as active (on a busy machine, a thread
 # just woken waits for a core in state R): the thread pool's queue, uvicorn's supervisor pipe, conditions.
 IDLE_LEAF = re.compile(
@@ -90,7 +105,7 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
     centres: Counter[str] = Counter()
     functions: Counter[str] = Counter()
     lines: Counter[str] = Counter()
-    total = idle = 0
+    total = idle = stack_samples = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -101,6 +116,8 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
             idle += samples
             continue
         total += samples
+        if frames[-1].rpartition(" (")[2].startswith(STACK_FILES):
+            stack_samples += samples
         centres[classify_stack(frames)] += samples
         functions[re.sub(r":\d+\)$", ")", frames[-1])] += samples
         lines[frames[-1]] += samples
@@ -111,6 +128,7 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
     return {
         "samples": total,
         "idle_samples_left_out": idle,
+        "stack_self_pct": round(100 * stack_samples / total, 1) if total else 0.0,
         "cost_centres_pct": {name: round(100 * n / total, 1) for name, n in centres.most_common()}
         if total
         else {},
@@ -128,16 +146,18 @@ def busiest(pids: Sequence[int], window: float = 1.0) -> tuple[int, list[float]]
     return pids[used.index(max(used))], [round(value / total, 2) for value in used]
 
 
-def profile_worker(server: Server, env: dict[str, str], plan: Plan) -> dict[str, Any]:
-    """py-spy on one worker while wrk drives the mixed workload at 50 connections (a run of its own, not
-    one of the measured ones: sampling slows the worker)."""
+def profile_worker(
+    server: Server, env: dict[str, str], plan: Plan, workload: str = "mixed"
+) -> dict[str, Any]:
+    """py-spy on one worker while wrk drives `workload` at 50 connections (a run of its own, not one of the
+    measured ones: sampling slows the worker)."""
     py_spy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
     workers = server.workers()
     if py_spy is None or not workers:
         return {"skipped": "py-spy is not installed" if py_spy is None else "no worker found"}
     seconds = plan.profile_seconds
-    raw = server.log.parent / "profile.txt"
-    with wrk_script(LASTRO_SCRIPTS["mixed"]) as script:
+    raw = server.log.parent / f"profile-{workload}.txt"
+    with wrk_script(LASTRO_SCRIPTS[workload]) as script:
         argv = wrk_command(server.url, PROFILE_CONNECTIONS, seconds + 3, script)
         wrk = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env}
@@ -147,8 +167,8 @@ def profile_worker(server: Server, env: dict[str, str], plan: Plan) -> dict[str,
             # The kernel may hand most of wrk's connections to one worker: profile the busy one.
             pid, shares = busiest(workers)
             logger.info(
-                "profile: py-spy on worker %d (CPU shares %s), mixed at %d connections, %g s",
-                *(pid, shares, PROFILE_CONNECTIONS, seconds),
+                "profile: py-spy on worker %d (CPU shares %s), %s at %d connections, %g s",
+                *(pid, shares, workload, PROFILE_CONNECTIONS, seconds),
             )
             spy = subprocess.run(
                 [
@@ -167,6 +187,7 @@ def profile_worker(server: Server, env: dict[str, str], plan: Plan) -> dict[str,
     summary = summarize_profile(raw.read_text())
     load = parse_wrk(stdout.decode())
     summary |= {"worker_pid": pid, "seconds": seconds, "rps_while_sampled": round(load.rps, 1)}
+    summary["workload"] = workload
     summary["worker_cpu_shares"] = shares
     logger.info("profile: %s", summary["cost_centres_pct"])
     return summary

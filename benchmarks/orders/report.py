@@ -98,8 +98,11 @@ def _profile_lines(profile: dict[str, Any]) -> list[str]:
     idle = profile.get("idle_samples_left_out", 0)
     shares = profile.get("worker_cpu_shares")
     split = f"; the workers' shares of CPU: {shares}" if shares else ""
+    stack = profile.get("stack_self_pct")
+    split += f"; lastro's request stack: {stack}% of samples" if stack is not None else ""
+    workload = profile.get("workload", "mixed")
     return [
-        f"### Profile: one lastro SQLite worker, mixed at {PROFILE_CONNECTIONS} connections "
+        f"### Profile: one lastro SQLite worker, {workload} at {PROFILE_CONNECTIONS} connections "
         f"(py-spy, {profile['samples']:,} samples, {idle:,} samples of blocked waits left out, "
         f"{profile['rps_while_sampled']:,.0f} req/s while sampled{split})",
         "",
@@ -148,9 +151,10 @@ def report(results: dict[str, Any]) -> str:
         [t["target"], t["bar"], t["measured"], "met" if t["met"] else "**missed**"] for t in targets(results)
     ]
     lines += ["### Targets", "", *_table(["target", "bar", "measured", ""], rows), ""]
-    profile = results["systems"].get("lastro SQLite", {}).get("profile")
-    if profile and "cost_centres_pct" in profile:
-        lines += _profile_lines(profile)
-    elif profile:
-        lines += [f"Profile skipped: {profile.get('skipped')}", ""]
+    for key in ("profile", "profile_get"):
+        profile = results["systems"].get("lastro SQLite", {}).get(key)
+        if profile and "cost_centres_pct" in profile:
+            lines += _profile_lines(profile)
+        elif profile:
+            lines += [f"Profile skipped: {profile.get('skipped')}", ""]
     return "\n".join(lines)

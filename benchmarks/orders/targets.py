@@ -10,6 +10,8 @@ The targets (the performance issue's, kept in `benchmarks/RESULTS.md`):
   2x, p99 at most 150 ms;
 - a worker at most 80 MB RSS after the loads;
 - writes without an error or a locked database; start to ready within 2 s;
+- lastro's request stack at most 10% of a GET by id's worker CPU (the profile's samples whose running frame
+  is in the stack);
 - floors: GET by id at half of a FastAPI hello or more, and lastro's stack around a FastAPI hello at most
   15% of it.
 """
@@ -28,6 +30,7 @@ POSTGRES_VS_BASELINE = {"mixed": 3.0, "write": 3.0, "get": 2.0}
 P99_MS = {"lastro SQLite": 100.0, "lastro PostgreSQL": 150.0}
 P99_WORKLOADS = ("get", "mixed", "write")
 RSS_MB = 80.0
+STACK_SHARE_PCT = 10.0
 
 Add = Callable[[str, str, str, bool], None]
 
@@ -123,6 +126,19 @@ def _floors(add: Add, results: dict[str, Any]) -> None:
         add("lastro middleware stack cost vs bare FastAPI hello (LOG_LEVEL=info)", "<= 15%", text, met)
 
 
+def _stack(add: Add, results: dict[str, Any]) -> None:
+    profile = results["systems"].get("lastro SQLite", {}).get("profile_get") or {}
+    share = profile.get("stack_self_pct")
+    if share is not None and profile.get("samples"):
+        text = f"{share:.1f}% of {profile['samples']:,} samples"
+        add(
+            "lastro's request stack, GET by id (lastro SQLite)",
+            f"<= {STACK_SHARE_PCT:g}%",
+            text,
+            share <= STACK_SHARE_PCT,
+        )
+
+
 def _processes(add: Add, results: dict[str, Any]) -> None:
     rss = [
         (system, results["systems"][system]["rss"]["max_mb"])
@@ -159,6 +175,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     _throughput(add, results, top)
     _tails_and_errors(add, results, top)
+    _stack(add, results)
     _floors(add, results)
     _processes(add, results)
     return rows
