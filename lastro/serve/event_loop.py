@@ -15,13 +15,18 @@ socket, and a worker that took every waiting connection would serve them all whi
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ACCEPT_BATCH", "BatchAcceptServer", "new_event_loop"]
+__all__ = ["ACCEPT_BATCH", "ACCEPT_RETRY_DELAY", "BatchAcceptServer", "new_event_loop"]
 
 ACCEPT_BATCH = 64
+# Out of descriptors or memory, the listening socket stays readable and every turn would fail again: stop
+# watching it for this long, as asyncio does (its ACCEPT_RETRY_DELAY).
+ACCEPT_RETRY_DELAY = 1.0
+_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class BatchAcceptServer(asyncio.AbstractServer):
@@ -36,12 +41,14 @@ class BatchAcceptServer(asyncio.AbstractServer):
         sock: socket.socket,
         backlog: int = 100,
         batch: int = ACCEPT_BATCH,
+        retry_delay: float = ACCEPT_RETRY_DELAY,
     ) -> None:
         self._loop = loop
         self._protocol_factory = protocol_factory
         self._sock = sock
         self._backlog = backlog
         self._batch = batch
+        self._retry_delay = retry_delay
         self._serving = False
         self._connecting: set[asyncio.Task[Any]] = set()
         self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
@@ -85,8 +92,12 @@ class BatchAcceptServer(asyncio.AbstractServer):
                 connection, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return  # none left
-            except OSError:
-                # ECONNABORTED, EMFILE and the like: the socket stays readable, the next turn tries again.
+            except ConnectionAbortedError:
+                continue  # that client gave up while it waited: take the next
+            except OSError as error:
+                if error.errno in _RESOURCES:
+                    self._loop.remove_reader(self._sock.fileno())
+                    self._loop.call_later(self._retry_delay, self._resume)
                 return
             connection.setblocking(False)
             if self._tcp:
@@ -94,6 +105,10 @@ class BatchAcceptServer(asyncio.AbstractServer):
             task = self._loop.create_task(self._connect(connection))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
+
+    def _resume(self) -> None:
+        if self._serving:
+            self._loop.add_reader(self._sock.fileno(), self.accept_waiting)
 
     async def _connect(self, connection: socket.socket) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
@@ -171,3 +172,31 @@ def test_lastro_serve_picks_the_batching_loop_where_there_is_uvloop() -> None:
     """`lastro serve` gives uvicorn this loop when uvloop is the event loop, asyncio's otherwise."""
     expected = "lastro.serve.event_loop:new_event_loop" if event_loop_name() == "uvloop" else "asyncio"
     assert loop_setting() == expected
+
+
+@pytest.mark.posix
+def test_out_of_descriptors_it_stops_watching_the_socket_then_resumes(listener: socket.socket) -> None:
+    """EMFILE on accept unwatches the socket (no busy turn after turn); accepting resumes after the delay."""
+    import resource
+
+    loop = new_event_loop()
+    made, make = factory()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    async def main() -> tuple[bool, int]:
+        server = BatchAcceptServer(loop, make, listener.dup(), backlog=128, retry_delay=0.0)
+        await server.start_serving()
+        fd = server.sockets[0].fileno()
+        # No descriptor left for an accepted socket: the next accept fails with EMFILE.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) - 1, hard))
+        try:
+            server.accept_waiting()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        unwatched = not loop.remove_reader(fd)
+        await turns(8)  # the retry (delay 0 here) watches it again, and the waiting client is taken
+        server.close()
+        await server.wait_closed()
+        return unwatched, await close_all(made)
+
+    assert run_while_waiting(loop, listener, 1, main) == (True, 1)
