@@ -14,6 +14,7 @@ from lastro.coordination.events import Broadcast, Event, Subscription
 from lastro.coordination.jobs import Jobs
 from lastro.coordination.lazy import LazyLoader
 from lastro.coordination.schedule import Cron, Every
+from lastro.db.on_commit import on_commit
 from lastro.db.statements import FilteredSelect
 from lastro.db.transactions import Transactions
 from lastro.errors import (
@@ -82,6 +83,7 @@ __all__ = [
     "get_logger",
     "get_settings",
     "install",
+    "on_commit",
     "open_cache",
     "page_limit",
     "problems",

@@ -45,6 +45,7 @@ PUBLIC = [
     "get_logger",
     "get_settings",
     "install",
+    "on_commit",
     "open_cache",
     "page_limit",
     "problems",

@@ -37,11 +37,11 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # lastro has checked the schema against settings.MIGRATIONS_DIR before this runs.
         state: lastro.ServiceState = app.state.lastro
-        app.state.changes = changes = Changes()  # the steps each committed change to an order goes through
+        app.state.changes = changes = Changes()  # the steps each change to an order goes through, in its unit
         app.state.order_reads = order_reads = open_order_cache(settings, state)
         changes.add_step(order_reads.invalidation())
         state.health.add("order_cache", order_reads.check(), critical=False)
-        changes.add_step(publish_change(state))  # to the tenant's WebSockets, before the route answers
+        changes.add_step(publish_change(state))  # to the tenant's WebSockets, in the order's transaction
         app.state.tokens = TokenCodec(_secret(settings), settings.TOKEN_TTL)
         # Niced, so that a login flood leaves the CPU to the event loop (probes, other routes) first.
         hashing = lastro.Bulkhead(
@@ -60,7 +60,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         )
         audit = AuditLog(transactions, settings)
         audit.start()
-        app.state.changes.add_step(audit.record)
+        changes.add_step(audit.step)
         state.health.add("order_audit", audit.check, critical=False)
         admin_password = settings.bootstrap_admin_password
         if admin_password is not None:

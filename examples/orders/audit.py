@@ -1,11 +1,12 @@
 """The audit log of order changes: one `order_audit` row per committed change, written in batches.
 
 A step of `Changes` (registered in the lifespan) queues an entry for each change once its unit of work has
-committed; a `lastro.BatchProcessor` writes the entries `AUDIT_BATCH_SIZE` at a time, or `AUDIT_MAX_WAIT`
-seconds after the oldest, in one transaction per batch. The request does not wait for the write: it waits
-only while `AUDIT_MAX_PENDING` entries are queued (the database is slow or down), so the log slows the
-writes down rather than drop an entry. A batch that fails is written again, in order, until it succeeds;
-each entry's id is made here, so a batch written twice (a lost COMMIT reply) inserts each entry once.
+committed (`lastro.on_commit`); a `lastro.BatchProcessor` writes the entries `AUDIT_BATCH_SIZE` at a time,
+or `AUDIT_MAX_WAIT` seconds after the oldest, in one transaction per batch. The request does not wait for
+the write: it waits only while `AUDIT_MAX_PENDING` entries are queued (the database is slow or down), so
+the log slows the writes down rather than drop an entry. A batch that fails is written again, in order,
+until it succeeds; each entry's id is made here, so a batch written twice (a lost COMMIT reply) inserts
+each entry once.
 
 At shutdown the lifespan closes the log before lastro closes the database: every entry queued is written
 before the worker exits (a SIGTERM loses nothing; a SIGKILL loses what was queued).
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, desc, exists, select
@@ -84,6 +86,10 @@ class AuditLog:
 
     def start(self) -> None:
         self.batches.start()
+
+    def step(self, connection: Connection, change: OrderChange) -> None:
+        """The `Changes` step: the entry is queued once the change has committed."""
+        lastro.on_commit(connection, partial(self.record, change))
 
     async def record(self, change: OrderChange) -> None:
         # No bound on the wait: the change has committed, and refusing would lose its entry.

@@ -1,8 +1,8 @@
 """The tenant's order events, live: `WS /api/orders/events?token=…[&since=<last event id>]`.
 
 Each committed change to an order is published on channel `orders:{tenant_id}` (`publish_change`, a step
-of `Changes`, so before the route answers: a client sees events in the order of the writes), and every
-socket of that tenant, on whichever worker or machine, receives it as one text frame:
+of `Changes`, so with the write and before the route answers: a client sees events in the order of the
+writes), and every socket of that tenant, on whichever worker or machine, receives it as one text frame:
 
     {"id": 41, "type": "order.updated", "order_id": 7, "version": 3, "at": "2026-12-05T06:30:00.123456+00:00"}
 
@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, WebSocket
+from sqlalchemy import Connection
 from starlette.websockets import WebSocketDisconnect
 
 import lastro
 from examples.orders.auth import Principal, TokenCodec
-from examples.orders.changes import OrderChange
+from examples.orders.changes import OrderChange, Step
 from lastro.errors import EventsExpired, ServiceUnavailable, SlowConsumer, SubscriptionEnded
 
 __all__ = [
@@ -58,23 +58,23 @@ CLOSE_GAP = 4410  # 4000-4999 are the application's; 410 as in HTTP's Gone
 SEND_TIMEOUT = 10.0  # seconds a frame may wait for a client that does not read before it is dropped
 
 router = APIRouter(prefix="/api")
-logger = lastro.get_logger("orders.events")
 
 
 def channel(tenant_id: int) -> str:
     return f"orders:{tenant_id}"
 
 
-def publish_change(state: lastro.ServiceState) -> Callable[[OrderChange], Awaitable[None]]:
-    """The `Changes` step that publishes each change to the tenant's subscribers.
+def publish_change(state: lastro.ServiceState) -> Step:
+    """The `Changes` step that publishes each change to the tenant's subscribers, with its write.
 
-    The write has committed by the time this runs, so a publication the backend refuses (Redis or the
-    database away, a lost reply) does not turn the answer into an error: the writer gets what it did, the
-    miss is logged with the order and its version, and the tenant's clients see the change at their next
-    reload or their next event of that order.
+    On SQLite and PostgreSQL the event is written in the order's own transaction
+    (`Broadcast.publish_on_commit`): it is announced if and only if the change committed, and in the order
+    of the commits. With Redis it is published once the change has committed; a broker that refuses it
+    then does not turn the answer into an error: the writer gets what it did, the miss is logged, and the
+    tenant's clients see the change at their next reload or their next event of that order.
     """
 
-    async def publish(change: OrderChange) -> None:
+    def publish(connection: Connection, change: OrderChange) -> None:
         broadcast = state.broadcast
         if broadcast is None:  # not started: nobody can be subscribed
             return
@@ -84,15 +84,7 @@ def publish_change(state: lastro.ServiceState) -> Callable[[OrderChange], Awaita
             "version": change.version,
             "at": _iso_utc(change.at),
         }
-        try:
-            await broadcast.publish(channel(change.tenant_id), data)
-        except ServiceUnavailable as error:
-            logger.warning(
-                "order change not announced",
-                order_id=change.order_id,
-                version=change.version,
-                error=str(error),
-            )
+        broadcast.publish_on_commit(connection, channel(change.tenant_id), data)
 
     return publish
 

@@ -2,7 +2,7 @@
 
 The cache holds the response's body as sent (the JSON text) with the order's version, so a hit answers
 the same bytes and ETag as a read from the database. An update or a delete invalidates the order's key
-through a step of `Changes`, after the commit and before the route answers: once the PATCH has answered,
+through a step of `Changes`, in its write unit (`Cache.invalidate_on_commit`): once the PATCH has answered,
 no worker serves the old version (see `lastro.SharedCache` for what that rests on). Creating an order
 invalidates nothing: it was never cached, and a 404 is not cached either. While the circuit breaker
 holds the database for unreachable, reads go to it (and get its 503) instead of the cache.
@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from sqlalchemy import Connection
 
 import lastro
 from examples.orders import queries
@@ -54,9 +55,9 @@ class CachedOrders:
         """The `Changes` step that drops an updated or deleted order from every worker's cache."""
         cache = self.cache
 
-        async def invalidate(change: OrderChange) -> None:
+        def invalidate(connection: Connection, change: OrderChange) -> None:
             if cache is not None and change.type != "order.created":
-                await cache.invalidate(_key(change.tenant_id, change.order_id))
+                cache.invalidate_on_commit(connection, _key(change.tenant_id, change.order_id))
 
         return invalidate
 

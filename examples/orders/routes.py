@@ -99,26 +99,29 @@ async def create_order(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Order | Response:
     """Create an order; with an `Idempotency-Key`, a retry returns the first response, never a second row."""
+
+    def create(connection: Connection) -> Order:
+        created = queries.create_order(connection, caller.tenant_id, order)
+        changes.record(connection, _change("order.created", caller, created))
+        return created
+
     if idempotency_key is None:
-        created = await unit.run(queries.create_order, caller.tenant_id, order)
-        await changes.record(_change("order.created", caller, created))
+        created = await unit.run(create)
         response.headers.update(_created_headers(created))
         return created
     key = idempotency_key
     digest = idempotency.request_hash(order.model_dump_json().encode())
 
-    def work(connection: Connection) -> tuple[idempotency.StoredResponse, Order | None]:
+    def create_once(connection: Connection) -> idempotency.StoredResponse:
         stored = idempotency.claim_key(connection, caller.tenant_id, key, digest)
         if stored is not None:
-            return stored, None  # a retry: the change was recorded the first time
-        created = queries.create_order(connection, caller.tenant_id, order)
+            return stored  # a retry: the change was recorded the first time
+        created = create(connection)
         stored = idempotency.StoredResponse(201, _created_headers(created), created.model_dump_json())
         idempotency.store_response(connection, caller.tenant_id, key, stored)
-        return stored, created
+        return stored
 
-    stored, created_now = await unit.run(work)
-    if created_now is not None:
-        await changes.record(_change("order.created", caller, created_now))
+    stored = await unit.run(create_once)
     return Response(stored.body, stored.status_code, stored.headers, media_type="application/json")
 
 
@@ -184,9 +187,14 @@ async def update_order(
 ) -> Order:
     """Change status, notes or items; needs `If-Match` with the order's ETag (or `*`)."""
     expected = _expected_version(if_match)
-    updated = await unit.run(queries.update_order, caller.tenant_id, order_id, expected, patch)
-    if expected is None or updated.version != expected:  # a PATCH to the same values changes nothing
-        await changes.record(_change("order.updated", caller, updated))
+
+    def update(connection: Connection) -> Order:
+        updated = queries.update_order(connection, caller.tenant_id, order_id, expected, patch)
+        if expected is None or updated.version != expected:  # a PATCH to the same values changes nothing
+            changes.record(connection, _change("order.updated", caller, updated))
+        return updated
+
+    updated = await unit.run(update)
     response.headers.update(_etag(updated))
     return updated
 
@@ -202,8 +210,11 @@ async def delete_order(
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     expected = _expected_version(if_match)
-    version, at = await unit.run(queries.delete_order, caller.tenant_id, order_id, expected)
-    await changes.record(
-        OrderChange("order.deleted", caller.tenant_id, order_id, version, at, caller.user_id)
-    )
+
+    def delete(connection: Connection) -> None:
+        version, at = queries.delete_order(connection, caller.tenant_id, order_id, expected)
+        change = OrderChange("order.deleted", caller.tenant_id, order_id, version, at, caller.user_id)
+        changes.record(connection, change)
+
+    await unit.run(delete)
     return Response(status_code=204)

@@ -5,6 +5,7 @@ cache = open_cache("orders", settings, state.broadcast, max_items=1000, max_byte
 order = await cache.get_or_load(f"{tenant_id}:{order_id}", load_order)  # a hit, or `load_order()`
 ...
 await cache.invalidate(f"{tenant_id}:{order_id}")  # after the change committed, before answering
+cache.invalidate_on_commit(connection, f"{tenant_id}:{order_id}")  # or inside the write unit itself
 ```
 
 `open_cache` picks `RedisCache` (one copy in Redis, shared by every worker) when `REDIS_URL` is set, else
@@ -16,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Connection
 
 from lastro.cache import LRUCache, estimate_size
 from lastro.coordination.events import LOST, Broadcast, Event
+from lastro.db.on_commit import on_commit
 from lastro.errors import ConfigurationError, one_line
 from lastro.observability.logging import get_logger
 
@@ -45,6 +50,10 @@ class Cache(Protocol[V]):
 
     async def invalidate(self, key: str) -> None:
         """Forget `key` everywhere: once this returns, no worker of any machine serves the old value."""
+        ...
+
+    def invalidate_on_commit(self, connection: Connection, key: str) -> None:
+        """`invalidate(key)` with the write unit of `connection`: done by the time `unit.run` returns."""
         ...
 
     def statistics(self) -> dict[str, Any]: ...
@@ -128,6 +137,12 @@ class SharedCache(Generic[V]):
         """Drop `key` here, then publish it for every other worker; errors of the broadcast propagate."""
         self._drop(key)
         await self._broadcast.publish(self.channel, {"key": key})  # received here too: counted then
+
+    def invalidate_on_commit(self, connection: Connection, key: str) -> None:
+        """The invalidation travels in the unit's transaction (`Broadcast.publish_on_commit`); `key` is
+        dropped here once it has committed."""
+        self._broadcast.publish_on_commit(connection, self.channel, {"key": key})
+        on_commit(connection, partial(self._drop, key))
 
     def clear(self) -> None:
         """Forget everything in this worker (not the others)."""

@@ -23,11 +23,14 @@ __all__ = ["append", "bounds", "check_kept", "failure", "newest", "read_after", 
 _COLUMNS = (events.c.id, events.c.channel, events.c.data, events.c.at)
 
 
+_APPEND = insert(events).returning(events.c.id)
+
+
 def append(connection: Connection, channel: str, data: Mapping[str, Any], at: float) -> Event:
     """Insert one event; it has its id once the transaction commits."""
     payload = dict(data)
-    statement = insert(events).values(channel=channel, data=orjson.dumps(payload).decode(), at=at)
-    event_id = connection.execute(statement.returning(events.c.id)).scalar_one()
+    values = {"channel": channel, "data": orjson.dumps(payload).decode(), "at": at}
+    event_id = connection.execute(_APPEND, values).scalar_one()
     return Event(int(event_id), channel, payload, at)
 
 

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy import Connection as SQLConnection
 
 from lastro.errors import EventsExpired, SlowConsumer, SubscriptionEnded
 from lastro.observability.logging import get_logger
@@ -65,6 +66,10 @@ class Transport(Protocol):
 
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         """Store the event in the replay log and send it to every worker; return it with its id."""
+        ...
+
+    def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
+        """Publish with the write unit that `connection` belongs to: committed with it, or not at all."""
         ...
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
@@ -221,6 +226,17 @@ class Broadcast:
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         """Publish `data` (a JSON object) on `channel`; return the event, with its id."""
         return await self.transport.publish(channel, data)
+
+    def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
+        """Publish `data` on `channel` with the write unit of `connection` (inside `unit.run`).
+
+        With the replay log in the service's database (SQLite, PostgreSQL), the event is written in the
+        unit's own transaction: it commits with the unit's changes, in the order of the commits, or not at
+        all, and the write costs no transaction of its own. With Redis, it is published once the unit has
+        committed (`lastro.on_commit`); a broker that refuses it then is logged, not raised, since the
+        write it announces took effect.
+        """
+        self.transport.publish_on_commit(connection, channel, data)
 
     def subscribe(
         self, channel: str, *, since: int | None = None, max_queue: int | None = None

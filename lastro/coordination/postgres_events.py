@@ -2,6 +2,7 @@
 
 - **publish** inserts the event (`RETURNING id`) and calls `pg_notify('lastro_events', id)` in one
   transaction, through the service's pool: the notification leaves at `COMMIT`, or not at all.
+  **publish_on_commit** does both in the caller's write unit (the transport's database is the service's).
 - **run** has a connection of its own (psycopg async, autocommit) that `LISTEN`s. A notification only
   wakes it: it then reads the rows after the last id it delivered, from the table, which is the truth.
   Every `idle` seconds without one it reads anyway, which is also how a dead connection is noticed.
@@ -78,6 +79,9 @@ class PostgresTransport:
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         at = self.clock()
         return await self._unit(partial(_append_and_notify, channel=channel, data=data, at=at))
+
+    def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
+        _append_and_notify(connection, channel, data, self.clock())
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
         return await self._unit(partial(event_log.replay, channel=channel, after=after, limit=limit))

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
 import orjson
 import redis.asyncio
+from sqlalchemy import Connection
 
+from lastro.db.on_commit import on_commit
 from lastro.errors import ServiceUnavailable, one_line
 from lastro.observability.logging import get_logger
 
@@ -84,6 +87,10 @@ class RedisCache(Generic[V]):
         except Exception as error:
             self._failed(error)
         return value
+
+    def invalidate_on_commit(self, connection: Connection, key: str) -> None:
+        """`invalidate(key)` once the write unit of `connection` has committed; its failure propagates."""
+        on_commit(connection, partial(self.invalidate, key))
 
     async def invalidate(self, key: str) -> None:
         """Delete `key` and move its generation, so that a load in flight does not store the old value."""

@@ -3,7 +3,8 @@
 - **publish** is one Lua script, atomic in Redis: `INCR` of a counter gives the id, `XADD` appends the
   event to a stream capped at about `max_events` entries (`MAXLEN ~`) with that id as the entry's id,
   and `PUBLISH` sends it to every worker. Scripts run one at a time, so ids reach the subscribers in
-  order. A counter that Redis lost (a restart without persistence) is seeded from Redis's clock in
+  order. **publish_on_commit** publishes once the caller's write unit has committed (`on_commit`). A
+  counter that Redis lost (a restart without persistence) is seeded from Redis's clock in
   microseconds, above any id it gave before: an id from before the restart is then older than the
   stream's oldest entry, and `since` it is `EventsExpired`, never someone else's events.
 - **run** subscribes on a connection of its own, then reads from the stream what was published since
@@ -23,19 +24,25 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from sqlalchemy import Connection as SQLConnection
 
 from lastro.coordination.event_log import check_kept
 from lastro.coordination.events import Deliver, Event
 from lastro.coordination.reconnect import Connection, Sleep
+from lastro.db.on_commit import on_commit
 from lastro.errors import ServiceUnavailable, one_line
+from lastro.observability.logging import get_logger
 
 __all__ = ["RedisTransport"]
+
+logger = get_logger("lastro.events")
 
 # The counter, seeded from Redis's clock when missing; returns {counter, id of the stream's oldest entry}.
 _SEED = """
@@ -118,6 +125,15 @@ class RedisTransport:
         message = f"{at!r} {len(channel.encode())} {channel}".encode() + raw
         event_id = await self._call(self._publish(keys=self._keys, args=[self.max_events, message]))
         return Event(int(event_id), channel, payload, at)
+
+    def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
+        on_commit(connection, partial(self._publish_committed, channel, dict(data)))
+
+    async def _publish_committed(self, channel: str, data: Mapping[str, Any]) -> None:
+        try:
+            await self.publish(channel, data)
+        except ServiceUnavailable as error:  # the write took effect: failing its caller would invite a retry
+            logger.warning("event not published after its write committed", channel=channel, error=str(error))
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
         newest, oldest = await self._bounds()

@@ -3,7 +3,8 @@
 - **publish** inserts a row into `lastro_events` in a short write transaction, through a `SQLiteWriter`
   of the transport's own: the same file lock and `BEGIN IMMEDIATE` as every lastro write, so it queues
   behind other writers instead of failing with "database is locked". AUTOINCREMENT gives the id, and
-  since one writer commits at a time, ids commit in order and are never reused.
+  since one writer commits at a time, ids commit in order and are never reused. **publish_on_commit**
+  inserts the row in the caller's write unit instead (the transport's database is the service's).
 - **run** keeps a thread with a connection of its own that asks `PRAGMA data_version` every
   `EVENTS_POLL_INTERVAL` seconds. The number moves when another connection, in any process, commits to
   the file: only then does the thread read the rows after the last one it saw, and hands them to the
@@ -34,6 +35,7 @@ from lastro.coordination.events import Deliver, Event
 from lastro.coordination.reconnect import Connection
 from lastro.db import sqlite
 from lastro.db.engine import Database
+from lastro.db.on_commit import on_commit
 from lastro.db.writer import SQLiteWriter
 
 __all__ = ["SQLiteTransport"]
@@ -70,6 +72,10 @@ class SQLiteTransport:
         event = await self._write(partial(event_log.append, channel=channel, data=data, at=at))
         self._wake.set()  # this worker's subscribers need not wait for the next look
         return event
+
+    def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
+        event_log.append(connection, channel, data, self.clock())
+        on_commit(connection, self._wake.set)  # as `publish`: this worker's subscribers need not wait
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
         return await self._read(partial(event_log.replay, channel=channel, after=after, limit=limit))

@@ -41,6 +41,7 @@ from lastro.db.attempts import Abandoned, BoundedAttempt, TimedOut, wait_for_att
 from lastro.db.breaker import CircuitBreaker
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
+from lastro.db.on_commit import Staged
 from lastro.db.postgres_units import CommitOutcomes, PostgresUnits
 from lastro.db.retry import Attempt, RetryPolicy, Stop, StopAfterDelay, StopAny
 from lastro.db.writer import SQLiteWriter
@@ -152,10 +153,16 @@ class Transactions:
         return await self._traced(bind(work, *args, **kwargs), "read", work)
 
     async def write(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `work(connection, *args, **kwargs)` read-write (in `BEGIN IMMEDIATE` on SQLite)."""
+        """Run `work(connection, *args, **kwargs)` read-write (in `BEGIN IMMEDIATE` on SQLite), then the
+        `on_commit` callbacks it registered."""
+        staged = Staged(bind(work, *args, **kwargs))
         if self.unit_spans is None:
-            return await self._run(bind(work, *args, **kwargs), "write")
-        return await self._traced(bind(work, *args, **kwargs), "write", work)
+            result = await self._run(staged, "write")
+        else:
+            result = await self._traced(staged, "write", work)
+        if staged.callbacks:
+            await staged.run_callbacks()
+        return result
 
     async def _traced(self, work: Work[T], mode: Mode, named: Callable[..., Any]) -> T:
         """`_run` inside the unit's span, named after `named`: the function before `bind`."""

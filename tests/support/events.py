@@ -11,7 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import Connection
+
 from lastro.coordination.events import Deliver, Event
+from lastro.db.on_commit import on_commit
 from lastro.errors import EventsExpired
 
 __all__ = ["MemoryLog", "MemoryTransport"]
@@ -52,6 +55,10 @@ class MemoryTransport:
 
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         return self.log.append(channel, data)
+
+    def publish_on_commit(self, connection: Connection, channel: str, data: Mapping[str, Any]) -> None:
+        """As the Redis transport: published once the unit has committed (no table to write it in)."""
+        on_commit(connection, lambda: self.log.append(channel, data))
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
         if after > len(self.log.events) or after + 1 < self.log.first_kept:
