@@ -79,6 +79,7 @@ class ServerProcess:
     ) -> None:
         self.argv, self.env, self.log_path, self.cwd = list(argv), dict(env), log_path, cwd
         self.port, self.ready_path = port, ready_path
+        self.host = HOST  # where it answers (a node of tests/support/cluster.py: its namespace's address)
         self.started = self.started_wall = self.ready_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -90,7 +91,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> Self:
         self.started, self.started_wall = time.monotonic(), time.time()
@@ -129,7 +130,7 @@ class ServerProcess:
             time.sleep(self.poll_interval)
 
     def _answers(self) -> bool:
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=2)
         try:
             connection.request("GET", self.ready_path)
             return connection.getresponse().status == 200

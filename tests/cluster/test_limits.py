@@ -1,0 +1,33 @@
+"""Limits across the cluster: one budget per user, whichever node answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.cluster.conftest import LIMIT_PER_MINUTE, Users
+from tests.support.cluster import PORT, Cluster
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_limit_holds_across_three_nodes(cluster: Cluster, users: Users) -> None:
+    """400 requests of one user through nginx, spread over the nodes: 120 ± 1 succeed, the rest get 429."""
+    headers = users.new()
+    assert cluster.nginx is not None
+    before = len(cluster.nginx.access_lines())
+    async with httpx.AsyncClient(base_url=cluster.url, headers=headers, timeout=30) as client:
+        gate = asyncio.Semaphore(20)
+
+        async def one() -> int:
+            async with gate:
+                return (await client.get("/api/orders", params={"limit": 1})).status_code
+
+        statuses = Counter(await asyncio.gather(*(one() for _ in range(400))))
+    assert set(statuses) <= {200, 429}, statuses
+    assert abs(statuses[200] - LIMIT_PER_MINUTE) <= 1, statuses
+    answered_by = Counter(line[3][-1] for line in cluster.nginx.access_lines()[before:])
+    assert set(answered_by) == {f"{node.address}:{PORT}" for node in cluster.network.nodes}
