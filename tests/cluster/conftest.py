@@ -32,7 +32,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("cluster")
-    settings = {"RATE_LIMIT_DEFAULT": f"{LIMIT_PER_MINUTE}/minute", "CLEANUP_INTERVAL_SECONDS": "1"}
+    settings = {
+        "RATE_LIMIT_DEFAULT": f"{LIMIT_PER_MINUTE}/minute",
+        "CLEANUP_INTERVAL_SECONDS": "1",
+        "ORDER_CACHE_ENABLED": "true",
+    }
     with Cluster(directory, settings) as running:
         yield running
 
