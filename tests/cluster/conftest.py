@@ -41,6 +41,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
 
 
+@pytest.fixture(scope="package")
+def unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second cluster, without the limit, for the tests that load it (faults, a rolling restart)."""
+    with Cluster(tmp_path_factory.mktemp("unlimited")) as running:
+        yield running
+
+
 class Users:
     """Users of the tests' own, each with a token (a limit budget of its own)."""
 
