@@ -73,6 +73,17 @@ mutation: $(VENV)/.installed-dev
 	$(PY) -m pip install --quiet -e ".[dev,mutation]"
 	$(PY) scripts/mutation.py --max-children $(MUTATION_CHILDREN) --fail-under 85 $(MODULES)
 
+# The cluster suite (tests/cluster, docs/scale-out.md): three `lastro serve` nodes in network namespaces of
+# the test's own, behind nginx, on one PostgreSQL and one Redis. Needs root, iproute2, nftables and socat
+# (.ci/run installs them); `make test` runs it too when run as root, and skips it, saying why, otherwise.
+# cluster-soak holds each fault of the fault test for 10 s instead of 5.
+.PHONY: cluster-test cluster-soak
+cluster-test: $(VENV)/.installed-dev
+	$(PY) -m pytest tests/cluster
+
+cluster-soak: $(VENV)/.installed-dev
+	LASTRO_CLUSTER_SOAK=1 $(PY) -m pytest tests/cluster
+
 # The orders benchmark (benchmarks/run.py): about 7 minutes; needs wrk (apt-get install -y wrk), the shared
 # baseline beside this repository and PostgreSQL on 127.0.0.1:5432.
 .PHONY: bench

@@ -76,6 +76,7 @@ class DatabaseOptions:
     """How the engine is built; `from_settings` derives it from the settings and the worker count."""
 
     workers: int = 1
+    instances: int = 1  # INSTANCES: machines whose workers share one PostgreSQL server's connections
     pool_size: int | None = None
     max_overflow: int | None = None
     pool_timeout: float = 5.0
@@ -94,6 +95,7 @@ class DatabaseOptions:
         return cls(
             create_sqlite_file=create,
             workers=workers,
+            instances=settings.INSTANCES,
             pool_size=settings.DB_POOL_SIZE,
             max_overflow=settings.DB_MAX_OVERFLOW,
             pool_timeout=settings.DB_POOL_TIMEOUT,
@@ -108,9 +110,10 @@ class DatabaseOptions:
     def postgres_pool(self) -> tuple[int, int]:
         """(pool_size, max_overflow): the settings, or a share of the connection budget per worker.
 
-        The share leaves one connection per worker to the health probe's own pool.
+        The budget is one server's: every worker of every instance (INSTANCES) takes its share of it. The
+        share leaves one connection per worker to the health probe's own pool.
         """
-        share = max(2, POSTGRES_CONNECTION_BUDGET // max(self.workers, 1) - 1)
+        share = max(2, POSTGRES_CONNECTION_BUDGET // max(self.workers * self.instances, 1) - 1)
         size = self.pool_size if self.pool_size is not None else min(10, share * 2 // 3)
         overflow = self.max_overflow if self.max_overflow is not None else max(0, min(10, share - size))
         return max(size, 1), overflow

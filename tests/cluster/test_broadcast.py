@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.cluster.conftest import Users
-from tests.support.cluster import PORT, Cluster
+from tests.support.cluster import PORT, Cluster, record
 from tests.support.event_clients import ORDER, Listener
 
 pytestmark = pytest.mark.anyio
@@ -70,3 +70,4 @@ async def test_thirty_clients_on_three_nodes_see_every_event_of_their_tenant(
         assert ids == sorted(set(ids))  # no event twice, in the order of publication
         for order_id in written[listener.tenant][:PATCHED]:
             assert [version for seen_id, version in seen if seen_id == order_id] == [1, 2]
+    record("broadcast", clients=CLIENTS, orders=ORDERS, events_per_client=expected, tenants=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from tests.cluster.conftest import Users
-from tests.support.cluster import PORT, Cluster
+from tests.support.cluster import PORT, Cluster, record
 
 ORDER = {"customer": "ACME", "items": [{"sku": "A-1", "name": "Anvil", "quantity": 1, "unit_price": 9.5}]}
 
@@ -34,6 +34,7 @@ def test_after_a_patch_no_other_node_serves_the_old_version(cluster: Cluster, us
                 if seen != etag:
                     stale.append((round_, base, seen, etag))
     assert stale == []
+    record("cache", patches=10, reads_after_each=6, stale=len(stale))
     for base in others:  # the reads went through the cache, in Redis
         health = httpx.get(base + "/health", timeout=10).json()
         assert health["checks"]["order_cache"]["backend"] == "redis"

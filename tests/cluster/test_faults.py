@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.support.cluster import PORT, Cluster, NodeProcess
+from tests.support.cluster import PORT, Cluster, NodeProcess, record
 from tests.support.event_clients import ORDER, Listener
 
 pytestmark = pytest.mark.anyio
@@ -147,12 +147,26 @@ async def test_no_acknowledged_write_is_lost_or_doubled_through_kills_and_partit
     assert ledger.unanswered == 0, ledger
     assert ledger.given_up == 0, ledger
 
-    _nginx_left_the_dead_node(cluster, timeline)
-    _the_node_without_redis_kept_serving(cluster, timeline)
+    dead_node_tried = _nginx_left_the_dead_node(cluster, timeline)
+    served_without_redis, warnings = _the_node_without_redis_kept_serving(cluster, timeline)
     _events_resumed_on_every_node(listeners, after)
+    record(
+        "faults",
+        writers=WRITERS,
+        fault_seconds=FAULT_SECONDS,
+        load_seconds=round(timeline.marks["end"][1] - timeline.marks["kill"][1] + 2, 1),
+        acknowledged=len(ledger.acknowledged),
+        stored_twice=0,
+        lost=0,
+        statuses=dict(ledger.statuses),
+        dead_node_tried_in_second_half=dead_node_tried,
+        created_by_node_without_redis=served_without_redis,
+        limit_fallback_warnings=warnings,
+        events_after_heal_per_client=len(after),
+    )
 
 
-def _nginx_left_the_dead_node(cluster: Cluster, timeline: Timeline) -> None:
+def _nginx_left_the_dead_node(cluster: Cluster, timeline: Timeline) -> str:
     assert cluster.nginx is not None
     dead = f"{cluster.network.nodes[2].address}:{PORT}"
     lines = cluster.nginx.access_lines()
@@ -162,9 +176,10 @@ def _nginx_left_the_dead_node(cluster: Cluster, timeline: Timeline) -> None:
     late = down[len(down) // 2 :]
     tried = [line for line in late if dead in line[3]]
     assert len(tried) <= max(3, len(late) // 20), (len(tried), len(late))
+    return f"{len(tried)} of {len(late)}"
 
 
-def _the_node_without_redis_kept_serving(cluster: Cluster, timeline: Timeline) -> None:
+def _the_node_without_redis_kept_serving(cluster: Cluster, timeline: Timeline) -> tuple[int, int]:
     assert cluster.nginx is not None
     node = cluster.nodes[1]
     address = f"{node.node.address}:{PORT}"
@@ -175,6 +190,7 @@ def _the_node_without_redis_kept_serving(cluster: Cluster, timeline: Timeline) -
     warnings = _warnings(node, "rate-limit store unavailable")
     assert warnings
     assert max(Counter(line["pid"] for line in warnings).values()) == 1, warnings  # once per worker
+    return len(served), len(warnings)
 
 
 def _warnings(node: NodeProcess, text: str) -> list[dict[str, object]]:

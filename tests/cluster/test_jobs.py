@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 
 from tests.cluster.conftest import Users
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, record
 
 JOB = "orders-cleanup"
 
@@ -47,6 +48,8 @@ def test_a_one_second_job_runs_once_a_second_across_the_cluster(cluster: Cluster
     gaps = [_started(later) - _started(earlier) for earlier, later in itertools.pairwise(runs)]
     assert min(gaps) > 0.5, gaps
     assert all(run["outcome"] == "ok" for run in runs[:-1])
+    hosts = Counter(str(run["host"]) for run in runs)
+    record("jobs", seconds=15, runs=len(runs), min_gap=round(min(gaps), 3), by_host=dict(hosts))
 
 
 def test_another_node_takes_over_when_the_leaders_dies(cluster: Cluster, users: Users) -> None:
@@ -60,5 +63,6 @@ def test_another_node_takes_over_when_the_leaders_dies(cluster: Cluster, users: 
         taken_over = [run for run in _runs(cluster, users) if run["host"] != leader_host]
         first = min(_started(run) for run in taken_over if _started(run) > killed_at)
         assert first - killed_at <= 2.0 + 0.5  # two periods, and the scheduler's own slack
+        record("jobs takeover", period=1.0, seconds_after_kill=round(first - killed_at, 2))
     finally:
         cluster.restart(leader.index)

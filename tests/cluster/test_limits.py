@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.cluster.conftest import LIMIT_PER_MINUTE, Users
-from tests.support.cluster import PORT, Cluster
+from tests.support.cluster import PORT, Cluster, record
 
 pytestmark = pytest.mark.anyio
 
@@ -31,3 +31,4 @@ async def test_a_limit_holds_across_three_nodes(cluster: Cluster, users: Users) 
     assert abs(statuses[200] - LIMIT_PER_MINUTE) <= 1, statuses
     answered_by = Counter(line[3][-1] for line in cluster.nginx.access_lines()[before:])
     assert set(answered_by) == {f"{node.address}:{PORT}" for node in cluster.network.nodes}
+    record("limits", sent=400, statuses=dict(statuses), answered_by=dict(answered_by))

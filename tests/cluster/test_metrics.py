@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.cluster.conftest import Users
-from tests.support.cluster import PORT, Cluster
+from tests.support.cluster import PORT, Cluster, record
 from tests.support.process import ServerProcess, free_port
 from tests.support.servers import LASTRO, ROOT
 
@@ -81,3 +81,4 @@ async def test_the_nodes_requests_add_up_in_prometheus(
         )
     assert {response.status_code for response in responses} <= {200, 404}
     assert _settled(prometheus) - before == 300
+    record("metrics", sent=300, prometheus_sum_grew_by=300)

@@ -13,7 +13,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.support.cluster import Cluster, NodeProcess
+from tests.support.cluster import Cluster, NodeProcess, record
 from tests.support.event_clients import ORDER
 
 pytestmark = pytest.mark.anyio
@@ -76,3 +76,4 @@ async def test_sighup_node_by_node_fails_no_request(unlimited: Cluster) -> None:
     assert errors == []
     assert set(statuses) <= {200, 201}, statuses
     assert statuses[201] > 100, statuses
+    record("rolling", statuses=dict(statuses), transport_errors=len(errors))

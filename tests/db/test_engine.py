@@ -113,6 +113,20 @@ def test_default_pools_of_all_workers_fit_the_connection_budget(workers: int) ->
     assert workers * (size + overflow) <= POSTGRES_CONNECTION_BUDGET
 
 
+@pytest.mark.parametrize(("workers", "instances"), [(2, 3), (4, 3), (2, 10)])
+def test_every_instance_shares_one_server_budget(workers: int, instances: int) -> None:
+    """With INSTANCES machines, all their workers' pools together still fit the one server's budget."""
+    size, overflow = DatabaseOptions(workers=workers, instances=instances).postgres_pool()
+    assert instances * workers * (size + overflow) <= POSTGRES_CONNECTION_BUDGET
+    assert (size, overflow) == DatabaseOptions(workers=workers * instances).postgres_pool()
+
+
+def test_instances_comes_from_the_settings() -> None:
+    """DatabaseOptions.from_settings carries INSTANCES."""
+    settings = get_settings(INSTANCES=3, REDIS_URL="redis://127.0.0.1:6379/0")
+    assert DatabaseOptions.from_settings(settings, workers=2).instances == 3
+
+
 def test_explicit_pool_sizes_win_over_the_derived_ones() -> None:
     """DB_POOL_SIZE and DB_MAX_OVERFLOW are used as given, whatever the worker count."""
     assert DatabaseOptions(workers=32, pool_size=12, max_overflow=0).postgres_pool() == (12, 0)

@@ -17,6 +17,7 @@ goes at `close()`: processes, the database, the Redis keys, the namespaces.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,7 +37,7 @@ from tests.support.nginx import NginxProcess, wrap
 from tests.support.process import ServerProcess, free_port
 from tests.support.servers import LASTRO, ORDERS, ORDERS_MIGRATIONS, ROOT, migrate
 
-__all__ = ["PORT", "Cluster", "NodeProcess"]
+__all__ = ["PORT", "Cluster", "NodeProcess", "available", "record"]
 
 PORT = 8000  # each node's, on its own address
 POSTGRES = "postgresql+psycopg://postgres@{host}:5432/{database}"
@@ -234,3 +235,12 @@ def available() -> str | None:
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed (apt-get install {tool})"
     return None
+
+
+def record(test: str, **figures: object) -> None:
+    """Append a test's figures to the JSON-lines file `LASTRO_CLUSTER_RESULTS` names, if any: the numbers
+    docs/scale-out.md quotes come from such a run."""
+    path = os.environ.get("LASTRO_CLUSTER_RESULTS")
+    if path:
+        with open(path, "a", encoding="utf-8") as results:
+            results.write(json.dumps({"test": test, **figures}, default=str) + "\n")
