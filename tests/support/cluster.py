@@ -126,6 +126,10 @@ class Cluster:
                 "HEALTH_NETWORKS": f"127.0.0.0/8,{subnet}",
                 "METRICS_NETWORKS": f"127.0.0.0/8,{subnet}",
                 "GRACEFUL_TIMEOUT": "10",
+                # Two clusters may be up at once beside the rest of the suite, on one PostgreSQL server
+                # with max_connections=100: 6 workers x (3 + 3 + a probe) = 42 connections each at most.
+                "DB_POOL_SIZE": "3",
+                "DB_MAX_OVERFLOW": "3",
                 "RATE_LIMIT_DEFAULT": "1000000/minute",
                 "RATE_LIMIT_LOGIN": "1000000/minute",
                 "PYTHONPATH": str(ROOT),
