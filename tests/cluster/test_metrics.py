@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,8 @@ import pytest
 
 from tests.cluster.conftest import Users
 from tests.support.cluster import PORT, Cluster, record
-from tests.support.process import ServerProcess, free_port
-from tests.support.servers import LASTRO, ROOT
+from tests.support.process import ServerProcess
+from tests.support.prometheus import MISSING, running
 
 pytestmark = pytest.mark.anyio
 
@@ -25,26 +24,10 @@ QUERY = f'sum(http_requests_total{{route="{ROUTE}",method="GET"}})'
 
 @pytest.fixture
 def prometheus(cluster: Cluster, tmp_path: Path) -> Iterator[ServerProcess]:
-    if subprocess.run(["which", "prometheus"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("prometheus is not installed: apt-get install -y prometheus (.ci/run does)")
-    targets = [arg for node in cluster.network.nodes for arg in ("--target", f"{node.address}:{PORT}")]
-    subprocess.run(
-        [LASTRO, "deploy", "prometheus", *targets, "--output", str(tmp_path)],
-        env=cluster.env_for(None),
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    config = tmp_path / "prometheus.yml"
-    config.write_text(config.read_text().replace("scrape_interval: 15s", "scrape_interval: 1s"))
-    port = free_port()
-    argv = [
-        "prometheus",
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with ServerProcess(argv, {}, tmp_path / "prometheus.log", port=port, ready_path="/-/ready") as server:
+    if MISSING is not None:
+        pytest.skip(MISSING)
+    targets = [f"{node.address}:{PORT}" for node in cluster.network.nodes]
+    with running(tmp_path / "prometheus", targets, cluster.env_for(None)) as server:
         yield server
 
 

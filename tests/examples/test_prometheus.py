@@ -4,8 +4,6 @@ service and reads the same total it was sent."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,39 +14,20 @@ import pytest
 
 from tests.examples.conftest import Api, orders_service
 from tests.support.metrics import fire
-from tests.support.servers import LASTRO, free_port, wait_for
+from tests.support.prometheus import MISSING, running
+from tests.support.servers import wait_for
 
 ROUTE = "/api/orders/{order_id}"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="Debian's prometheus is not installed: apt-get install -y prometheus",
-)
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 
 @contextmanager
 def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
-    """Prometheus on a loopback port with the generated files, scraping `target` every second; its URL."""
+    """Prometheus scraping `target` every second (tests/support/prometheus.py); its URL."""
     directory = tmp_path / "prometheus"
-    command = [LASTRO, "deploy", "prometheus", "--output", str(directory), "--target", target]
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "SERVICE_NAME": "orders"})
-    config = directory / "prometheus.yml"
-    # The one change: a scrape a second rather than every 15 s, so that the test need not wait.
-    config.write_text(config.read_text().replace("scrape_interval: 15s", "scrape_interval: 1s"))
-    port = free_port()
-    command = [
-        "prometheus",
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with (tmp_path / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with running(directory, [target], {**os.environ, "SERVICE_NAME": "orders"}) as server:
+        yield server.url
 
 
 def query(base_url: str, expression: str) -> list[dict[str, Any]]:
