@@ -100,6 +100,15 @@ def test_the_settings_describe_the_cluster() -> None:
     assert environment["TRUSTED_PROXIES"] == CLUSTER_SUBNET
 
 
+def test_each_instance_has_its_own_control_directory() -> None:
+    """CONTROL_DIR is off the shared data volume, so that draining or reloading one instance leaves the
+    others alone."""
+    compose = compose_of()
+    control = compose["x-settings"]["CONTROL_DIR"]
+    mounts = [volume.split(":")[1] for volume in compose["services"]["app"]["volumes"]]
+    assert not any(control == mount or control.startswith(f"{mount}/") for mount in mounts)
+
+
 @pytest.mark.parametrize(("replicas", "workers"), [(2, 1), (3, 2), (3, 4), (9, 2), (5, 5)])
 def test_the_pools_fit_the_connection_budget(replicas: int, workers: int) -> None:
     """Every worker of every instance, its health probe included, stays within the budget of
