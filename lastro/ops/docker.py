@@ -26,18 +26,7 @@ from importlib import resources
 from pathlib import Path, PurePath
 
 from lastro.errors import ConfigurationError
-from lastro.ops.docker_cluster import (
-    CLUSTER_SUBNET,
-    NGINX_SITE,
-    check_replicas,
-    check_subnet,
-    cluster_app_network,
-    cluster_network,
-    cluster_services,
-    cluster_settings,
-    cluster_usage,
-    nginx_site,
-)
+from lastro.ops import docker_cluster as cluster
 from lastro.ops.lock import read_lock
 from lastro.settings import Settings, split_bind
 
@@ -102,7 +91,7 @@ class DockerDeploy:
     postgres: bool = False
     redis: bool = False
     replicas: int = 0  # instances of the `cluster` profile; 0: no profile
-    subnet: str = CLUSTER_SUBNET  # the compose network's, with the profile
+    subnet: str = cluster.CLUSTER_SUBNET  # the compose network's, with the profile
 
 
 class _Template(string.Template):
@@ -176,13 +165,13 @@ def plan_deploy(
     postgres: bool = False,
     redis: bool = False,
     replicas: int = 0,
-    subnet: str = CLUSTER_SUBNET,
+    subnet: str = cluster.CLUSTER_SUBNET,
 ) -> DockerDeploy:
     """The deploy for a project at `project` (the build context) whose files go to `output`; the lock is
     read to check that `pip install --require-hashes` will take it, and for the Python it was made for.
     `replicas` adds the `cluster` profile, which needs PostgreSQL and Redis: it implies both."""
     if replicas:
-        replicas, subnet = check_replicas(replicas), check_subnet(subnet)
+        replicas, subnet = cluster.check_replicas(replicas), cluster.check_subnet(subnet)
     lock_path = inside_project(lock, project, "--lock")
     try:
         text = (project / lock_path).read_text(encoding="utf-8")
@@ -252,7 +241,7 @@ def docker_files(settings: Settings, deploy: DockerDeploy) -> dict[str, str]:
         COMPOSE: _compose(settings, deploy, image=image, database=database),
     }
     if deploy.replicas:
-        files[NGINX_SITE] = nginx_site(settings, deploy.replicas, deploy.subnet, port)
+        files[cluster.NGINX_SITE] = cluster.nginx_site(settings, deploy.replicas, deploy.subnet, port)
     return files
 
 
@@ -269,11 +258,11 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
     volumes = {"postgres": "pgdata", "redis": "redisdata"}
     stop_grace_period = f"{math.ceil(graceful) + STOP_MARGIN}s"
     extra_settings = "\n  REDIS_URL: redis://redis:6379/0" if deploy.redis else ""
-    cluster = deploy.replicas > 0
-    if cluster:
-        extra_settings += cluster_settings(deploy.replicas, deploy.workers, deploy.subnet)
-        healthy += cluster_app_network(deploy.subnet)
-        extra_services += "\n" + cluster_services(
+    profile = deploy.replicas > 0
+    if profile:
+        extra_settings += cluster.cluster_settings(deploy.replicas, deploy.workers, deploy.subnet)
+        healthy += cluster.cluster_app_network(deploy.subnet)
+        extra_services += "\n" + cluster.cluster_services(
             deploy.replicas, deploy.subnet, stop_grace_period=stop_grace_period
         )
     return template(COMPOSE).substitute(
@@ -304,7 +293,7 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
         memory=f"{SUPERVISOR_MB + deploy.workers * WORKER_MB}M",
         extra_services=extra_services,
         extra_volumes="".join(f"\n  {volumes[name]}:" for name in services),
-        app_anchor=" &app" if cluster else "",
-        networks=cluster_network(deploy.subnet) if cluster else "",
-        cluster_usage=cluster_usage(deploy.replicas) if cluster else "",
+        app_anchor=" &app" if profile else "",
+        networks=cluster.cluster_network(deploy.subnet) if profile else "",
+        cluster_usage=cluster.cluster_usage(deploy.replicas) if profile else "",
     )
