@@ -122,6 +122,44 @@ def test_mistakes_are_one_error_line_with_exit_code_2(
     assert not (project / "deploy").exists()
 
 
+def test_cluster_writes_the_site_and_the_profile(project: Path) -> None:
+    """--replicas 2 implies --cluster, --postgres and --redis: the site file beside compose.yaml, the profile
+    with app-2 and nginx, POSTGRES_PASSWORD in .env, and the command that starts the profile."""
+    result = invoke(TARGET, "--replicas", "2")
+    assert result.exit_code == 0, result.output
+    directory = project / "deploy" / "docker"
+    assert "wrote deploy/docker/nginx-site.conf" in result.stdout
+    assert "docker compose -f deploy/docker/compose.yaml --profile cluster up -d --build" in result.stdout
+    compose = yaml.safe_load((directory / "compose.yaml").read_text())
+    assert {"app", "app-2", "nginx", "postgres", "redis"} <= set(compose["services"])
+    assert "app-3" not in compose["services"]
+    assert compose["x-settings"]["INSTANCES"] == "2"
+    assert "POSTGRES_PASSWORD=" in (directory / ".env").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--replicas", "1"], ["--replicas must be a whole number from 2 to 9", "(got '1')"]),
+        (["--cluster", "--replicas", "lots"], ["--replicas must be a whole number", "(got 'lots')"]),
+        (["--cluster", "--subnet", "8.8.8.0/24"], ["--subnet must be a private IPv4 network", "8.8.8.0/24"]),
+    ],
+)
+def test_a_bad_cluster_option_is_one_error_line(project: Path, args: list[str], fragments: list[str]) -> None:
+    """A replica count or subnet out of range: one `Error:` line naming it, exit code 2, and no files."""
+    assert_one_error_line(invoke(TARGET, *args), 2, *fragments)
+    assert not (project / "deploy").exists()
+
+
+def test_a_cluster_past_the_connection_budget_is_one_error_line(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """9 instances of 8 workers would hold more PostgreSQL connections than there are: one `Error:` line."""
+    monkeypatch.setenv("WORKERS", "8")
+    assert_one_error_line(invoke(TARGET, "--replicas", "9"), 2, "--replicas 9 with WORKERS=8", "lower")
+    assert not (project / "deploy").exists()
+
+
 def test_a_bad_setting_is_one_error_line(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A BIND on port 0 cannot be published: one `Error:` line naming BIND, exit code 2."""
     monkeypatch.setenv("BIND", "0.0.0.0:0")

@@ -31,6 +31,26 @@ __all__ = ["docker"]
 )
 @click.option("--postgres", is_flag=True, default=False, help="Add a PostgreSQL service for DATABASE_URL.")
 @click.option("--redis", is_flag=True, default=False, help="Add a Redis service for REDIS_URL.")
+@click.option(
+    "--cluster",
+    is_flag=True,
+    default=False,
+    help="Add the `cluster` compose profile: instances behind nginx, on PostgreSQL and Redis (implies "
+    "--postgres --redis); `docker compose --profile cluster up` starts it.",
+)
+@click.option(
+    "--replicas",
+    metavar="N",
+    default=None,
+    help="Instances of the cluster profile, 2 to 9; implies --cluster.  [default: 3]",
+)
+@click.option(
+    "--subnet",
+    metavar="CIDR",
+    default=None,
+    help="Subnet of the cluster profile's compose network, private IPv4; implies --cluster.  "
+    "[default: 10.201.0.0/24]",
+)
 @output_options("deploy/docker")
 def docker(
     app: str,
@@ -40,6 +60,9 @@ def docker(
     python: str | None,
     postgres: bool,
     redis: bool,
+    cluster: bool,
+    replicas: str | None,
+    subnet: str | None,
     output: str,
     force: bool,
 ) -> None:
@@ -47,12 +70,14 @@ def docker(
 
     The image installs the lock's exact versions, checked against their hashes, runs `lastro serve` as a
     user of its own and probes /health/live; compose.yaml migrates (`lastro db upgrade`) before it serves.
-    .env beside them holds SECRET_KEY: created once, never overwritten, even with --force.
+    .env beside them holds SECRET_KEY: created once, never overwritten, even with --force. With --cluster,
+    compose.yaml gains the `cluster` profile and nginx-site.conf is written beside it.
     """
     import os
 
     from lastro.cli.common import app_settings
     from lastro.ops.docker import COMPOSE, ENV_FILE, database_url, docker_files, plan_deploy
+    from lastro.ops.docker_cluster import CLUSTER_SUBNET, DEFAULT_REPLICAS, check_replicas
     from lastro.ops.docker_env import env_file_text
     from lastro.ops.prometheus import write_files
     from lastro.serve.target import target_problem
@@ -64,7 +89,10 @@ def docker(
         fail(mistake, EXIT_CONFIG)
     directory = Path(output)
     env_path = directory / ENV_FILE
+    cluster = cluster or replicas is not None or subnet is not None
+    postgres = postgres or cluster
     try:
+        count = check_replicas(DEFAULT_REPLICAS if replicas is None else replicas) if cluster else 0
         workers = resolve_workers(settings.WORKERS, database_url(settings, postgres=postgres))
         plan = plan_deploy(
             settings,
@@ -78,6 +106,8 @@ def docker(
             workers=workers,
             postgres=postgres,
             redis=redis,
+            replicas=count,
+            subnet=subnet or CLUSTER_SUBNET,
         )
         paths = write_files(directory, docker_files(settings, plan), force=force)
         existing = env_path.read_text(encoding="utf-8") if env_path.exists() else None
@@ -102,3 +132,8 @@ def docker(
     else:
         click.echo(f"kept {env_path}")
     click.echo(f"run: docker compose -f {directory / COMPOSE} up -d --build")
+    if cluster:
+        click.echo(
+            f"or, {count} instances behind nginx: "
+            f"docker compose -f {directory / COMPOSE} --profile cluster up -d --build"
+        )

@@ -6,7 +6,7 @@ From the templates in `templates/`:
 - `Dockerfile.dockerignore`, beside it: what the build context keeps out of the image (secrets, data);
 - `compose.yaml`: the release step (`lastro db upgrade`) and the app, with its restart policy, limits
   derived from the worker count and a stop grace period past GRACEFUL_TIMEOUT; PostgreSQL and Redis
-  services when asked for;
+  services when asked for, and the `cluster` profile (`docker_cluster.py`) with its nginx site file;
 - `.env`, created once: SECRET_KEY and the other secrets, never overwritten (`docker_env.py`).
 
 Paths inside the image are fixed: the code in /app (the working directory), the data volume on /app/var,
@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path, PurePath
 
 from lastro.errors import ConfigurationError
+from lastro.ops import docker_cluster as cluster
 from lastro.ops.lock import read_lock
 from lastro.settings import Settings, split_bind
 
@@ -64,7 +65,6 @@ HEALTHCHECK = (
     "r.build_opener(r.ProxyHandler({})).open("
     "'http://127.0.0.1:' + os.environ['BIND'].rpartition(':')[2] + '/health/live', timeout=4)"
 )
-_POSTGRES_HEALTHY = "\n      postgres:\n        condition: service_healthy"
 _PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
 _INSTALL_PROJECT = """\
 # The project itself, without its dependencies (every one is in the lock): its wheel is built by the build
@@ -90,6 +90,8 @@ class DockerDeploy:
     migrations_dir: str = "migrations"
     postgres: bool = False
     redis: bool = False
+    replicas: int = 0  # instances of the `cluster` profile; 0: no profile
+    subnet: str = cluster.CLUSTER_SUBNET  # the compose network's, with the profile
 
 
 class _Template(string.Template):
@@ -162,9 +164,14 @@ def plan_deploy(
     workers: int = 2,
     postgres: bool = False,
     redis: bool = False,
+    replicas: int = 0,
+    subnet: str = cluster.CLUSTER_SUBNET,
 ) -> DockerDeploy:
     """The deploy for a project at `project` (the build context) whose files go to `output`; the lock is
-    read to check that `pip install --require-hashes` will take it, and for the Python it was made for."""
+    read to check that `pip install --require-hashes` will take it, and for the Python it was made for.
+    `replicas` adds the `cluster` profile, which needs PostgreSQL and Redis: it implies both."""
+    if replicas:
+        replicas, subnet = cluster.check_replicas(replicas), cluster.check_subnet(subnet)
     lock_path = inside_project(lock, project, "--lock")
     try:
         text = (project / lock_path).read_text(encoding="utf-8")
@@ -197,13 +204,16 @@ def plan_deploy(
         dockerfile=PurePath(output_dir, DOCKERFILE).as_posix(),
         install_project=(project / "pyproject.toml").is_file(),
         migrations_dir=migrations,
-        postgres=postgres,
-        redis=redis,
+        postgres=postgres or bool(replicas),
+        redis=redis or bool(replicas),
+        replicas=replicas,
+        subnet=subnet,
     )
 
 
 def docker_files(settings: Settings, deploy: DockerDeploy) -> dict[str, str]:
-    """File name -> text of the Dockerfile, its ignore file and compose.yaml."""
+    """File name -> text of the Dockerfile, its ignore file, compose.yaml, and with the cluster profile
+    the nginx site file its nginx service mounts."""
     if not _PYTHON_VERSION.fullmatch(deploy.python):
         raise ConfigurationError(f"--python must be MAJOR.MINOR, e.g. 3.11 (got {deploy.python!r})")
     port = container_port(settings)
@@ -225,11 +235,14 @@ def docker_files(settings: Settings, deploy: DockerDeploy) -> dict[str, str]:
         healthcheck=healthcheck,
         command=json.dumps(serve),
     )
-    return {
+    files = {
         DOCKERFILE: dockerfile,
         DOCKERIGNORE: template("dockerignore").substitute(service=image),
         COMPOSE: _compose(settings, deploy, image=image, database=database),
     }
+    if deploy.replicas:
+        files[cluster.NGINX_SITE] = cluster.nginx_site(settings, deploy.replicas, deploy.subnet, port)
+    return files
 
 
 def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: str) -> str:
@@ -243,6 +256,15 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
         for name in services
     )
     volumes = {"postgres": "pgdata", "redis": "redisdata"}
+    stop_grace_period = f"{math.ceil(graceful) + STOP_MARGIN}s"
+    extra_settings = "\n  REDIS_URL: redis://redis:6379/0" if deploy.redis else ""
+    profile = deploy.replicas > 0
+    if profile:
+        extra_settings += cluster.cluster_settings(deploy.replicas, deploy.workers, deploy.subnet)
+        healthy += cluster.cluster_app_network(deploy.subnet)
+        extra_services += "\n" + cluster.cluster_services(
+            deploy.replicas, deploy.subnet, stop_grace_period=stop_grace_period
+        )
     return template(COMPOSE).substitute(
         service=image,
         service_json=json.dumps(settings.SERVICE_NAME),
@@ -251,10 +273,10 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
         workers=deploy.workers,
         graceful=_seconds(graceful),
         margin=STOP_MARGIN,
-        stop_grace_period=f"{math.ceil(graceful) + STOP_MARGIN}s",
+        stop_grace_period=stop_grace_period,
         database_url=json.dumps(database_url(settings, postgres=deploy.postgres)),
         migrations_dir=json.dumps(deploy.migrations_dir),
-        redis_url="\n  REDIS_URL: redis://redis:6379/0" if deploy.redis else "",
+        extra_settings=extra_settings,
         context=json.dumps(deploy.context),
         dockerfile=json.dumps(deploy.dockerfile),
         migrate=json.dumps(["lastro", "db", "upgrade", *app_dir]),
@@ -271,4 +293,7 @@ def _compose(settings: Settings, deploy: DockerDeploy, *, image: str, database: 
         memory=f"{SUPERVISOR_MB + deploy.workers * WORKER_MB}M",
         extra_services=extra_services,
         extra_volumes="".join(f"\n  {volumes[name]}:" for name in services),
+        app_anchor=" &app" if profile else "",
+        networks=cluster.cluster_network(deploy.subnet) if profile else "",
+        cluster_usage=cluster.cluster_usage(deploy.replicas) if profile else "",
     )
