@@ -26,18 +26,23 @@ class SecurityHeadersMiddleware:
         )
         hsts = ((b"strict-transport-security", f"max-age={hsts_seconds}".encode()),) if hsts_seconds else ()
         self.secure: tuple[Header, ...] = self.plain + hsts
+        self.names = frozenset(name for name, _ in self.secure)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         extra = self.secure if scope.get("scheme") == "https" else self.plain
+        names = self.names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend(header for header in extra if header[0] not in present)
+                if present.isdisjoint(names):  # the usual case: all of them, without a test each
+                    headers += extra
+                else:
+                    headers.extend(header for header in extra if header[0] not in present)
                 message["headers"] = headers
             await send(message)
 
