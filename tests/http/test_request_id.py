@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from lastro.http.request_id import RequestIdMiddleware, current_request_id
+from lastro.http.security_headers import SecurityHeaders
 from lastro.observability.logging import configure_logging, get_logger
 from tests.support.asgi import echo, lifespan_through, post_through
 
@@ -165,6 +166,44 @@ async def test_a_response_without_headers_gets_the_id() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
     assert response.headers["x-request-id"] == "incoming-id-1234"
+
+
+async def test_given_security_headers_a_response_carries_them_and_the_id() -> None:
+    """With `security_headers`, the id and the security headers go out together, the id last."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    layer = RequestIdMiddleware(app, security_headers=SecurityHeaders(referrer_policy="same-origin"))
+    transport = httpx.ASGITransport(app=layer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
+    assert [name for name, _ in response.headers.items()] == [
+        "content-type",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "x-request-id",
+    ]
+
+
+async def test_given_security_headers_one_the_application_set_is_kept() -> None:
+    """A security header the application set stays as it set it, beside the others and the id."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Frame-Options", b"SAMEORIGIN"), (b"X-Request-ID", b"from-the-app")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = httpx.ASGITransport(app=RequestIdMiddleware(app, security_headers=SecurityHeaders()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
+    assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("x-request-id") == ["incoming-id-1234"]
 
 
 async def test_lifespan_messages_pass_through_with_the_servers_channels() -> None:
