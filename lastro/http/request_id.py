@@ -90,9 +90,12 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [item for item in message.get("headers", ()) if item[0].lower() != _HEADER_BYTES]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}  # one pass, for both checks
+                if _HEADER_BYTES in present:
+                    headers = [item for item in headers if item[0].lower() != _HEADER_BYTES]
                 if security_headers is not None:
-                    security_headers.add(headers, scope)
+                    security_headers.add(headers, scope, present)
                 headers.append(header)
                 message["headers"] = headers
             await send(message)

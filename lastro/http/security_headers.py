@@ -12,6 +12,8 @@ The layer is for an application that wants the headers alone.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SecurityHeaders", "SecurityHeadersMiddleware"]
@@ -32,10 +34,12 @@ class SecurityHeaders:
         self.secure: tuple[Header, ...] = self.plain + hsts
         self.names = frozenset(name for name, _ in self.secure)
 
-    def add(self, headers: list[Header], scope: Scope) -> None:
-        """Append the headers `headers` lacks, HSTS included when `scope` came over https."""
+    def add(self, headers: list[Header], scope: Scope, present: AbstractSet[bytes] | None = None) -> None:
+        """Append the headers `headers` lacks, HSTS included when `scope` came over https; `present`, the
+        lowercased names in `headers`, when the caller has them already."""
         extra = self.secure if scope.get("scheme") == "https" else self.plain
-        present = {name.lower() for name, _ in headers}
+        if present is None:
+            present = {name.lower() for name, _ in headers}
         if present.isdisjoint(self.names):  # the usual case: all of them, without a test each
             headers += extra
         else:

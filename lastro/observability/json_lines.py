@@ -82,6 +82,10 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._timestamp = UtcTimestamp()
+        # The handler's own lock (createLock made it; a fork re-initialises it in place), held without the
+        # two method calls of acquire() and release().
+        assert self.lock is not None
+        self._lock = self.lock
 
     def write_line(self, logger: str, event: str, fields: dict[str, Any]) -> None:
         """Write the info line `logger.info(event, **fields)` would, without going through logging.
@@ -94,12 +98,10 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
         fields["logger"] = logger
         fields["timestamp"] = self._timestamp()
         fields["pid"] = _pid
-        text = dumps(fields) + self.terminator
-        self.acquire()
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
-            self.handleError(logging.makeLogRecord({"name": logger, "msg": event, "levelname": "INFO"}))
-        finally:
-            self.release()
+        text = dumps_bytes(fields).decode("ascii") + self.terminator
+        with self._lock:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
+                self.handleError(logging.makeLogRecord({"name": logger, "msg": event, "levelname": "INFO"}))
