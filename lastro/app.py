@@ -33,7 +33,7 @@ from lastro.http.problem import ProblemResponse
 from lastro.http.rate_limit import RateLimitHeadersMiddleware
 from lastro.http.request_id import RequestIdMiddleware
 from lastro.http.request_timeout import RequestTimeoutMiddleware
-from lastro.http.security_headers import SecurityHeadersMiddleware
+from lastro.http.security_headers import SecurityHeaders
 from lastro.http.server_errors import ServerErrorMiddleware
 from lastro.http.trusted_host import TrustedHostMiddleware
 from lastro.http.validation import validation_problem
@@ -164,13 +164,11 @@ def _add_middleware(app: FastAPI, state: ServiceState) -> None:
         from lastro.http.tracing import TracingMiddleware
 
         app.add_middleware(TracingMiddleware, tracing=tracing)
-    # Outside every layer that answers: its errors get the headers too.
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        referrer_policy=settings.REFERRER_POLICY,
-        hsts_seconds=settings.HSTS_SECONDS,
+    # Outside every layer that answers: its errors get the id and the security headers too.
+    security_headers = SecurityHeaders(
+        referrer_policy=settings.REFERRER_POLICY, hsts_seconds=settings.HSTS_SECONDS
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, security_headers=security_headers)
 
 
 def _limit_forms(app: FastAPI, settings: Settings) -> None:

@@ -17,9 +17,10 @@ import math
 import time
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lastro.http.request_id import current_request_id
+from lastro.http.response_status import recording_status, response_status
 from lastro.observability.logging import ACCESS_LOGGER, SLOW_LOGGER, get_line_logger, get_logger
 from lastro.observability.requests import IN_FLIGHT, route_template
 
@@ -80,27 +81,21 @@ class AccessLogMiddleware:
                 if seconds > self.slow_after:
                     _log_slow(scope, None, seconds, request_id)
             return
-        status = 500  # what the client gets if the application raises before answering
-
-        async def capture_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, capture_status)
+            await self.app(scope, receive, recording_status(scope, send))
         finally:
             IN_FLIGHT.pop(key, None)
             seconds = self.clock() - started
-            fields = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "route": route_template(scope),
-                "status": status,
-                "duration_ms": round(seconds * 1000, 3),
-                "client": _client(scope),
-            }
-            logger.info("request", **fields)
+            # 500 is what the client gets if the application raises before answering.
+            status = response_status(scope) or 500
+            logger.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                route=route_template(scope),
+                status=status,
+                duration_ms=round(seconds * 1_000_000) / 1000,  # round(ms, 3), without its slow path
+                client=_client(scope),
+            )
             if seconds > self.slow_after:
                 _log_slow(scope, status, seconds, request_id)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lastro.http.in_flight import SHED_KEY
 from lastro.http.request_id import current_request_id
+from lastro.http.response_status import recording_status, response_status
 from lastro.observability.metrics import UNMATCHED, Metrics
 from lastro.observability.requests import route_template
 
@@ -40,18 +41,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets if the application raises before answering
-
-        async def capture_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, capture_status)
+            await self.app(scope, receive, recording_status(scope, send))
         finally:
             seconds = time.perf_counter() - started
+            # 500 is what the client gets if the application raises before answering.
+            status = response_status(scope) or 500
             route = route_template(scope)
             metrics.answered(scope["method"], route, status, seconds)
             slowest = metrics.slowest

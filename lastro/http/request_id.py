@@ -1,5 +1,8 @@
 """Give every request an id: accept a well-formed `X-Request-ID`, else generate one; echo it back.
 
+Given `security_headers` (`lastro.http.security_headers`), it also adds those to every response, in the
+same pass over the status line.
+
 The id is bound in a context variable, so every log line written while serving the request carries it; so
 is the trace id of a valid W3C `traceparent`, tracing on or off (with tracing on, the request's span binds
 its own ids over it, in `lastro.http.tracing`).
@@ -14,6 +17,7 @@ from contextvars import ContextVar
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lastro.http.security_headers import SecurityHeaders
 from lastro.http.traceparent import TRACEPARENT_HEADER, trace_id_of
 
 __all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "current_request_id"]
@@ -26,10 +30,28 @@ _WELL_FORMED = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}")
 
 _request_id: ContextVar[str | None] = ContextVar("lastro_request_id", default=None)
 
+# Generated ids, drawn from the system's randomness a batch at a time: one `getrandom` call per 256 requests
+# rather than one each. `pop` hands an id to one caller only, even across threads; a forked worker drops
+# the batch it inherited, so no two processes hand out the same ids.
+_BATCH = 256
+_unused: list[str] = []
+if hasattr(os, "register_at_fork"):  # not on Windows, where workers are never forked
+    os.register_at_fork(after_in_child=_unused.clear)
+
 
 def current_request_id() -> str | None:
     """The id of the request being served in this context, if any."""
     return _request_id.get()
+
+
+def _new_id() -> str:
+    """32 hex digits, a UUID4's worth of randomness."""
+    try:
+        return _unused.pop()
+    except IndexError:
+        batch = os.urandom(16 * _BATCH).hex()
+        _unused.extend(batch[start : start + 32] for start in range(32, len(batch), 32))
+        return batch[:32]
 
 
 def _incoming(scope: Scope) -> tuple[str | None, str | None]:
@@ -46,15 +68,17 @@ def _incoming(scope: Scope) -> tuple[str | None, str | None]:
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, security_headers: SecurityHeaders | None = None) -> None:
         self.app = app
+        # Added in the same pass as the id (lastro's stack does): one `send` wrapper instead of two.
+        self.security_headers = security_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id, trace_id = _incoming(scope)
-        request_id = request_id or os.urandom(16).hex()  # a UUID4's worth of randomness
+        request_id = request_id or _new_id()
         _request_id.set(request_id)
         if trace_id is None:
             structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -62,10 +86,16 @@ class RequestIdMiddleware:
             structlog.contextvars.bind_contextvars(request_id=request_id, trace_id=trace_id)
 
         header = (_HEADER_BYTES, request_id.encode("ascii"))
+        security_headers = self.security_headers
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [item for item in message.get("headers", ()) if item[0].lower() != _HEADER_BYTES]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}  # one pass, for both checks
+                if _HEADER_BYTES in present:
+                    headers = [item for item in headers if item[0].lower() != _HEADER_BYTES]
+                if security_headers is not None:
+                    security_headers.add(headers, scope, present)
                 headers.append(header)
                 message["headers"] = headers
             await send(message)

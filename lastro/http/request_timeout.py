@@ -19,6 +19,7 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.http.problem import send_problem
+from lastro.http.response_status import recording_status, response_status
 from lastro.observability.logging import get_logger
 from lastro.observability.requests import route_template
 
@@ -50,17 +51,9 @@ class RequestTimeoutMiddleware:
             loop.call_later(self.interval, self._sweep, loop)
         cancelling = task.cancelling()
         self.deadlines[task] = loop.time() + self.timeout
-        started = False
-
-        async def track(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         timed_out = False
         try:
-            await self.app(scope, self._untimed_body(receive, task, loop), track)
+            await self.app(scope, self._untimed_body(receive, task, loop), recording_status(scope, send))
         except asyncio.CancelledError:
             if task not in self.cut:
                 raise
@@ -75,6 +68,7 @@ class RequestTimeoutMiddleware:
                 self.cut.discard(task)
                 task.uncancel()
         if timed_out:
+            started = response_status(scope) is not None
             self._timed_out(scope, started)
             if not started:
                 await send_problem(send, 504, self.detail)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lastro.http.problem import send_problem
+from lastro.http.response_status import recording_status, response_status
 from lastro.observability.logging import get_logger
 
 __all__ = ["ServerErrorMiddleware"]
@@ -20,18 +21,10 @@ class ServerErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
-
-        async def track(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
         try:
-            await self.app(scope, receive, track)
+            await self.app(scope, receive, recording_status(scope, send))
         except Exception:
             logger.exception("unhandled error", method=scope["method"], path=scope["path"])
             # Once the status line is out, the server closes the connection on the incomplete response.
-            if not response_started:
+            if response_status(scope) is None:
                 await send_problem(send, 500, "the server hit an unexpected error; it has been logged")

@@ -24,6 +24,19 @@ from lastro.encoding import dumps_json
 __all__ = ["JsonLinesHandler", "dumps", "dumps_bytes"]
 
 
+# glibc asks the kernel for the pid on every getpid(): read once, and again in a forked child.
+_pid = os.getpid()
+
+
+def _read_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, where nothing forks
+    os.register_at_fork(after_in_child=_read_pid)
+
+
 def _fallback(obj: Any) -> Any:
     # What structlog's JSONRenderer does with a value JSON has no type for.
     structlog_repr = getattr(obj, "__structlog__", None)
@@ -51,17 +64,16 @@ class UtcTimestamp:
 
     def __init__(self) -> None:
         self._second = -1
-        self._prefix = ""
+        self._prefix = ""  # up to the seconds' dot
 
     def __call__(self) -> str:
-        now = time.time()
-        second = int(now)
+        # Integer nanoseconds: cheaper than splitting a float, and no rounding to carry into the seconds.
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
         if second != self._second:
             moment = datetime.datetime.fromtimestamp(second, tz=datetime.UTC)
-            self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
-        micros = int((now - second) * 1_000_000)
+            self._second, self._prefix = second, moment.strftime("%Y-%m-%dT%H:%M:%S.")
         # isoformat() leaves the fraction out when it is zero; so does this.
-        return f"{self._prefix}.{micros:06d}Z" if micros else f"{self._prefix}Z"
+        return f"{self._prefix}{micros:06d}Z" if micros else f"{self._prefix[:-1]}Z"
 
 
 class JsonLinesHandler(logging.StreamHandler[TextIO]):
@@ -70,21 +82,26 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._timestamp = UtcTimestamp()
+        # The handler's own lock (createLock made it; a fork re-initialises it in place), held without the
+        # two method calls of acquire() and release().
+        assert self.lock is not None
+        self._lock = self.lock
 
     def write_line(self, logger: str, event: str, fields: dict[str, Any]) -> None:
-        """Write the info line `logger.info(event, **fields)` would, without going through logging."""
-        line = {**fields, "event": event}
-        structlog.contextvars.merge_contextvars(None, "info", line)
-        line["level"] = "info"
-        line["logger"] = logger
-        line["timestamp"] = self._timestamp()
-        line["pid"] = os.getpid()
-        text = dumps(line) + self.terminator
-        self.acquire()
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
-            self.handleError(logging.makeLogRecord({"name": logger, "msg": event, "levelname": "INFO"}))
-        finally:
-            self.release()
+        """Write the info line `logger.info(event, **fields)` would, without going through logging.
+
+        The line is built in `fields` itself: the caller hands the dict over (`LineLogger.info` passes the
+        one its keywords were collected in)."""
+        fields["event"] = event
+        structlog.contextvars.merge_contextvars(None, "info", fields)
+        fields["level"] = "info"
+        fields["logger"] = logger
+        fields["timestamp"] = self._timestamp()
+        fields["pid"] = _pid
+        text = dumps_bytes(fields).decode("ascii") + self.terminator
+        with self._lock:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
+                self.handleError(logging.makeLogRecord({"name": logger, "msg": event, "levelname": "INFO"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from lastro.http.request_id import RequestIdMiddleware, current_request_id
+from lastro.http.request_id import RequestIdMiddleware, _new_id, current_request_id
+from lastro.http.security_headers import SecurityHeaders
 from lastro.observability.logging import configure_logging, get_logger
 from tests.support.asgi import echo, lifespan_through, post_through
 
@@ -167,6 +169,60 @@ async def test_a_response_without_headers_gets_the_id() -> None:
     assert response.headers["x-request-id"] == "incoming-id-1234"
 
 
+async def test_given_security_headers_a_response_carries_them_and_the_id() -> None:
+    """With `security_headers`, the id and the security headers go out together, the id last."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    layer = RequestIdMiddleware(app, security_headers=SecurityHeaders(referrer_policy="same-origin"))
+    transport = httpx.ASGITransport(app=layer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
+    assert [name for name, _ in response.headers.items()] == [
+        "content-type",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "x-request-id",
+    ]
+
+
+async def test_given_security_headers_one_the_application_set_is_kept() -> None:
+    """A security header the application set stays as it set it, beside the others and the id."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Frame-Options", b"SAMEORIGIN"), (b"X-Request-ID", b"from-the-app")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = httpx.ASGITransport(app=RequestIdMiddleware(app, security_headers=SecurityHeaders()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/", headers={"x-request-id": "incoming-id-1234"})
+    assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("x-request-id") == ["incoming-id-1234"]
+
+
 async def test_lifespan_messages_pass_through_with_the_servers_channels() -> None:
     """A lifespan scope reaches the application with the server's own receive and send."""
     assert await lifespan_through(RequestIdMiddleware) == [{"type": "lifespan.startup"}]
+
+
+def test_a_forked_worker_draws_ids_of_its_own() -> None:
+    """Ids are drawn a batch at a time: a process forked while the batch is held does not reuse it."""
+    _new_id()  # the batch is held from here on
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, _new_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child_id = pipe.read()
+    assert GENERATED.fullmatch(child_id)
+    assert child_id != _new_id()

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import logging.config
+import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -124,3 +125,18 @@ def test_non_ascii_values_are_escaped() -> None:
 def test_values_json_has_no_type_for_are_repr() -> None:
     """An object or an integer past 64 bits is still one valid line."""
     assert json.loads(dumps({"big": 2**70, "obj": object})) == {"big": 2**70, "obj": repr(object)}
+
+
+def test_a_forked_process_writes_its_own_pid() -> None:
+    """The pid is read once, and again in a forked child: the child's lines carry the child's pid."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one line, straight to the parent
+        with os.fdopen(write, "w") as pipe:
+            JsonLinesHandler(pipe).write_line("t.fork", "request", dict(FIELDS))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        line = json.loads(pipe.read())
+    assert line["pid"] == pid
