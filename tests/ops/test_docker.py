@@ -71,6 +71,11 @@ def written_project(tmp_path: Path, *flags: str) -> Path:
         postgres="--postgres" in flags,
         redis="--redis" in flags,
     )
+    return write_deploy(project, deploy)
+
+
+def write_deploy(project: Path, deploy: DockerDeploy) -> Path:
+    """The files of `deploy` written in the project's deploy/docker, .env included; the directory."""
     directory = project / "deploy" / "docker"
     write_files(directory, docker_files(settings(), deploy))
     env = env_file_text(None, settings(), postgres=deploy.postgres)

@@ -21,9 +21,7 @@ from lastro.ops.docker_cluster import (
     check_subnet,
     pool_sizes,
 )
-from lastro.ops.docker_env import env_file_text
-from lastro.ops.prometheus import write_files
-from tests.ops.test_docker import COMPOSE_CLIENT, needs_compose, settings
+from tests.ops.test_docker import COMPOSE_CLIENT, needs_compose, settings, write_deploy
 from tests.support.deploy_project import LOCK, make_project
 from tests.support.nginx import NGINX, check, wrap
 
@@ -48,12 +46,7 @@ def written_cluster(tmp_path: Path, replicas: int = 3) -> Path:
     deploy = plan_deploy(
         settings(), project, Path("deploy/docker"), target="shop.app:create_app", lock=LOCK, replicas=replicas
     )
-    directory = project / "deploy" / "docker"
-    write_files(directory, docker_files(settings(), deploy))
-    env = env_file_text(None, settings(), postgres=deploy.postgres)
-    assert env is not None
-    (directory / ".env").write_text(env)
-    return directory
+    return write_deploy(project, deploy)
 
 
 def test_the_cluster_implies_postgres_and_redis(tmp_path: Path) -> None:
