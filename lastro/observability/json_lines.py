@@ -98,7 +98,7 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
         fields["logger"] = logger
         fields["timestamp"] = self._timestamp()
         fields["pid"] = _pid
-        text = dumps_bytes(fields).decode("ascii") + self.terminator
+        text = dumps(fields) + self.terminator
         with self._lock:
             try:
                 self.stream.write(text)

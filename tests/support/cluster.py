@@ -32,7 +32,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from tests.support.netns import Network, Node
+from tests.support.netns import Network, Node, missing
 from tests.support.nginx import NginxProcess, wrap
 from tests.support.process import ServerProcess, free_port
 from tests.support.servers import LASTRO, ORDERS, ORDERS_MIGRATIONS, ROOT, migrate
@@ -230,15 +230,10 @@ class Cluster:
 
 def available() -> str | None:
     """Why the cluster cannot run here, or None."""
-    from tests.support.netns import missing
-
     reason = missing()
-    if reason is not None:
-        return reason
-    for tool in ("socat",):
-        if shutil.which(tool) is None:
-            return f"`{tool}` is not installed (apt-get install {tool})"
-    return None
+    if reason is None and shutil.which("socat") is None:
+        reason = "`socat` is not installed (apt-get install socat)"
+    return reason
 
 
 def record(test: str, **figures: object) -> None:
