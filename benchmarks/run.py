@@ -1,7 +1,7 @@
 """The orders service on lastro against the seed-style baseline: every system, every workload, one run.
 
     .venv/bin/python -m benchmarks.run --json benchmarks/orders.json --chart benchmarks/orders.png
-    .venv/bin/python -m benchmarks.run --smoke          # every part, tiny seed, 1 s loads: under a minute
+    .venv/bin/python -m benchmarks.run --smoke          # every part, tiny seed, 1 s loads: about 30 s
     .venv/bin/python -m benchmarks.run --report benchmarks/orders.json   # the tables again
 
 All on loopback; every server starts on a free port, is stopped with SIGTERM, and every load is a `wrk`
@@ -18,7 +18,8 @@ run bounded in time. The systems, each with 2 workers:
 
 Each database gets the same 100k orders. Five workloads (GET by id, list by status, mixed 70/20/10, POST
 only, PATCH with If-Match) run at 20, 50 and 200 connections. The systems of a group are up together and
-take turns cell by cell, so that a change in the load of the shared machine hits them alike. Per run:
+take turns cell by cell, so that a change in the load of the shared machine hits them alike (--smoke
+runs each cell on all of them at once: it only shows that every script works). Per run:
 req/s and 2xx/s, p50, p99, non-2xx (by status, from lastro's access log), socket errors, the lines of the
 system's log that report a locked database, and the CPU time of its workers per request, the figure that
 other load on the machine disturbs least. Per system: worker RSS after the loads and the time from process

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,23 +150,32 @@ def drive(
 
 def measure_interleaved(systems: Sequence[Running], plan: Plan) -> None:
     """Every (workload, connections) cell on each system in turn, rather than system after system: a
-    change in the load of the shared machine then hits all systems alike, not one system's whole run."""
+    change in the load of the shared machine then hits all systems alike, not one system's whole run.
+    --smoke runs a cell on every system at once: its figures then only show that each script works."""
     workloads = list(dict.fromkeys(w for system in systems for w in system.scripts))
     for workload in workloads:
         for c in plan.connections:
-            for system in systems:
-                if workload in system.scripts:
-                    cell = drive(
-                        system.server,
-                        workload,
-                        system.scripts[workload],
-                        c,
-                        plan,
-                        system.env,
-                        system.prepare.get(workload),
-                        label=system.name,
-                    )
-                    system.cells.append(cell)
+            turn = [system for system in systems if workload in system.scripts]
+
+            def cell(system: Running, workload: str = workload, c: int = c) -> dict[str, Any]:
+                return drive(
+                    system.server,
+                    workload,
+                    system.scripts[workload],
+                    c,
+                    plan,
+                    system.env,
+                    system.prepare.get(workload),
+                    label=system.name,
+                )
+
+            if plan.smoke and len(turn) > 1:
+                with ThreadPoolExecutor(len(turn)) as pool:
+                    cells = list(pool.map(cell, turn))
+            else:
+                cells = [cell(system) for system in turn]
+            for system, measured in zip(turn, cells, strict=True):
+                system.cells.append(measured)
 
 
 class PatchTargets:

@@ -43,7 +43,7 @@ def test_smoke_runs_every_system_and_part(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is not None:
         argv += ["--chart", str(tmp_path / "orders.png")]
     env = {name: value for name, value in os.environ.items() if name.upper() not in Settings.model_fields}
-    # Bounded: about 30 s on a quiet 2-core machine (plus, once per machine, the baseline's venv).
+    # Bounded: about 30 s on a 2-core machine (plus, once per machine, the baseline's venv).
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
