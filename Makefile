@@ -76,7 +76,8 @@ mutation: $(VENV)/.installed-dev
 # The cluster suite (tests/cluster, docs/scale-out.md): three `lastro serve` nodes in network namespaces of
 # the test's own, behind nginx, on one PostgreSQL and one Redis. Needs root, iproute2, nftables and socat
 # (.ci/run installs them); `make test` runs it too when run as root, and skips it, saying why, otherwise.
-# cluster-soak holds each fault of the fault test for 10 s instead of 5.
+# cluster-soak holds each fault of the fault test for 10 s instead of 5, and restarts all three nodes in the
+# rolling test instead of two.
 .PHONY: cluster-test cluster-soak
 cluster-test: $(VENV)/.installed-dev
 	$(PY) -m pytest tests/cluster
