@@ -1,7 +1,7 @@
 """What a backup of the orders service's SQLite database costs: time, size, and the writers' throughput.
 
     .venv/bin/python -m benchmarks.backups                 # 100,000 orders, 3 rounds x 10 s each way: ~3 min
-    .venv/bin/python -m benchmarks.backups --smoke         # 500 orders, 1 round of 2 s
+    .venv/bin/python -m benchmarks.backups --smoke         # 500 orders, 1 round of 1 s, no warm-up
 
 1. Offline, on the seeded database: SQLite's backup API in one step against `VACUUM INTO` (seconds, size),
    then `lastro.backup.create_backup` as a whole (copy, integrity_check, row counts, SHA-256, fsyncs) and
@@ -165,7 +165,7 @@ def report(found: dict[str, Any], cells: dict[str, list[dict[str, Any]]], info: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--smoke", action="store_true", help="500 orders, 1 round of 2 s at 20 connections")
+    parser.add_argument("--smoke", action="store_true", help="500 orders, 1 round of 1 s at 20 connections")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10, help="seconds of each measured wrk run")
     parser.add_argument("--connections", type=int, default=50)
@@ -179,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install -y wrk")
     if args.smoke:
-        args.rounds, args.duration, args.connections, args.seed = 1, 2, 20, 500
-    plan = Plan(args.seed, (args.connections,), args.duration, 0.5, 0, args.smoke, ("write",))
+        args.rounds, args.duration, args.connections, args.seed = 1, 1, 20, 500
+    warmup = 0 if args.smoke else 0.5
+    plan = Plan(args.seed, (args.connections,), args.duration, warmup, 0, args.smoke, ("write",))
     info = vars(args) | {"load_before": load_average()}
     with tempfile.TemporaryDirectory(prefix="lastro-backups-", dir=args.dir) as directory:
         workdir = Path(directory)
