@@ -60,7 +60,7 @@ faults: $(VENV)/.installed-dev
 	LASTRO_FAULTS=1 $(PY) -m pytest $(FAULT_TESTS)
 
 # Schemathesis against the orders service (tests/examples/test_fuzz.py) with 500 cases per operation and a
-# new seed each run, instead of the 100 and fixed seed of `make test`: about 25 minutes on two cores.
+# new seed each run, instead of the 50 and fixed seed of `make test`: about 25 minutes on two cores.
 FUZZ_EXAMPLES ?= 500
 fuzz: $(VENV)/.installed-dev
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=random $(PY) -m pytest tests/examples/test_fuzz.py
