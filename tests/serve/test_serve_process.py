@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,15 +19,22 @@ from psycopg import sql
 from lastro.db.migrations import head_revision
 from lastro.serve.supervisor import can_fork
 from tests.conftest import POSTGRES_URL
-from tests.support.servers import ORDERS_MIGRATIONS, TcpProxy, serve, wait_for
+from tests.support.servers import ORDERS_MIGRATIONS, ServeProcess, TcpProxy, serve, wait_for
 
 CLOSE = {"Connection": "close"}  # a fresh connection per request: what a recycled worker must not drop
 
 
-def test_banner_names_host_port_workers_server_loop_and_pid(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One service for the tests that only look at it: each start costs seconds on a loaded machine."""
+    with serve(tmp_path_factory.mktemp("served")) as server:
+        yield server
+
+
+def test_banner_names_host_port_workers_server_loop_and_pid(served: ServeProcess) -> None:
     """The supervisor logs one banner with everything an operator checks first."""
-    with serve(tmp_path) as server:
-        banner = server.events("lastro serving")[0]
+    server = served
+    banner = server.events("lastro serving")[0]
     assert banner["host"] == "127.0.0.1"
     assert banner["port"] == server.port
     assert banner["workers"] == 2
@@ -35,21 +43,21 @@ def test_banner_names_host_port_workers_server_loop_and_pid(tmp_path: Path) -> N
     assert banner["pid"] == server.process.pid
 
 
-def test_two_workers_answer(tmp_path: Path) -> None:
+def test_two_workers_answer(served: ServeProcess) -> None:
     """Requests are served by more than one worker process."""
-    with serve(tmp_path) as server:
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        assert len(server.worker_pids()) == 2
-        assert server.process.pid not in server.worker_pids()
+    server = served
+    wait_for(lambda: len(server.worker_pids()) == 2)
+    assert len(server.worker_pids()) == 2
+    assert server.process.pid not in server.worker_pids()
 
 
-def test_health_endpoints_answer_with_their_codes(tmp_path: Path) -> None:
+def test_health_endpoints_answer_with_their_codes(served: ServeProcess) -> None:
     """live, ready and the detailed document all answer 200 on a healthy service."""
-    with serve(tmp_path) as server:
-        live = httpx.get(f"{server.url}/health/live")
-        ready = httpx.get(f"{server.url}/health/ready")
-        detail = httpx.get(f"{server.url}/health")
-        workers = server.worker_pids()
+    server = served
+    live = httpx.get(f"{server.url}/health/live")
+    ready = httpx.get(f"{server.url}/health/ready")
+    detail = httpx.get(f"{server.url}/health")
+    workers = server.worker_pids()
     assert (live.status_code, ready.status_code, detail.status_code) == (200, 200, 200)
     document = detail.json()
     assert document["status"] == "healthy"
@@ -81,16 +89,16 @@ def test_ready_turns_503_when_the_database_file_goes_and_recovers(tmp_path: Path
     assert healed.status_code == 200
 
 
-def test_request_id_round_trips_and_is_in_every_log_line(tmp_path: Path) -> None:
+def test_request_id_round_trips_and_is_in_every_log_line(served: ServeProcess) -> None:
     """A well-formed X-Request-ID is echoed and appears in the access line and the app's own line."""
-    with serve(tmp_path) as server:
-        response = httpx.get(f"{server.url}/api/ping", headers={"X-Request-ID": "trace-0123456789"})
+    server = served
+    response = httpx.get(f"{server.url}/api/ping", headers={"X-Request-ID": "trace-0123456789"})
 
-        def lines_of_request() -> list[dict[str, object]]:
-            return [line for line in server.logs() if line.get("request_id") == "trace-0123456789"]
+    def lines_of_request() -> list[dict[str, object]]:
+        return [line for line in server.logs() if line.get("request_id") == "trace-0123456789"]
 
-        wait_for(lambda: any(line["event"] == "request" for line in lines_of_request()))
-        lines = lines_of_request()
+    wait_for(lambda: any(line["event"] == "request" for line in lines_of_request()))
+    lines = lines_of_request()
     assert response.headers["x-request-id"] == "trace-0123456789"
     events = {line["event"] for line in lines}
     assert {"ping received", "request"} <= events
@@ -103,10 +111,9 @@ def test_request_id_round_trips_and_is_in_every_log_line(tmp_path: Path) -> None
     assert access["pid"] != server.process.pid  # written by the worker, not the supervisor
 
 
-def test_malformed_request_id_is_replaced(tmp_path: Path) -> None:
+def test_malformed_request_id_is_replaced(served: ServeProcess) -> None:
     """An X-Request-ID with unsafe characters is not echoed; a generated id is returned instead."""
-    with serve(tmp_path) as server:
-        response = httpx.get(f"{server.url}/health/live", headers={"X-Request-ID": "bad id\twith spaces"})
+    response = httpx.get(f"{served.url}/health/live", headers={"X-Request-ID": "bad id\twith spaces"})
     assert response.headers["x-request-id"] != "bad id\twith spaces"
     assert len(response.headers["x-request-id"]) == 32
 
