@@ -87,9 +87,7 @@ def test_the_default_scenario_prints_the_table_and_writes_the_report(
 def test_the_orders_scenario_runs_without_failures(server: ServeProcess) -> None:
     """The orders mix (login, list, read, create with Idempotency-Key, change with If-Match) as JSON: every
     request succeeds, the workers come from /health and the server's CPU is measured."""
-    result = loadtest(
-        server.url, "--users", "2,4", "--step-duration", "3", "--scenario", ORDERS_SCENARIO, "--json"
-    )
+    result = loadtest(server.url, *TINY, "--scenario", ORDERS_SCENARIO, "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     steps = document["steps"]
