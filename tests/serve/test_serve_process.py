@@ -148,13 +148,13 @@ def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
 
 
 def test_workers_are_recycled_after_max_requests_without_a_failed_request(tmp_path: Path) -> None:
-    """With MAX_REQUESTS=25 (+ up to 5 jitter), 200 requests recycle workers and all get 200."""
+    """With MAX_REQUESTS=25 (+ up to 5 jitter), 100 requests recycle workers and all get 200."""
     with serve(tmp_path, MAX_REQUESTS="25", MAX_REQUESTS_JITTER="5") as server:
         statuses = []
-        for _ in range(200):
+        for _ in range(100):  # however the two workers share them, at least two reach their limit
             statuses.append(httpx.get(f"{server.url}/api/ping", headers=CLOSE, timeout=20).status_code)
         recycled = server.events("Maximum request limit")
-    assert statuses == [200] * 200
+    assert statuses == [200] * 100
     assert len(recycled) >= 2
     limits = {int(line["event"].split("of ")[1].split(" ")[0]) for line in recycled}
     assert all(25 <= limit <= 30 for limit in limits)
