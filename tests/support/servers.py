@@ -14,13 +14,18 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import uvicorn
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
+from tests.conftest import POSTGRES_URL
 from tests.support.process import ROOT, ServerProcess, free_port, wait_for
 
 __all__ = [
@@ -106,14 +111,17 @@ def serve(tmp_path: Path, *args: str, **settings: str) -> Iterator[ServeProcess]
 
 def migrate(env: dict[str, str]) -> None:
     """`lastro db upgrade` of the orders service against the database `env` names. A SQLite file that does
-    not exist yet is a copy of the one the command migrated first in this process: the same bytes, without
-    the second or so that each run of the command takes."""
+    not exist yet is a copy of the one the command migrated first in this process, and a PostgreSQL
+    database without a table is made again from the one it migrated first (CREATE DATABASE ... TEMPLATE):
+    the same schema, without the second or so that each run of the command takes."""
     target = _new_sqlite_file(env)
-    if target is None:
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_migrated_sqlite_file(env), target)
+    elif (url := _empty_postgres_database(env)) is not None:
+        _copy_migrated_postgres_database(url, env)
+    else:
         _upgrade(env)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_migrated_sqlite_file(env), target)
 
 
 def _upgrade(env: dict[str, str]) -> None:
@@ -147,6 +155,51 @@ def _migrated_sqlite_file(env: dict[str, str]) -> Path:
         _upgrade({**env, "DATABASE_URL": f"sqlite:///{path}"})
         _MIGRATED.append(path)
     return _MIGRATED[0]
+
+
+def _empty_postgres_database(env: dict[str, str]) -> str | None:
+    """The URL `env` names, if it is a database of the tests' PostgreSQL server (not through a proxy of a
+    test's own) that has no table yet."""
+    url = env.get("DATABASE_URL", "")
+    if not url.startswith(("postgresql+psycopg://", "postgresql://", "postgres://")) or "?" in url:
+        return None
+    params, server = conninfo_to_dict(_conninfo(url)), conninfo_to_dict(POSTGRES_URL)
+    if (params.get("host"), params.get("port", "5432")) != (server.get("host"), server.get("port", "5432")):
+        return None
+    if params.get("dbname") == server.get("dbname"):
+        return None  # the database the tests connect to, not one of a test's own
+    with psycopg.connect(_conninfo(url), autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchone()
+    return url if found == (0,) else None
+
+
+def _conninfo(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+_MIGRATED_POSTGRES: list[str] = []
+
+
+def _copy_migrated_postgres_database(url: str, env: dict[str, str]) -> None:
+    if not _MIGRATED_POSTGRES:
+        template = f"lastro_migrated_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
+        atexit.register(_drop_database, template)
+        _upgrade({**env, "DATABASE_URL": f"{url.rsplit('/', 1)[0]}/{template}"})
+        _MIGRATED_POSTGRES.append(template)
+    name = sql.Identifier(str(conninfo_to_dict(_conninfo(url))["dbname"]))
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+        template_name = sql.Identifier(_MIGRATED_POSTGRES[0])
+        connection.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template_name))
+
+
+def _drop_database(name: str) -> None:
+    with suppress(psycopg.Error), psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @contextmanager
