@@ -23,9 +23,9 @@ runs each cell on all of them at once: it only shows that every script works). P
 req/s and 2xx/s, p50, p99, non-2xx (by status, from lastro's access log), socket errors, the lines of the
 system's log that report a locked database, and the CPU time of its workers per request, the figure that
 other load on the machine disturbs least. Per system: worker RSS after the loads and the time from process
-start to ready. Then a py-spy profile of one lastro SQLite worker under the mixed load and under GET by id
-at 50 connections,
-and the orders service once with 4 workers (start to ready).
+start to ready. Then a py-spy profile of one lastro SQLite worker under the mixed load, GET by id and
+write-only at 50 connections (with BENCH_PROFILE_DIR set, py-spy's raw stacks are kept there), and the
+orders service once with 4 workers (start to ready).
 
 This module is the command line and the order of the parts; the parts live in `benchmarks/orders/`: the
 systems (`systems.py`, `baseline.py`), the workloads and how a cell is measured (`workloads.py`), the
@@ -136,7 +136,8 @@ def run(plan: Plan, parts: Sequence[str] = PARTS) -> dict[str, Any]:
             sqlite = next((system for system in systems if system.name == "lastro SQLite"), None)
             if sqlite is not None:
                 # Its own run at the end, the other systems idle: sampling slows the worker.
-                for workload, key in (("mixed", "profile"), ("get", "profile_get")):
+                profiles = (("mixed", "profile"), ("get", "profile_get"), ("write", "profile_write"))
+                for workload, key in profiles:
                     if workload in plan.workloads:
                         profile = profile_worker(sqlite.server, sqlite.env, plan, workload)
                         results["systems"]["lastro SQLite"][key] = profile

@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import BIN, Server, cpu_seconds
@@ -105,7 +106,7 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
     centres: Counter[str] = Counter()
     functions: Counter[str] = Counter()
     lines: Counter[str] = Counter()
-    total = idle = stack_samples = 0
+    total = idle = stack_samples = threads = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -116,6 +117,8 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
             idle += samples
             continue
         total += samples
+        if any(frame.startswith("Thread.run (") for frame in frames[:3]):
+            threads += samples  # a thread of its own (the broadcast's reader, the database's), not a request
         if frames[-1].rpartition(" (")[2].startswith(STACK_FILES):
             stack_samples += samples
         centres[classify_stack(frames)] += samples
@@ -129,6 +132,7 @@ def summarize_profile(raw: str, top: int = 12) -> dict[str, Any]:
         "samples": total,
         "idle_samples_left_out": idle,
         "stack_self_pct": round(100 * stack_samples / total, 1) if total else 0.0,
+        "threads_pct": round(100 * threads / total, 1) if total else 0.0,
         "cost_centres_pct": {name: round(100 * n / total, 1) for name, n in centres.most_common()}
         if total
         else {},
@@ -184,6 +188,9 @@ def profile_worker(
             stdout, _ = wrk.communicate(timeout=seconds + 30)
     if spy.returncode != 0 or not raw.exists():
         return {"skipped": f"py-spy failed: {(spy.stderr or spy.stdout).strip()[-300:]}"}
+    keep = os.environ.get("BENCH_PROFILE_DIR")  # the raw stacks, for a closer look than the summary
+    if keep:
+        shutil.copy(raw, Path(keep) / raw.name)
     summary = summarize_profile(raw.read_text())
     load = parse_wrk(stdout.decode())
     summary |= {"worker_pid": pid, "seconds": seconds, "rps_while_sampled": round(load.rps, 1)}

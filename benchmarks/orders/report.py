@@ -100,6 +100,8 @@ def _profile_lines(profile: dict[str, Any]) -> list[str]:
     split = f"; the workers' shares of CPU: {shares}" if shares else ""
     stack = profile.get("stack_self_pct")
     split += f"; lastro's request stack: {stack}% of samples" if stack is not None else ""
+    threads = profile.get("threads_pct")
+    split += f"; in threads of their own: {threads}%" if threads is not None else ""
     workload = profile.get("workload", "mixed")
     return [
         f"### Profile: one lastro SQLite worker, {workload} at {PROFILE_CONNECTIONS} connections "
@@ -151,7 +153,7 @@ def report(results: dict[str, Any]) -> str:
         [t["target"], t["bar"], t["measured"], "met" if t["met"] else "**missed**"] for t in targets(results)
     ]
     lines += ["### Targets", "", *_table(["target", "bar", "measured", ""], rows), ""]
-    for key in ("profile", "profile_get"):
+    for key in ("profile", "profile_get", "profile_write"):
         profile = results["systems"].get("lastro SQLite", {}).get(key)
         if profile and "cost_centres_pct" in profile:
             lines += _profile_lines(profile)

@@ -29,3 +29,9 @@ def test_samples_of_idle_threads_are_left_out() -> None:
 def test_database_frames_are_their_cost_centre() -> None:
     """A sample running in SQLAlchemy counts for the database, whoever called it."""
     assert summarize_profile(RAW)["cost_centres_pct"]["DB: SQLAlchemy + driver"] == 50.0
+
+
+def test_samples_of_threads_of_their_own_are_their_share() -> None:
+    """A sample of a thread started by lastro (the broadcast's reader) counts in the threads' share."""
+    raw = RAW + "\nThread._bootstrap (threading.py:1002);Thread.run (threading.py:982);_follow (x.py:1) 10"
+    assert summarize_profile(raw)["threads_pct"] == 50.0
