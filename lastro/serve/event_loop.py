@@ -8,25 +8,37 @@ asyncio's own loop accepts up to `backlog` connections each time the listening s
 does this one: `create_server(sock=...)` watches the socket and hands every accepted connection to
 uvloop's `connect_accepted_socket`. Everything else is uvloop's.
 
-A batch is bounded (`ACCEPT_BATCH`, asyncio's default backlog is 100): the workers share one listening
-socket, and a worker that took every waiting connection would serve them all while its siblings idle.
+A batch is bounded, and shared: the workers share one listening socket, and a worker that took every
+waiting connection would serve them all while its siblings idle, which a load of keep-alive connections
+opened together (50 of them, say) then shows as one worker's throughput. So a turn takes its share of
+what waits, the accept queue's length (Linux's `TCP_INFO` of the listening socket) over the number of
+workers sharing it (`WORKERS_ENV`, set by `lastro serve`), and at most `ACCEPT_BATCH` (asyncio's default
+backlog is 100). Where the queue's length cannot be read, a turn takes up to a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
+import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ACCEPT_BATCH", "ACCEPT_RETRY_DELAY", "BatchAcceptServer", "new_event_loop"]
+__all__ = ["ACCEPT_BATCH", "ACCEPT_RETRY_DELAY", "WORKERS_ENV", "BatchAcceptServer", "new_event_loop"]
+
+WORKERS_ENV = "LASTRO_SERVE_WORKERS"  # how many workers share the listening socket
 
 ACCEPT_BATCH = 64
 # Out of descriptors or memory, the listening socket stays readable and every turn would fail again: stop
 # watching it for this long, as asyncio does (its ACCEPT_RETRY_DELAY).
 ACCEPT_RETRY_DELAY = 1.0
 _RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# Linux's `struct tcp_info`: eight one-byte fields, then `tcpi_rto`, `tcpi_ato`, `tcpi_snd_mss`,
+# `tcpi_rcv_mss` and `tcpi_unacked`, which for a listening socket is the length of its accept queue.
+_TCP_INFO = struct.Struct("<8xIIIII")
 
 
 class BatchAcceptServer(asyncio.AbstractServer):
@@ -42,6 +54,7 @@ class BatchAcceptServer(asyncio.AbstractServer):
         backlog: int = 100,
         batch: int = ACCEPT_BATCH,
         retry_delay: float = ACCEPT_RETRY_DELAY,
+        siblings: int = 1,
     ) -> None:
         self._loop = loop
         self._protocol_factory = protocol_factory
@@ -49,9 +62,11 @@ class BatchAcceptServer(asyncio.AbstractServer):
         self._backlog = backlog
         self._batch = batch
         self._retry_delay = retry_delay
+        self._siblings = max(1, siblings)
         self._serving = False
         self._connecting: set[asyncio.Task[Any]] = set()
         self._tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+        self._queue_readable = self._tcp and sys.platform == "linux"
         sock.setblocking(False)
 
     @property
@@ -85,9 +100,21 @@ class BatchAcceptServer(asyncio.AbstractServer):
         if self._connecting:
             await asyncio.gather(*self._connecting, return_exceptions=True)
 
+    def share(self) -> int:
+        """How many waiting connections this turn takes: its share of the accept queue, at most a batch."""
+        if self._siblings == 1 or not self._queue_readable:
+            return self._batch
+        try:
+            info = self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
+        except OSError:
+            return self._batch
+        waiting = int(_TCP_INFO.unpack_from(info)[4])
+        return min(self._batch, max(1, -(-waiting // self._siblings)))
+
     def accept_waiting(self) -> None:
-        """Accept up to a batch of waiting connections: what the loop runs when the socket is readable."""
-        for _ in range(self._batch):
+        """Accept this turn's share of the waiting connections: what the loop runs when the socket is
+        readable."""
+        for _ in range(self.share()):
             try:
                 connection, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -128,8 +155,17 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
             sock = kwargs.get("sock")
             if args or sock is None or kwargs.get("ssl") is not None:
                 return await super().create_server(protocol_factory, *args, **kwargs)
-            server = BatchAcceptServer(self, protocol_factory, sock, kwargs.get("backlog", 100))
+            server = BatchAcceptServer(
+                self, protocol_factory, sock, kwargs.get("backlog", 100), siblings=_siblings()
+            )
             await server.start_serving()
             return server
 
     return Loop()
+
+
+def _siblings() -> int:
+    try:
+        return max(1, int(os.environ.get(WORKERS_ENV, "1")))
+    except ValueError:
+        return 1

@@ -24,6 +24,7 @@ from lastro.control import ControlDirectory, control_directory
 from lastro.db.serving import ServingMark, sqlite_file
 from lastro.errors import ConfigurationError
 from lastro.observability.logging import configure_logging, get_logger, logging_config
+from lastro.serve.event_loop import WORKERS_ENV
 from lastro.serve.metrics_directory import MetricsDirectory
 from lastro.serve.preflight import check_schema
 from lastro.serve.protocol import HEADER_TIMEOUT, MAX_HEAD_BYTES, protocol_path
@@ -146,6 +147,7 @@ def run(config: ServeConfig) -> int:
         environment=settings.ENVIRONMENT,
     )
     os.environ[SUPERVISED_ENV] = "1"  # inherited by the workers the supervisor starts
+    os.environ[WORKERS_ENV] = str(config.workers)  # each takes its share of the waiting connections
     metrics = MetricsDirectory(settings, f"{host}:{port}")
     metrics.prepare()
     control = _claim_control(settings)

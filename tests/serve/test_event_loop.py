@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from typing import TypeVar
 
 import pytest
 
-from lastro.serve.event_loop import ACCEPT_BATCH, BatchAcceptServer, new_event_loop
+from lastro.serve.event_loop import ACCEPT_BATCH, WORKERS_ENV, BatchAcceptServer, new_event_loop
 from lastro.serve.runner import event_loop_name, loop_setting
 
 pytest.importorskip("uvloop")
@@ -132,6 +133,61 @@ def test_one_turn_takes_at_most_a_batch(listener: socket.socket) -> None:
         return await close_all(made)
 
     assert run_while_waiting(loop, listener, WAITING, main) == ACCEPT_BATCH
+
+
+def one_turn(listener: socket.socket, waiting: int, siblings: int, batch: int = ACCEPT_BATCH) -> int:
+    """How many of `waiting` connections one readable event takes, with `siblings` workers on the socket."""
+    loop = new_event_loop()
+    made, make = factory()
+
+    async def main() -> int:
+        server = BatchAcceptServer(loop, make, listener.dup(), backlog=128, batch=batch, siblings=siblings)
+        server.accept_waiting()
+        await turns(4)
+        server.close()
+        await server.wait_closed()
+        return await close_all(made)
+
+    return run_while_waiting(loop, listener, waiting, main)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the accept queue's length is read from Linux's TCP_INFO")
+def test_a_turn_takes_its_share_of_the_waiting_connections(listener: socket.socket) -> None:
+    """With two workers on the socket, a turn takes half of what waits: 50 clients opened together are
+    not all one worker's."""
+    assert one_turn(listener, 10, siblings=2) == 5
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the accept queue's length is read from Linux's TCP_INFO")
+def test_a_lone_waiting_connection_is_taken_whatever_the_workers(listener: socket.socket) -> None:
+    """One connection waiting with four workers on the socket: the turn still takes it."""
+    assert one_turn(listener, 1, siblings=4) == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the accept queue's length is read from Linux's TCP_INFO")
+def test_a_share_is_at_most_a_batch(listener: socket.socket) -> None:
+    """Half of a queue longer than two batches is still one batch."""
+    assert one_turn(listener, 30, siblings=2, batch=8) == 8
+
+
+def test_the_loop_reads_how_many_workers_share_the_socket(
+    listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lastro serve` names the workers in the environment; the loop's server takes its share."""
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    loop = new_event_loop()
+    made, make = factory()
+
+    async def main() -> int:
+        server = await loop.create_server(make, sock=listener.dup(), backlog=128)
+        assert isinstance(server, BatchAcceptServer)
+        share = server.share()
+        server.close()
+        await server.wait_closed()
+        await close_all(made)
+        return share
+
+    assert run_while_waiting(loop, listener, 0, main) == 1
 
 
 def test_a_closed_server_accepts_no_more(listener: socket.socket) -> None:
