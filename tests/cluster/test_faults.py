@@ -4,9 +4,10 @@ one is cut off from Redis (nftables rules that drop the node's packets: establis
 behind a dead switch).
 
 Afterwards, in PostgreSQL: no acknowledged order is lost and none is stored twice. Clients saw only 201,
-502 and 503, never a 500; nginx stopped sending to the dead node within seconds; the node without Redis
-kept serving (its limits fell back to its own workers, with one warning per worker); the order events
-reach clients on every node again after the heal.
+502 and 503, never a 500, and a write whose COMMIT reply the PostgreSQL cut lost as its own 504
+(commit-outcome-unknown), which the same Idempotency-Key then stores once; nginx stopped sending to the
+dead node within seconds; the node without Redis kept serving (its limits fell back to its own workers,
+with one warning per worker); the order events reach clients on every node again after the heal.
 
 `LASTRO_CLUSTER_SOAK=1` runs each fault for 10 s (`make cluster-soak`); `make test` runs them for 5 s.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from lastro.errors import COMMIT_OUTCOME_UNKNOWN_TYPE
 from tests.support.cluster import PORT, Cluster, NodeProcess, record
 from tests.support.event_clients import ORDER, Listener
 
@@ -39,6 +41,9 @@ class Ledger:
     acknowledged: dict[str, int] = field(default_factory=dict)  # customer -> order id
     acknowledged_at: dict[int, float] = field(default_factory=dict)  # order id -> time.time() of its 201
     statuses: Counter[int] = field(default_factory=Counter)
+    # 504s of a COMMIT whose reply the PostgreSQL cut lost (commit-outcome-unknown): the writer sends the
+    # order again with its Idempotency-Key, which stores it once whichever way the COMMIT went.
+    outcome_unknown: int = 0
     unanswered: int = 0  # a request that got no HTTP answer at all (nginx always should answer)
     given_up: int = 0
 
@@ -71,7 +76,10 @@ async def _writer(
                 ledger.unanswered += 1
                 await asyncio.sleep(0.2)
                 continue
-            ledger.statuses[response.status_code] += 1
+            if response.status_code == 504 and _problem_type(response) == COMMIT_OUTCOME_UNKNOWN_TYPE:
+                ledger.outcome_unknown += 1
+            else:
+                ledger.statuses[response.status_code] += 1
             if response.status_code == 201:
                 ledger.acknowledged[customer] = order_id = response.json()["id"]
                 ledger.acknowledged_at[order_id] = time.time()
@@ -79,6 +87,14 @@ async def _writer(
             await asyncio.sleep(0.2)
         else:
             ledger.given_up += 1
+
+
+def _problem_type(response: httpx.Response) -> str | None:
+    try:
+        found = response.json().get("type")
+    except ValueError:
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _faults(cluster: Cluster, timeline: Timeline) -> None:
@@ -142,7 +158,7 @@ async def test_no_acknowledged_write_is_lost_or_doubled_through_kills_and_partit
     assert {customer: ids.get(customer) for customer in ledger.acknowledged} == ledger.acknowledged
     assert len(ledger.acknowledged) > 500, ledger
 
-    # Clients saw the transitions as 502/503 only.
+    # Clients saw the transitions as 502/503 only, and a write whose COMMIT reply was lost as its own 504.
     assert set(ledger.statuses) <= {201} | TRANSITIONS, ledger.statuses
     assert ledger.unanswered == 0, ledger
     assert ledger.given_up == 0, ledger
@@ -159,6 +175,7 @@ async def test_no_acknowledged_write_is_lost_or_doubled_through_kills_and_partit
         stored_twice=0,
         lost=0,
         statuses=dict(ledger.statuses),
+        commit_outcome_unknown=ledger.outcome_unknown,
         dead_node_tried_in_second_half=dead_node_tried,
         created_by_node_without_redis=served_without_redis,
         limit_fallback_warnings=warnings,
