@@ -38,7 +38,7 @@ ACCEPT_RETRY_DELAY = 1.0
 _RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 # Linux's `struct tcp_info`: eight one-byte fields, then `tcpi_rto`, `tcpi_ato`, `tcpi_snd_mss`,
 # `tcpi_rcv_mss` and `tcpi_unacked`, which for a listening socket is the length of its accept queue.
-_TCP_INFO = struct.Struct("<8xIIIII")
+_TCP_INFO = struct.Struct("=8xIIIII")  # native byte order, as the kernel writes it
 
 
 class BatchAcceptServer(asyncio.AbstractServer):
