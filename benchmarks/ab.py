@@ -1,22 +1,29 @@
-"""Two source trees of lastro side by side: the orders service on SQLite, one workload, rounds interleaved.
+"""Two source trees of lastro side by side: the orders service, one workload, rounds interleaved.
 
     git worktree add --detach /tmp/before <commit>
     .venv/bin/python -m benchmarks.ab before=/tmp/before after=. --rounds 7 --json ab.json
     # one tree, two settings: what metrics cost a GET by id
     .venv/bin/python -m benchmarks.ab off=. on=. --set off:METRICS_ENABLED=false --workload get
+    # on PostgreSQL: each tree on its own copy of one seeded database on the local server
+    .venv/bin/python -m benchmarks.ab before=/tmp/before after=. --postgres --workload get
 
-Each tree runs as its own `lastro serve` (2 workers, `PYTHONPATH` set to the tree, this checkout's
-interpreter and packages) on its own copy of one seeded database; both are up together and take turns,
-round by round (`benchmarks.rounds`). The question it answers: what did a change cost the orders service,
-measured in one run on one machine. The workloads that need no per-request state: get, list, mixed, write.
+Each tree runs as its own `lastro serve` (2 workers, started in the tree with `PYTHONPATH` set to it, on
+this checkout's interpreter and packages) on its own copy of a database migrated and seeded by that tree's
+code (a SQLite file, or with `--postgres` a database on the local server, BENCH_POSTGRES_URL); all are up
+together and take turns, round by round (`benchmarks.rounds`). The question it answers: what did a change
+cost the orders service, measured in one run on one machine. The workloads that need no per-request state:
+get, list, mixed, write.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.orders.systems import fetch_token, migrate_and_seed
+from benchmarks.orders.systems import fetch_token, postgres_database
 from benchmarks.orders.workloads import Plan
 from benchmarks.rounds import interleaved, orders_system
 from benchmarks.servers import load_average, machine
@@ -39,6 +46,7 @@ def run(
     plan: Plan,
     rounds: int,
     settings: dict[str, dict[str, str]] | None = None,
+    postgres: bool = False,
 ) -> dict[str, Any]:
     settings = settings or {}
     results: dict[str, Any] = {
@@ -46,15 +54,29 @@ def run(
         "machine": machine(),
         "trees": {name: str(tree) for name, tree in trees.items()},
         "settings": settings,
+        "database": "postgresql" if postgres else "sqlite",
         "load_before": load_average(),
     }
-    with tempfile.TemporaryDirectory(prefix="lastro-bench-ab-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lastro-bench-ab-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        seeded = workdir / "seeded.db"
-        migrate_and_seed(f"sqlite:///{seeded}", plan.seed)
+        seeded: dict[Path, Path | str] = {}  # per source tree: its schema, its seed
+
+        def database(tree: Path) -> Path | str:
+            """A database for one system: a copy of the one `tree` migrated and seeded (once per tree)."""
+            if tree not in seeded:
+                if postgres:
+                    seeded[tree] = stack.enter_context(postgres_database())
+                    seed_with(tree, str(seeded[tree]), plan.seed)
+                else:
+                    seeded[tree] = workdir / f"seeded-{len(seeded)}.db"
+                    seed_with(tree, f"sqlite:///{seeded[tree]}", plan.seed)
+            if postgres:
+                return stack.enter_context(postgres_database(template=str(seeded[tree])))
+            return seeded[tree]  # the SQLite file is copied by `orders_system`
+
         systems = {
             name: orders_system(
-                workdir, name, {"PYTHONPATH": str(tree)} | settings.get(name, {}), seeded, plan.seed, workload
+                workdir, name, settings.get(name, {}), database(tree), plan.seed, workload, tree=tree
             )
             for name, tree in trees.items()
         }
@@ -65,6 +87,16 @@ def run(
         results["rows"] = interleaved(systems, workload, connections, plan, rounds, before=token)
     results["load_after"] = load_average()
     return results
+
+
+def seed_with(tree: Path, url: str, seed: int) -> None:
+    """Migrate and seed `url` with `tree`'s own code: an older tree gets the schema its code expects."""
+    code = (
+        "import sys; from benchmarks.orders.systems import migrate_and_seed; "
+        "migrate_and_seed(sys.argv[1], int(sys.argv[2]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run([sys.executable, "-c", code, url, str(seed)], cwd=tree, env=env, check=True)
 
 
 def report(results: dict[str, Any]) -> str:
@@ -103,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1, help="seconds of wrk before each measured run")
     parser.add_argument("--seed", type=int, default=100_000, help="orders in the database")
     parser.add_argument("--json", type=Path, default=None, help="write the raw results here")
+    parser.add_argument("--postgres", action="store_true", help="on PostgreSQL (BENCH_POSTGRES_URL's server)")
     args = parser.parse_args(argv)
     trees: dict[str, Path] = {}
     for item in args.trees:
@@ -121,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("wrk is not installed: apt-get install -y wrk")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     plan = Plan(args.seed, (args.connections,), args.duration, args.warmup, profile_seconds=0, smoke=False)
-    results = run(trees, args.workload, args.connections, plan, args.rounds, settings)
+    results = run(trees, args.workload, args.connections, plan, args.rounds, settings, args.postgres)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     sys.stdout.write(report(results) + "\n")

@@ -33,8 +33,12 @@ class Server(ServerProcess):
     poll_interval = 0.02
     settle = 0.5  # seconds after the first ready answer: the other workers start alongside the first
 
-    def __init__(self, argv: list[str], port: int, ready_path: str, env: dict[str, str], log: Path) -> None:
-        super().__init__(argv, {**env, "PYTHONPATH": str(ROOT)}, log, port=port, ready_path=ready_path)
+    def __init__(
+        self, argv: list[str], port: int, ready_path: str, env: dict[str, str], log: Path, root: Path = ROOT
+    ) -> None:
+        # The code it runs is `root`'s: on the path first, and the directory `lastro serve` imports from.
+        env = {**env, "PYTHONPATH": str(root)}
+        super().__init__(argv, env, log, port=port, ready_path=ready_path, cwd=root)
 
     @property
     def log(self) -> Path:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import BIN, Server, free_port
+from benchmarks.harness import BIN, ROOT, Server, free_port
 from benchmarks.orders.systems import WORKERS, orders_env
 from benchmarks.orders.workloads import LASTRO_SCRIPTS, Plan, drive
 
@@ -21,18 +21,31 @@ logger = logging.getLogger("benchmarks.rounds")
 
 
 def orders_system(
-    workdir: Path, name: str, settings: dict[str, str], seeded: Path, seed: int, workload: str = "mixed"
+    workdir: Path,
+    name: str,
+    settings: dict[str, str],
+    seeded: Path | str,
+    seed: int,
+    workload: str = "mixed",
+    tree: Path = ROOT,
 ) -> tuple[Server, Path, dict[str, str]]:
-    """The orders service on SQLite, on a copy of the `seeded` database, with `settings` over the usual."""
+    """The orders service of the source tree `tree` with `settings` over the usual: on SQLite, on a copy
+    of the `seeded` database file; on PostgreSQL, on `seeded` when it is a URL (the system's own database,
+    already seeded)."""
     directory = workdir / f"orders-{name.replace(' ', '-')}"
     directory.mkdir()
-    database = directory / "orders.db"
-    with sqlite3.connect(seeded) as source, sqlite3.connect(database) as copy:
-        source.backup(copy)
+    if isinstance(seeded, str):
+        url = seeded
+    else:
+        database = directory / "orders.db"
+        with sqlite3.connect(seeded) as source, sqlite3.connect(database) as copy:
+            source.backup(copy)
+        url = f"sqlite:///{database}"
     port = free_port()
-    env = orders_env(directory, port, f"sqlite:///{database}", WORKERS) | settings
+    env = orders_env(directory, port, url, WORKERS) | settings
+    env["MIGRATIONS_DIR"] = str(tree / "examples" / "orders" / "migrations")  # checked against its own
     argv = [str(BIN / "lastro"), "serve", "examples.orders.app:create_app", "--factory"]
-    server = Server(argv, port, "/health/ready", env, directory / "serve.log")
+    server = Server(argv, port, "/health/ready", env, directory / "serve.log", root=tree)
     return server, LASTRO_SCRIPTS[workload], {"BENCH_MAX_ID": str(seed)}
 
 

@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+
 from benchmarks import seed_orders
 from benchmarks.harness import BIN, ROOT, Server, free_port, lastro_env
 from benchmarks.orders.workloads import LASTRO_SCRIPTS, PatchTargets, Plan, Running
@@ -119,14 +121,18 @@ def _slug(name: str) -> str:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new database `lastro_bench_<hex>` on the local server, dropped at the end."""
+def postgres_database(template: str | None = None) -> Iterator[str]:
+    """A new database `lastro_bench_<hex>` on the local server (a copy of the database of the URL
+    `template`, if given), dropped at the end."""
     import psycopg
     from psycopg import sql
 
     name = f"lastro_bench_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(make_url(template).database or ""))
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(create)
         row = admin.execute("SHOW server_version").fetchone()
         logger.info("PostgreSQL %s: database %s", row[0] if row else "?", name)
     try:
