@@ -1,11 +1,13 @@
 """`Database`: one SQLAlchemy engine built from `DATABASE_URL`, its liveness check and its pool figures.
 
 SQLite is configured by `lastro.db.sqlite`. PostgreSQL goes through psycopg 3 with a bounded pool whose size
-follows the worker count (every worker has its own pool, and the server's `max_connections`, 100 by
-default, is shared by all of them), a statement timeout, a connect timeout and TCP keepalives, so a dead
-peer on a real network is noticed. The health probe has a one-connection pool of its own
-(`probe_engine`): it never queues behind requests for a connection, and a busy pool never looks like an
-outage. `connect_outside_pool` opens a connection no pool hands out, to ask about a lost COMMIT.
+follows the worker count (every worker has its own pool, and the server's `max_connections`, 100 by default,
+is shared by all of them), a statement timeout, a connect timeout and TCP keepalives, so a dead peer on a
+real network is noticed. A pooled connection idle for a second or more is pinged before use
+(`lastro.db.ping`); one handed back just now goes out without that round trip. The health probe has a
+one-connection pool of its own (`probe_engine`): it never queues behind requests for a connection, and a busy
+pool never looks like an outage. `connect_outside_pool` opens a connection no pool hands out, to ask about a
+lost COMMIT.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 
 from lastro.db import sqlite
+from lastro.db.ping import IdlePing
 from lastro.encoding import dumps_json_text, loads_json
 from lastro.errors import ConfigurationError
 from lastro.settings import Settings, is_sqlite_url
@@ -82,6 +85,8 @@ class DatabaseOptions:
     pool_timeout: float = 5.0
     pool_recycle: float = 1800.0
     pool_pre_ping: bool = True
+    # With pre-ping on, only a connection idle this long is pinged before use (`lastro.db.ping`).
+    ping_after_idle: float = 1.0
     statement_timeout: float = 15.0
     connect_timeout: float = 5.0
     sqlite_pragmas: dict[str, str | int] = field(default_factory=dict)
@@ -127,6 +132,7 @@ class Database:
         self.options = options or DatabaseOptions()
         self.is_sqlite = is_sqlite_url(self.url)
         self.sqlite_path = self._sqlite_path()
+        self.idle_ping: IdlePing | None = None  # PostgreSQL with DB_POOL_PRE_PING
         self._connect_args: dict[str, object] = {} if self.is_sqlite else self._postgres_connect_args()
         self.engine = self._sqlite_engine() if self.is_sqlite else self._postgres_engine()
         self._probe_engine: Engine | None = None
@@ -208,16 +214,20 @@ class Database:
 
     def _postgres_engine(self) -> Engine:
         size, overflow = self.options.postgres_pool()
-        return create_engine(
+        engine = create_engine(
             self.url,
             pool_size=size,
             max_overflow=overflow,
             pool_timeout=self.options.pool_timeout,
             pool_recycle=self.options.pool_recycle,
-            pool_pre_ping=self.options.pool_pre_ping,
+            pool_pre_ping=False,  # `IdlePing` instead: no round trip for a connection just handed back
             connect_args=self._connect_args,
             **_JSON_COLUMNS,
         )
+        if self.options.pool_pre_ping:
+            self.idle_ping = IdlePing(self.options.ping_after_idle)
+            self.idle_ping.install(engine)
+        return engine
 
     @property
     def probe_engine(self) -> Engine:

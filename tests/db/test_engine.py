@@ -407,8 +407,9 @@ def test_postgres_url_options_given_twice_are_all_kept() -> None:
 
 @pg
 def test_a_pooled_postgres_connection_the_server_dropped_is_replaced_unseen() -> None:
-    """With pre-ping on (the default), a pooled connection the server terminated is replaced at checkout."""
-    database = Database(POSTGRES_URL)
+    """With pre-ping on, a pooled connection the server terminated is replaced at checkout (pinged at
+    every checkout here; by default only after a second idle, see tests/db/test_ping.py)."""
+    database = Database(POSTGRES_URL, DatabaseOptions(ping_after_idle=0))
     try:
         with database.engine.connect() as connection:
             pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
