@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks.rounds import orders_system
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,3 +52,15 @@ def test_a_setting_for_an_unknown_tree_is_refused(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "expected NAME:SETTING=VALUE" in done.stderr
+
+
+def test_each_tree_runs_its_own_code(tmp_path: Path) -> None:
+    """A tree's server starts in that tree, with it on PYTHONPATH and its own migrations to check against."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    seeded = tmp_path / "seeded.db"
+    sqlite3.connect(seeded).close()
+    server, _, _ = orders_system(tmp_path, "other", {}, seeded, 1, tree=tree)
+    assert server.cwd == tree
+    assert server.env["PYTHONPATH"] == str(tree)
+    assert server.env["MIGRATIONS_DIR"] == str(tree / "examples" / "orders" / "migrations")
