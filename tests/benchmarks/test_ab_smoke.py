@@ -35,6 +35,7 @@ def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
     assert [row["system"] for row in rows] == ["one", "two"]
     assert all(row["ok_rps"] > 0 and row["non_2xx"] == 0 for row in rows)
     assert "| two |" in done.stdout
+    assert "paired CPU" in done.stdout
     assert json.loads(output.read_text())["settings"] == {"two": {"METRICS_ENABLED": "false"}}
 
 
