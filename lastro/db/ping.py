@@ -56,7 +56,7 @@ class IdlePing:
             self.pings += 1
             try:
                 dialect.do_ping(dbapi_connection)
-            except Exception as error:
+            except dialect.loaded_dbapi.Error as error:  # the driver's own errors, as SQLAlchemy's pre-ping
                 if dialect.is_disconnect(error, dbapi_connection, None):
                     raise DisconnectionError(f"pooled connection found dead: {error}") from error
                 raise
