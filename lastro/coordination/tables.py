@@ -30,6 +30,7 @@ __all__ = ["PREFIX", "ensure_tables", "events", "job_runs", "jobs", "leases", "m
 
 PREFIX = LASTRO_TABLE_PREFIX
 _ADVISORY_LOCK_KEY = 7_461_620_000_000_002  # lastro's tables, apart from the migrations' lock
+STARTUP_STATEMENT_TIMEOUT = 30  # seconds, for creating lastro's tables whatever DB_STATEMENT_TIMEOUT says
 
 # BigInteger ids that are still SQLite's rowid (an INTEGER PRIMARY KEY) there.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -96,6 +97,9 @@ def ensure_tables(database: Database) -> None:
             connection.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
         with connection.begin():
             if not database.is_sqlite:
+                # DB_STATEMENT_TIMEOUT bounds requests' statements; this start-up DDL and its catalog reads
+                # would fail a start on a busy server under a short one.
+                connection.execute(text(f"SET LOCAL statement_timeout = '{STARTUP_STATEMENT_TIMEOUT}s'"))
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
             _create(connection)
 
