@@ -3,42 +3,34 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from click.testing import CliRunner
-from psycopg import sql
 
 from lastro.backup import BackupError, create_backup, restore_backup, verify_backup
 from lastro.backup.manifest import sha256_of
 from lastro.cli import main
 from lastro.settings import Settings, load_settings
-from tests.conftest import POSTGRES_URL
+from tests.support.databases import conninfo, create_database, database_name, drop_database
 
 pytestmark = pytest.mark.postgres
-
-
-def drop(name: str) -> None:
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def database() -> Iterator[str]:
     """A throwaway database with a table of 20 rows at schema revision 0004."""
-    name = f"lastro_backup_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}", autocommit=True) as connection:
+    name = database_name("lastro_backup")
+    create_database(name)
+    with psycopg.connect(conninfo(name), autocommit=True) as connection:
         connection.execute("CREATE TABLE alembic_version (version_num varchar(32) NOT NULL)")
         connection.execute("INSERT INTO alembic_version VALUES ('0004')")
         connection.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text)")
         connection.execute("INSERT INTO notes (body) SELECT 'note ' || n FROM generate_series(1, 20) n")
     yield name
-    drop(name)
+    drop_database(name)
 
 
 @pytest.fixture
@@ -94,13 +86,13 @@ def test_restore_swaps_a_fresh_copy_in_and_keeps_the_previous_database(
 ) -> None:
     """Rows written after the backup are gone from the restored database and still in the kept one."""
     path = create_backup(settings).path
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}", autocommit=True) as connection:
+    with psycopg.connect(conninfo(database), autocommit=True) as connection:
         connection.execute("INSERT INTO notes (body) VALUES ('after the backup')")
     result = restore_backup(path, settings, force=True)
     assert result.previous is not None
     try:
         for name, expected in ((database, 20), (result.previous, 21)):
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as connection:
+            with psycopg.connect(conninfo(name)) as connection:
                 assert connection.execute("SELECT count(*) FROM notes").fetchone() == (expected,)
     finally:
-        drop(result.previous)
+        drop_database(result.previous)

@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
-from psycopg import sql
 
 from lastro.coordination.events import Broadcast, Transport
 from lastro.coordination.postgres_events import PostgresTransport
@@ -25,7 +23,7 @@ from lastro.coordination.sqlite_events import SQLiteTransport
 from lastro.coordination.tables import ensure_tables
 from lastro.db.engine import Database
 from lastro.db.transactions import Transactions
-from tests.conftest import POSTGRES_URL
+from tests.support.databases import postgres_url_for, scratch_database
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -56,18 +54,12 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database of the test's own, with lastro's tables; dropped afterwards."""
-    name = f"lastro_events_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    database = Database(url)
-    ensure_tables(database)
-    database.dispose()
-    try:
+    with scratch_database("lastro_events") as name:
+        url = postgres_url_for(name)
+        database = Database(url)
+        ensure_tables(database)
+        database.dispose()
         yield url
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(
@@ -148,14 +140,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'service.db'}"
         return
-    name = f"lastro_coordination_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("lastro_coordination") as name:
+        yield postgres_url_for(name)
 
 
 @pytest.fixture

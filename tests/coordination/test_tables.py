@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import inspect
 
 from lastro.coordination import tables
 from lastro.db.engine import Database, DatabaseOptions
-from tests.conftest import POSTGRES_URL
+from tests.support.databases import conninfo, postgres_url_for, scratch_database
 
 pytestmark = pytest.mark.postgres
 
@@ -24,14 +22,8 @@ WAIT = 1.5  # seconds another worker holds the tables' lock
 @pytest.fixture
 def empty_postgres() -> Iterator[str]:
     """The name of a new PostgreSQL database without lastro's tables; dropped afterwards."""
-    name = f"lastro_tables_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with scratch_database("lastro_tables") as name:
         yield name
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def wait_behind_lock(holder: psycopg.Connection, done: threading.Event) -> None:
@@ -49,8 +41,7 @@ def wait_behind_lock(holder: psycopg.Connection, done: threading.Event) -> None:
 
 def test_tables_are_created_behind_another_worker_past_the_statement_timeout(empty_postgres: str) -> None:
     """A worker that waits past DB_STATEMENT_TIMEOUT for another's table creation still creates them."""
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{empty_postgres}"
-    database = Database(url, DatabaseOptions(statement_timeout=TIMEOUT))
+    database = Database(postgres_url_for(empty_postgres), DatabaseOptions(statement_timeout=TIMEOUT))
     failures: list[BaseException] = []
     done = threading.Event()
 
@@ -62,8 +53,7 @@ def test_tables_are_created_behind_another_worker_past_the_statement_timeout(emp
         finally:
             done.set()
 
-    holder_url = POSTGRES_URL.replace("/test", f"/{empty_postgres}")
-    with psycopg.connect(holder_url, autocommit=True) as holder:
+    with psycopg.connect(conninfo(empty_postgres), autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (tables._ADVISORY_LOCK_KEY,))
         worker = threading.Thread(target=start)
         worker.start()

@@ -3,21 +3,18 @@ PostgreSQL, and leaves the schema exactly as it found it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from alembic.script import ScriptDirectory
-from psycopg import sql
 from sqlalchemy import inspect
 
 from lastro import ConfigurationError
 from lastro.db.engine import Database
 from lastro.db.migrations import current_revision, downgrade, upgrade
-from tests.conftest import POSTGRES_URL
+from tests.support.databases import postgres_url_for, scratch_database
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "migrations"
 
@@ -36,16 +33,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield database
         database.dispose()
         return
-    name = f"lastro_rollback_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("lastro_rollback") as name:
+        database = Database(postgres_url_for(name))
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 def schema(database: Database) -> dict[str, Any]:

@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
-from tests.conftest import POSTGRES_URL
+from tests.support.databases import postgres_url_for, scratch_database
 from tests.support.servers import ORDERS, ORDERS_MIGRATIONS, ServeProcess, migrate, serve_env
 
 # Workers start slowly when other suites load this 2-core machine: 20 s was seen not to be enough.
@@ -40,14 +38,8 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'orders.db'}"
         return
-    name = f"lastro_e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("lastro_e2e") as name:
+        yield postgres_url_for(name)
 
 
 @contextmanager

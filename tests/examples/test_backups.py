@@ -7,17 +7,15 @@ import sqlite3
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psycopg
-from psycopg import sql
 
-from tests.conftest import POSTGRES_URL
 from tests.examples.conftest import JSON_ORDER, SECRET_KEY, fresh_database, serve_orders
+from tests.support.databases import database_name, drop_database, postgres_url_for
 from tests.support.servers import LASTRO, ROOT, ServeProcess, wait_for
 
 WRITERS = 4
@@ -70,12 +68,11 @@ def restore_target(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'restored' / 'orders.db'}"
         return
-    name = f"lastro_e2e_{uuid.uuid4().hex[:12]}"
+    name = database_name("lastro_e2e")
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        yield postgres_url_for(name)
     finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(name)
 
 
 def order_ids(backend: str, url: str) -> set[int]:

@@ -6,19 +6,16 @@ import os
 import shutil
 import signal
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from lastro.db.migrations import head_revision
 from lastro.serve.supervisor import can_fork
-from tests.conftest import POSTGRES_URL
+from tests.support.databases import create_database, database_name, drop_database, postgres_url_for
 from tests.support.servers import ORDERS_MIGRATIONS, ServeProcess, TcpProxy, serve, wait_for
 
 CLOSE = {"Connection": "close"}  # a fresh connection per request: what a recycled worker must not drop
@@ -281,13 +278,12 @@ def test_back_pressure_sheds_requests_delayed_by_a_blocked_event_loop(tmp_path: 
 @pytest.mark.postgres
 def test_postgres_outage_turns_ready_503_and_heals_without_a_restart(tmp_path: Path) -> None:
     """PostgreSQL behind a proxy: down → ready 503 and live 200 at once; back → ready 200, same workers."""
-    name = f"lastro_serve_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = database_name("lastro_serve")
+    create_database(name)
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.start()
     try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{name}"
+        url = postgres_url_for(name, port=proxy.port)
         with serve(tmp_path, DATABASE_URL=url) as server:
             wait_for(lambda: len(server.worker_pids()) == 2)
             workers = server.worker_pids()
@@ -301,8 +297,7 @@ def test_postgres_outage_turns_ready_503_and_heals_without_a_restart(tmp_path: P
             after = server.worker_pids()
     finally:
         proxy.stop()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(name)
     assert before.status_code == 200
     assert down.json()["status"] == "not ready"
     # The broadcast listens on the database and the jobs keep their status in it: they fail with it.

@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 import psycopg
 import redis
-from psycopg import sql
 
+from tests.support.databases import conninfo, create_database, drop_database
 from tests.support.netns import Network, Node, missing
 from tests.support.nginx import NginxProcess, wrap
 from tests.support.process import ServerProcess, free_port
@@ -41,7 +41,6 @@ __all__ = ["PORT", "Cluster", "NodeProcess", "available", "record"]
 
 PORT = 8000  # each node's, on its own address
 POSTGRES = "postgresql+psycopg://postgres@{host}:5432/{database}"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SECRET_KEY = "cluster-tests-" + "k" * 40  # one for every node: a token issued by one is valid on all
 
 
@@ -95,8 +94,7 @@ class Cluster:
                     stderr=subprocess.DEVNULL,
                 )
             )
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        create_database(self.database)
         migrate(
             self.env_for(None) | {"DATABASE_URL": POSTGRES.format(host="127.0.0.1", database=self.database)}
         )
@@ -192,10 +190,7 @@ class Cluster:
             forwarder.kill()
             forwarder.wait()
         self.network.close()
-        with suppress(Exception), psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database))
-            )
+        drop_database(self.database)
         with suppress(Exception), redis.Redis(host="127.0.0.1", port=6379) as client:
             keys = list(client.scan_iter(match=f"*{self.service}*"))
             if keys:
@@ -225,7 +220,7 @@ class Cluster:
 
     def postgres(self) -> psycopg.Connection[Any]:
         """A connection to the cluster's database, from the host (for what a test checks afterwards)."""
-        return psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.database}", autocommit=True)
+        return psycopg.connect(conninfo(self.database), autocommit=True)
 
 
 def available() -> str | None:

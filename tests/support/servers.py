@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 
 import psycopg
 import uvicorn
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.conftest import POSTGRES_URL
+from tests.support.databases import create_database, database_name, drop_database
 from tests.support.process import ROOT, ServerProcess, free_port, wait_for
 
 __all__ = [
@@ -184,22 +183,14 @@ _MIGRATED_POSTGRES: list[str] = []
 
 def _copy_migrated_postgres_database(url: str, env: dict[str, str]) -> None:
     if not _MIGRATED_POSTGRES:
-        template = f"lastro_migrated_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
-        atexit.register(_drop_database, template)
+        template = database_name("lastro_migrated")
+        create_database(template)
+        atexit.register(drop_database, template)
         _upgrade({**env, "DATABASE_URL": f"{url.rsplit('/', 1)[0]}/{template}"})
         _MIGRATED_POSTGRES.append(template)
-    name = sql.Identifier(str(conninfo_to_dict(_conninfo(url))["dbname"]))
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
-        template_name = sql.Identifier(_MIGRATED_POSTGRES[0])
-        connection.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(name, template_name))
-
-
-def _drop_database(name: str) -> None:
-    with suppress(psycopg.Error), psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    name = str(conninfo_to_dict(_conninfo(url))["dbname"])
+    drop_database(name)
+    create_database(name, template=_MIGRATED_POSTGRES[0])
 
 
 @contextmanager
