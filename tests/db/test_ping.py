@@ -40,26 +40,18 @@ def _terminate(pid: int) -> None:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
-def test_a_connection_handed_back_moments_ago_is_not_pinged(
-    pinged: tuple[Database, IdlePing], fake_time: FakeTime
+@pytest.mark.parametrize(
+    ("idle", "pings"), [(0.5, 0), (1.0, 1)], ids=["within-the-window", "past-the-window"]
+)
+def test_a_connection_is_pinged_only_after_idling_past_the_window(
+    pinged: tuple[Database, IdlePing], fake_time: FakeTime, idle: float, pings: int
 ) -> None:
-    """Checked out again within the window, the connection goes out without a round trip."""
+    """Checked out again within `after` seconds, it goes out without a round trip; later, with one ping."""
     database, ping = pinged
     first = _backend_pid(database)
-    fake_time.now += 0.5
+    fake_time.now += idle
     assert _backend_pid(database) == first
-    assert ping.pings == 0
-
-
-def test_a_connection_idle_past_the_window_is_pinged(
-    pinged: tuple[Database, IdlePing], fake_time: FakeTime
-) -> None:
-    """After `after` seconds back in the pool, the checkout pings it once."""
-    database, ping = pinged
-    first = _backend_pid(database)
-    fake_time.now += 1.0
-    assert _backend_pid(database) == first
-    assert ping.pings == 1
+    assert ping.pings == pings
 
 
 def test_an_idle_connection_the_server_dropped_is_replaced_unseen(
