@@ -31,24 +31,35 @@ def prometheus(cluster: Cluster, tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
 
 
-def _total(prometheus: ServerProcess) -> tuple[float, int]:
-    """The sum over the nodes, and how many nodes it was summed over (the targets up)."""
-    answer = httpx.get(prometheus.url + "/api/v1/query", params={"query": QUERY}, timeout=10).json()
-    up = httpx.get(prometheus.url + "/api/v1/query", params={"query": "sum(up)"}, timeout=10).json()
-    value = answer["data"]["result"][0]["value"][1] if answer["data"]["result"] else "0"
-    targets = up["data"]["result"][0]["value"][1] if up["data"]["result"] else "0"
-    return float(value), int(float(targets))
+def _query(prometheus: ServerProcess, query: str) -> float | None:
+    answer = httpx.get(prometheus.url + "/api/v1/query", params={"query": query}, timeout=10).json()
+    return float(answer["data"]["result"][0]["value"][1]) if answer["data"]["result"] else None
+
+
+def _total(prometheus: ServerProcess) -> tuple[float, int, float]:
+    """The sum over the nodes, how many nodes it was summed over (the targets up), and when the target
+    scraped longest ago was last scraped (Unix time)."""
+    total = _query(prometheus, QUERY) or 0.0
+    up = _query(prometheus, "sum(up)") or 0.0
+    oldest = _query(prometheus, "min(timestamp(up))") or 0.0
+    return total, int(up), oldest
 
 
 def _settled(prometheus: ServerProcess, seconds: float = 20) -> float:
-    """The total once three targets are up and two scrapes in a row agree."""
-    deadline, last = time.monotonic() + seconds, None
+    """The total once three targets are up and a scrape of every target since it was first read left it
+    unchanged."""
+    deadline, seen, since = time.monotonic() + seconds, None, 0.0
     while time.monotonic() < deadline:
-        total, up = _total(prometheus)
-        if up == 3 and total == last:
+        asked = time.time()
+        total, up, oldest = _total(prometheus)
+        if up == 3 and total == seen and oldest > since:
             return total
-        last = total if up == 3 else None
-        time.sleep(1.5)
+        if up != 3:
+            seen = None
+        elif total != seen:
+            seen, since = total, asked
+        # Polled faster than the 1 s scrapes: the timestamps, not the pace, tell a fresh scrape.
+        time.sleep(0.2)
     raise AssertionError("the scrapes did not settle")
 
 
@@ -56,8 +67,8 @@ async def test_the_nodes_requests_add_up_in_prometheus(
     cluster: Cluster, users: Users, prometheus: ServerProcess
 ) -> None:
     """300 GETs through nginx, answered by all three nodes: Prometheus' sum grows by exactly 300."""
+    headers = [users.new() for _ in range(3)]  # 100 each, within each user's limit; while Prometheus warms up
     before = _settled(prometheus)
-    headers = [users.new() for _ in range(3)]  # 100 each, within each user's limit
     async with httpx.AsyncClient(base_url=cluster.url, timeout=30) as client:
         responses = await asyncio.gather(
             *(client.get(f"/api/orders/{n + 1}", headers=headers[n % 3]) for n in range(300))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ def runs(url: str) -> list[dict[str, Any]]:
 
 
 def slots_span(url: str, count: int) -> list[dict[str, Any]]:
-    """Runs once `count` periods have passed since the first: the runs of those `count` periods."""
-    first = wait_for(lambda: runs(url), timeout=30)[0]["slot"]
+    """Runs once `count` periods have passed since the latest run: the runs of those `count` periods."""
+    first = wait_for(lambda: runs(url), timeout=30)[-1]["slot"]  # the service may have run for a while
     wait_for(lambda: runs(url)[-1]["slot"] >= first + count, timeout=count * INTERVAL + 30)
     return [run for run in runs(url) if first <= run["slot"] < first + count]
 
@@ -60,7 +61,13 @@ def assert_once_per_slot(recorded: list[dict[str, Any]]) -> None:
 def kill_leader(url: str, kill: Any) -> tuple[int, float, list[dict[str, Any]]]:
     """Kill whoever ran the latest run: its pid, the seconds until the next run started, and the 3 runs
     that followed the kill."""
-    leader = runs(url)[-1]["pid"]
+
+    def between_runs() -> int | None:
+        """The latest run's pid once it has ended: a run killed midway would stay `running`, not `ok`."""
+        latest = runs(url)[-1]
+        return None if latest["outcome"] == "running" else int(latest["pid"])
+
+    leader: int = wait_for(between_runs)
     kill(leader)
     killed_at = time.time()
 
@@ -72,28 +79,60 @@ def kill_leader(url: str, kill: Any) -> tuple[int, float, list[dict[str, Any]]]:
     return leader, recorded[0]["started_at"] - killed_at, recorded
 
 
-def four_workers(tmp_path: Path) -> Any:
-    return orders_service("sqlite", tmp_path, WORKERS="4", CLEANUP_INTERVAL_SECONDS=str(INTERVAL))
+@pytest.fixture(scope="module")
+def four_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One machine, 4 workers, a 1 s interval, shared by the module's tests: none needs a service of its
+    own, and the one that kills a worker leaves 4 workers behind (its replacement), runs recorded once."""
+    directory = tmp_path_factory.mktemp("jobs")
+    with orders_service("sqlite", directory, WORKERS="4", CLEANUP_INTERVAL_SECONDS=str(INTERVAL)) as server:
+        yield server
 
 
-def test_four_workers_run_the_cleanup_once_per_period(tmp_path: Path) -> None:
+def test_four_workers_run_the_cleanup_once_per_period(four_workers: ServeProcess) -> None:
     """4 workers, a 1 s interval, 6 s: 5 to 7 runs, never two for one period."""
-    with four_workers(tmp_path) as server:
-        url = server.env["DATABASE_URL"]
-        recorded = slots_span(url, PERIODS)
-        worker_pids = server.worker_pids()
+    url = four_workers.env["DATABASE_URL"]
+    recorded = slots_span(url, PERIODS)
+    worker_pids = four_workers.worker_pids()
     assert PERIODS - 1 <= len(recorded) <= PERIODS + 1
     assert_once_per_slot(recorded)
     assert {run["pid"] for run in recorded} <= worker_pids
 
 
+def test_admin_jobs_lists_recent_runs_newest_first(four_workers: ServeProcess) -> None:
+    """GET /api/admin/jobs: the runs, newest first, with job, start, duration, outcome, host and pid."""
+    wait_for(lambda: len(runs(four_workers.env["DATABASE_URL"])) >= 3, timeout=30)
+    with Api.login(four_workers.url, "admin", "admin") as admin:
+        response = admin.get("/api/admin/jobs", params={"limit": 2})
+    metrics = httpx.get(f"{four_workers.url}/metrics", timeout=20).text
+    document = response.json()
+    assert response.status_code == 200, response.text
+    items = document["items"]
+    assert len(items) == 2
+    assert items[0]["started_at"] > items[1]["started_at"]
+    assert {"job", "started_at", "duration_ms", "outcome", "host", "pid"} <= set(items[0])
+    assert items[0]["job"] == JOB
+    assert document["jobs"][JOB]["state"] == "ok"
+    assert f'lastro_job_runs_total{{job_name="{JOB}",outcome="success"}}' in metrics
+
+
+def test_admin_jobs_refuses_anyone_but_an_administrator(four_workers: ServeProcess) -> None:
+    """No token: 401; an ordinary user: 403; a limit out of bounds: 422; all as problem+json."""
+    with Api.login(four_workers.url, "admin", "admin") as admin:
+        with Api(four_workers.url) as anonymous:
+            assert is_problem(anonymous.get("/api/admin/jobs"), 401)
+        with admin.new_tenant() as user:
+            assert is_problem(user.get("/api/admin/jobs"), 403)
+        assert is_problem(admin.get("/api/admin/jobs", params={"limit": 0}), 422)
+        assert is_problem(admin.get("/api/admin/jobs", params={"limit": 100_000}), 422)
+        assert is_problem(admin.get("/api/admin/jobs", params={"limit": "many"}), 422)
+
+
 @pytest.mark.posix
-def test_a_killed_leader_worker_is_replaced_within_two_periods(tmp_path: Path) -> None:
+def test_a_killed_leader_worker_is_replaced_within_two_periods(four_workers: ServeProcess) -> None:
     """SIGKILL the worker that ran the last run: another worker runs the cleanup within 2 intervals."""
-    with four_workers(tmp_path) as server:
-        url = server.env["DATABASE_URL"]
-        wait_for(lambda: len(runs(url)) >= 2, timeout=30)
-        leader, takeover, recorded = kill_leader(url, lambda pid: os.kill(pid, signal.SIGKILL))
+    url = four_workers.env["DATABASE_URL"]
+    wait_for(lambda: len(runs(url)) >= 2, timeout=30)
+    leader, takeover, recorded = kill_leader(url, lambda pid: os.kill(pid, signal.SIGKILL))
     assert takeover <= 2 * INTERVAL
     assert_once_per_slot(runs(url))
     assert leader not in {run["pid"] for run in recorded}
@@ -107,7 +146,7 @@ def workers_of(server: ServeProcess) -> set[int]:
 def two_instances(stack: ExitStack, tmp_path: Path, url: str) -> list[ServeProcess]:
     """Two `lastro serve` of the orders app, 2 workers each, on one PostgreSQL database, no Redis."""
     instances = []
-    for name in ("a", "b"):
+    for name in ("a", "b"):  # both started before either is waited for: their start-ups overlap
         directory = tmp_path / name
         directory.mkdir()
         env = serve_env(
@@ -125,8 +164,9 @@ def two_instances(stack: ExitStack, tmp_path: Path, url: str) -> list[ServeProce
             migrate(env)
         server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)  # started already
         stack.callback(server.stop)
-        server.wait_ready(READY_TIMEOUT)
         instances.append(server)
+    for server in instances:
+        server.wait_ready(READY_TIMEOUT)
     return instances
 
 
@@ -163,33 +203,3 @@ def test_a_killed_leader_instance_is_replaced_within_two_periods(tmp_path: Path)
         everything = runs(url)  # before the database is dropped
     assert takeover <= 2 * INTERVAL
     assert_once_per_slot(everything)
-
-
-def test_admin_jobs_lists_recent_runs_newest_first(tmp_path: Path) -> None:
-    """GET /api/admin/jobs: the runs, newest first, with job, start, duration, outcome, host and pid."""
-    with orders_service("sqlite", tmp_path, CLEANUP_INTERVAL_SECONDS="0.5") as server:
-        wait_for(lambda: len(runs(server.env["DATABASE_URL"])) >= 3, timeout=30)
-        with Api.login(server.url, "admin", "admin") as admin:
-            response = admin.get("/api/admin/jobs", params={"limit": 2})
-        metrics = httpx.get(f"{server.url}/metrics", timeout=20).text
-    document = response.json()
-    assert response.status_code == 200, response.text
-    items = document["items"]
-    assert len(items) == 2
-    assert items[0]["started_at"] > items[1]["started_at"]
-    assert {"job", "started_at", "duration_ms", "outcome", "host", "pid"} <= set(items[0])
-    assert items[0]["job"] == JOB
-    assert document["jobs"][JOB]["state"] == "ok"
-    assert f'lastro_job_runs_total{{job_name="{JOB}",outcome="success"}}' in metrics
-
-
-def test_admin_jobs_refuses_anyone_but_an_administrator(tmp_path: Path) -> None:
-    """No token: 401; an ordinary user: 403; a limit out of bounds: 422; all as problem+json."""
-    with orders_service("sqlite", tmp_path) as server, Api.login(server.url, "admin", "admin") as admin:
-        with Api(server.url) as anonymous:
-            assert is_problem(anonymous.get("/api/admin/jobs"), 401)
-        with admin.new_tenant() as user:
-            assert is_problem(user.get("/api/admin/jobs"), 403)
-        assert is_problem(admin.get("/api/admin/jobs", params={"limit": 0}), 422)
-        assert is_problem(admin.get("/api/admin/jobs", params={"limit": 100_000}), 422)
-        assert is_problem(admin.get("/api/admin/jobs", params={"limit": "many"}), 422)

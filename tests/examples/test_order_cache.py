@@ -22,6 +22,9 @@ from tests.support.servers import ServeProcess, wait_for
 
 WORKERS = 4
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# No keep-alive: each request opens a connection of its own, which whichever worker accepts. One client
+# for them all, since `httpx.get` builds a client (and its SSL context) per call: some 40 ms each.
+_CLIENT = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +37,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 def fresh_get(server: ServeProcess, api: Api, path: str) -> httpx.Response:
     """A GET on a new connection, so that successive ones spread over the workers."""
-    return httpx.get(f"{server.url}{path}", headers=api.client.headers, timeout=20)
+    return _CLIENT.get(f"{server.url}{path}", headers=api.client.headers)
 
 
 def cache_by_worker(server: ServeProcess, seen: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """One more worker's `order_cache` check from `/health` (a new connection each time), into `seen`."""
-    document = httpx.get(f"{server.url}/health", timeout=20).json()
+    document = _CLIENT.get(f"{server.url}/health").json()
     seen[document["pid"]] = document["checks"]["order_cache"]
     return seen
 
@@ -120,7 +123,7 @@ def test_without_the_setting_reads_are_not_cached(tmp_path: Path) -> None:
 
 def test_health_shows_the_cache_as_a_non_critical_check(server: ServeProcess) -> None:
     """`/health` lists `order_cache` with its backend, bounds and counters."""
-    cache = httpx.get(f"{server.url}/health", timeout=20).json()["checks"]["order_cache"]
+    cache = _CLIENT.get(f"{server.url}/health").json()["checks"]["order_cache"]
     assert cache["status"] == "ok"
     assert cache["backend"] == "broadcast"
     assert (cache["max_items"], cache["max_bytes"]) == (1000, 32 * 1024 * 1024)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.coordination.test_redis_events import PrivateRedis
-from tests.examples.conftest import SECRET_KEY, Api, fresh_database, orders_service, serve_orders
+from tests.examples.conftest import READY_TIMEOUT, SECRET_KEY, Api, fresh_database, orders_service
 from tests.support.event_clients import (
     Listener,
     Written,
@@ -31,7 +31,8 @@ from tests.support.event_clients import (
     write_orders,
 )
 from tests.support.pg_proxy import PgProxy
-from tests.support.servers import ServeProcess
+from tests.support.servers import ORDERS as ORDERS_APP
+from tests.support.servers import ORDERS_MIGRATIONS, ServeProcess, migrate, serve_env
 
 ORDERS = 500  # created and updated: 2 events each, 500 per tenant
 CLIENTS = 20
@@ -92,6 +93,36 @@ def machine(directory: Path, n: int) -> Path:
     return path
 
 
+def machines(stack: ExitStack, directory: Path, urls: Sequence[str], **settings: str) -> list[ServeProcess]:
+    """One `lastro serve` of the orders app per DATABASE_URL in `urls` (each migrated already), all started
+    before any is waited for, so that their start-ups overlap; stopped when `stack` closes."""
+    servers = []
+    for n, url in enumerate(urls):
+        env = serve_env(
+            machine(directory, n), DATABASE_URL=url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings
+        )
+        server = ServeProcess(machine(directory, n) / "serve.log", [ORDERS_APP, "--factory"], env)
+        stack.callback(server.stop)
+        servers.append(server)
+    for server in servers:
+        server.wait_ready(READY_TIMEOUT)
+    return servers
+
+
+def sqlite_machines(stack: ExitStack, directory: Path, count: int, **settings: str) -> list[ServeProcess]:
+    """`count` machines with a migrated SQLite file each, as `orders_service("sqlite", …)` makes one."""
+    urls = [f"sqlite:///{machine(directory, n) / 'orders.db'}" for n in range(count)]
+    for n, url in enumerate(urls):
+        migrate(serve_env(machine(directory, n), DATABASE_URL=url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS)))
+    return machines(stack, directory, urls, SECRET_KEY=SECRET_KEY, **settings)
+
+
+def migrated(url: str, directory: Path) -> str:
+    """`url`, once its (new, empty) database holds the orders schema."""
+    migrate(serve_env(directory, DATABASE_URL=url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS)))
+    return url
+
+
 @pytest.fixture(scope="module")
 def sqlite_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """One machine, 4 workers, SQLite: the broadcast goes through the file's events table."""
@@ -118,9 +149,7 @@ def test_two_machines_sharing_redis_deliver_every_event(tmp_path: Path) -> None:
         **BUSY,
     }
     with ExitStack() as stack:
-        servers = [
-            stack.enter_context(orders_service("sqlite", machine(tmp_path, n), **settings)) for n in range(2)
-        ]
+        servers = sqlite_machines(stack, tmp_path, 2, **settings)
         tokens = tenants(servers[0])  # the same SECRET_KEY: machine 1 accepts them too
         listeners, written = run_broadcast([s.url for s in servers], [servers[0].url], tokens)
     check_every_client(listeners, written)
@@ -139,10 +168,7 @@ def test_two_machines_sharing_only_postgresql_deliver_every_event(tmp_path: Path
         **BUSY,
     }
     with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
-        servers = [
-            stack.enter_context(serve_orders(machine(tmp_path, n), DATABASE_URL=url, **settings))
-            for n in range(2)
-        ]
+        servers = machines(stack, tmp_path, [migrated(url, tmp_path)] * 2, **settings)
         tokens = tenants(servers[0])
         urls = [s.url for s in servers]
         listeners, written = run_broadcast(urls, urls, tokens)
@@ -260,10 +286,7 @@ def test_a_redis_restart_gives_a_gap_and_delivery_resumes(tmp_path: Path) -> Non
     }
     try:
         with ExitStack() as stack:
-            servers = [
-                stack.enter_context(orders_service("sqlite", machine(tmp_path, n), **settings))
-                for n in range(2)
-            ]
+            servers = sqlite_machines(stack, tmp_path, 2, **settings)
             tokens = tenants(servers[0])
             urls = [s.url for s in servers]
             outage = through_an_outage(urls, urls[:1], tokens, redis_server.kill, redis_server.start)
@@ -292,12 +315,8 @@ def test_postgresql_cut_off_gives_a_replay_or_a_gap_and_delivery_resumes(tmp_pat
     }
     try:
         with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
-            servers = [
-                stack.enter_context(
-                    serve_orders(machine(tmp_path, n), DATABASE_URL=proxy.url(url), **settings)
-                )
-                for n in range(2)
-            ]
+            migrated(url, tmp_path)  # straight, not through the proxy: the schema is not what is tested
+            servers = machines(stack, tmp_path, [proxy.url(url)] * 2, **settings)
             tokens = tenants(servers[0])
             urls = [s.url for s in servers]
             listeners, back = asyncio.run(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +19,7 @@ import pytest
 from lastro.db.migrations import head_revision
 from lastro.serve.supervisor import can_fork
 from tests.support.databases import create_database, database_name, drop_database, postgres_url_for
-from tests.support.servers import ORDERS_MIGRATIONS, ServeProcess, TcpProxy, serve, wait_for
+from tests.support.servers import LASTRO, ORDERS_MIGRATIONS, ServeProcess, TcpProxy, serve, wait_for
 
 CLOSE = {"Connection": "close"}  # a fresh connection per request: what a recycled worker must not drop
 
@@ -140,18 +143,24 @@ def test_a_killed_worker_is_replaced(tmp_path: Path) -> None:
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: server.events(f"Child process [{victim}] died"))
         wait_for(lambda: len(server.events("Application startup complete")) == 3)
-        statuses = [httpx.get(f"{server.url}/api/ping", headers=CLOSE).status_code for _ in range(20)]
+        with httpx.Client(headers=CLOSE) as client:
+            statuses = [client.get(f"{server.url}/api/ping").status_code for _ in range(20)]
     assert statuses == [200] * 20
 
 
 def test_workers_are_recycled_after_max_requests_without_a_failed_request(tmp_path: Path) -> None:
-    """With MAX_REQUESTS=25 (+ up to 5 jitter), 100 requests recycle workers and all get 200."""
-    with serve(tmp_path, MAX_REQUESTS="25", MAX_REQUESTS_JITTER="5") as server:
-        statuses = []
-        for _ in range(100):  # however the two workers share them, at least two reach their limit
-            statuses.append(httpx.get(f"{server.url}/api/ping", headers=CLOSE, timeout=20).status_code)
+    """With MAX_REQUESTS=25 (+ up to 5 jitter), requests until two recycled workers are replaced: all 200."""
+    with (
+        serve(tmp_path, MAX_REQUESTS="25", MAX_REQUESTS_JITTER="5") as server,
+        httpx.Client(headers=CLOSE, timeout=20) as client,
+    ):
+        statuses: list[int] = []
+        # Requests flow through both recycles: until two replacements have started, then on them.
+        while len(server.events("Application startup complete")) < 4 and len(statuses) < 1000:
+            statuses += [client.get(f"{server.url}/api/ping").status_code for _ in range(10)]
+        statuses += [client.get(f"{server.url}/api/ping").status_code for _ in range(20)]
         recycled = server.events("Maximum request limit")
-    assert statuses == [200] * 100
+    assert statuses == [200] * len(statuses)
     assert len(recycled) >= 2
     limits = {int(line["event"].split("of ")[1].split(" ")[0]) for line in recycled}
     assert all(25 <= limit <= 30 for limit in limits)
@@ -160,21 +169,6 @@ def test_workers_are_recycled_after_max_requests_without_a_failed_request(tmp_pa
 def _spawned(pid: int) -> bool:
     """A spawned worker runs a fresh interpreter (multiprocessing's spawn_main); a forked one does not."""
     return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-
-
-@pytest.mark.posix
-@pytest.mark.skipif(not can_fork(), reason="workers are forked on Linux only")
-def test_workers_are_forked_then_spawned_after_a_rolling_restart(tmp_path: Path) -> None:
-    """At start the workers are forked from the supervisor; after SIGHUP (a deploy) they load from disk."""
-    with serve(tmp_path, WORKER_START_METHOD="auto") as server:
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        forked = [_spawned(pid) for pid in server.worker_pids()]
-        server.signal(signal.SIGHUP)
-        wait_for(lambda: len(server.events("Finished server process")) == 2, timeout=30)
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        spawned = [_spawned(pid) for pid in server.worker_pids()]
-    assert forked == [False, False]
-    assert spawned == [True, True]
 
 
 NEXT_REVISION = """revision = "next"
@@ -192,30 +186,41 @@ def downgrade() -> None:
 """
 
 
-@pytest.mark.posix
-def test_a_rolling_restart_onto_unapplied_migrations_is_refused(tmp_path: Path) -> None:
-    """SIGHUP after a deploy brought a migration nobody ran: refused; the old workers keep serving."""
+@dataclass
+class Deploy:
+    """What one service showed through a deploy: a SIGHUP refused, `lastro db upgrade`, a SIGHUP under
+    traffic."""
+
+    first: set[int]  # the workers at start
+    first_spawned: list[bool]  # whether each was spawned rather than forked (Linux only)
+    refused: list[dict[str, Any]]  # the log lines of the refused SIGHUP
+    kept: set[int]  # the workers after it
+    status: int  # of a request after it
+    replaced: set[int]  # the workers after the SIGHUP that followed the upgrade
+    replaced_spawned: list[bool]  # whether each of those was spawned (Linux only)
+    statuses: list[int]  # of the requests sent while it ran
+
+
+@pytest.fixture(scope="module")
+def deploy(tmp_path_factory: pytest.TempPathFactory) -> Deploy:
+    """One service through a deploy: its tests each check one step, for one start instead of three.
+
+    The workers start forked (`auto`, whatever LASTRO_TEST_WORKER_START_METHOD says; tests/serve/
+    test_spawned_workers.py runs such a deploy with spawned workers)."""
+    tmp_path = tmp_path_factory.mktemp("deploy")
     migrations = tmp_path / "migrations"
     shutil.copytree(ORDERS_MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    with serve(tmp_path, MIGRATIONS_DIR=str(migrations)) as server:
+    with serve(tmp_path, MIGRATIONS_DIR=str(migrations), WORKER_START_METHOD="auto") as server:
         wait_for(lambda: len(server.worker_pids()) == 2)
-        before = server.worker_pids()
+        first = server.worker_pids()
+        first_spawned = [_spawned(pid) for pid in first] if can_fork() else []
         (migrations / "versions" / "next.py").write_text(NEXT_REVISION.format(head=head_revision(migrations)))
         server.signal(signal.SIGHUP)
         refused = wait_for(lambda: server.events("Rolling restart refused"))
         status = httpx.get(f"{server.url}/api/ping").status_code
-        after = server.worker_pids()
-    assert "lastro db upgrade" in refused[0]["event"]
-    assert after == before
-    assert status == 200
-
-
-@pytest.mark.posix
-def test_sighup_replaces_every_worker_without_failing_requests(tmp_path: Path) -> None:
-    """SIGHUP restarts the workers one by one while traffic flows; no request fails."""
-    with serve(tmp_path) as server:
-        wait_for(lambda: len(server.worker_pids()) == 2)
-        before = server.worker_pids()
+        kept = server.worker_pids()
+        upgrade = [LASTRO, "db", "upgrade", "--migrations", str(migrations)]
+        subprocess.run(upgrade, env=server.env, cwd=server.cwd, capture_output=True, timeout=120, check=True)
         statuses: list[int] = []
         done = threading.Event()
 
@@ -231,11 +236,35 @@ def test_sighup_replaces_every_worker_without_failing_requests(tmp_path: Path) -
         finally:
             done.set()
             worker.join()
-        after = server.worker_pids()
-    assert before.isdisjoint(after)
-    assert len(after) == 2
-    assert statuses
-    assert set(statuses) == {200}
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        replaced = server.worker_pids()
+        replaced_spawned = [_spawned(pid) for pid in replaced] if can_fork() else []
+    return Deploy(first, first_spawned, refused, kept, status, replaced, replaced_spawned, statuses)
+
+
+@pytest.mark.posix
+@pytest.mark.skipif(not can_fork(), reason="workers are forked on Linux only")
+def test_workers_are_forked_then_spawned_after_a_rolling_restart(deploy: Deploy) -> None:
+    """At start the workers are forked from the supervisor; after SIGHUP (a deploy) they load from disk."""
+    assert deploy.first_spawned == [False, False]
+    assert deploy.replaced_spawned == [True, True]
+
+
+@pytest.mark.posix
+def test_a_rolling_restart_onto_unapplied_migrations_is_refused(deploy: Deploy) -> None:
+    """SIGHUP after a deploy brought a migration nobody ran: refused; the old workers keep serving."""
+    assert "lastro db upgrade" in deploy.refused[0]["event"]
+    assert deploy.kept == deploy.first
+    assert deploy.status == 200
+
+
+@pytest.mark.posix
+def test_sighup_replaces_every_worker_without_failing_requests(deploy: Deploy) -> None:
+    """SIGHUP restarts the workers one by one while traffic flows; no request fails."""
+    assert deploy.first.isdisjoint(deploy.replaced)
+    assert len(deploy.replaced) == 2
+    assert deploy.statuses
+    assert set(deploy.statuses) == {200}
 
 
 def test_back_pressure_answers_503_problem_with_retry_after(tmp_path: Path) -> None:
