@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,34 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
 @contextmanager
 def serve_orders(directory: Path, **settings: str) -> Iterator[ServeProcess]:
     """`tests.support.servers.serve` of the migrated orders app, with a longer start-up timeout."""
-    env = serve_env(directory, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings)
-    migrate(env)
+    env = migrate_orders(directory, **settings)
     server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)
     try:
         server.wait_ready(READY_TIMEOUT)
         yield server
     finally:
         server.stop()
+
+
+def migrate_orders(directory: Path, **settings: str) -> dict[str, str]:
+    """`lastro db upgrade` of the orders schema into the database `settings` name; the service's env."""
+    env = serve_env(directory, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings)
+    migrate(env)
+    return env
+
+
+def start_orders(stack: ExitStack, machines: Sequence[tuple[Path, dict[str, str]]]) -> list[ServeProcess]:
+    """The orders app, migrated already, under `lastro serve` in each (directory, settings): all started
+    before any is waited for, so that their start-ups overlap; each stopped when `stack` closes."""
+    servers = []
+    for directory, settings in machines:
+        env = serve_env(directory, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings)
+        server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)  # started already
+        stack.callback(server.stop)
+        servers.append(server)
+    for server in servers:
+        server.wait_ready(READY_TIMEOUT)
+    return servers
 
 
 @contextmanager

@@ -20,14 +20,15 @@ from sqlalchemy import create_engine, select
 
 from lastro.coordination.tables import job_runs
 from tests.examples.conftest import (
-    READY_TIMEOUT,
     SECRET_KEY,
     Api,
     fresh_database,
     is_problem,
+    migrate_orders,
     orders_service,
+    start_orders,
 )
-from tests.support.servers import ORDERS, ServeProcess, migrate, serve_env, wait_for
+from tests.support.servers import ServeProcess, wait_for
 
 INTERVAL = 1.0
 PERIODS = 6  # periods the once-per-period tests count: a doubled run shows in any one of them
@@ -145,29 +146,20 @@ def workers_of(server: ServeProcess) -> set[int]:
 
 def two_instances(stack: ExitStack, tmp_path: Path, url: str) -> list[ServeProcess]:
     """Two `lastro serve` of the orders app, 2 workers each, on one PostgreSQL database, no Redis."""
-    instances = []
-    for name in ("a", "b"):  # both started before either is waited for: their start-ups overlap
-        directory = tmp_path / name
+    settings = {
+        "DATABASE_URL": url,
+        "SECRET_KEY": SECRET_KEY,
+        "INSTANCES": "1",
+        "WORKERS": "2",
+        "DB_POOL_SIZE": "3",
+        "DB_MAX_OVERFLOW": "1",
+        "CLEANUP_INTERVAL_SECONDS": str(INTERVAL),
+    }
+    directories = [tmp_path / "a", tmp_path / "b"]
+    for directory in directories:
         directory.mkdir()
-        env = serve_env(
-            directory,
-            DATABASE_URL=url,
-            SECRET_KEY=SECRET_KEY,
-            INSTANCES="1",
-            WORKERS="2",
-            DB_POOL_SIZE="3",
-            DB_MAX_OVERFLOW="1",
-            CLEANUP_INTERVAL_SECONDS=str(INTERVAL),
-            MIGRATIONS_DIR=str(Path(__file__).parents[2] / "examples" / "orders" / "migrations"),
-        )
-        if name == "a":
-            migrate(env)
-        server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)  # started already
-        stack.callback(server.stop)
-        instances.append(server)
-    for server in instances:
-        server.wait_ready(READY_TIMEOUT)
-    return instances
+    migrate_orders(directories[0], **settings)  # the one database of both
+    return start_orders(stack, [(directory, settings) for directory in directories])
 
 
 @pytest.mark.postgres

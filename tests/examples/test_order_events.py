@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 
 from tests.coordination.test_redis_events import PrivateRedis
-from tests.examples.conftest import READY_TIMEOUT, SECRET_KEY, Api, fresh_database, orders_service
+from tests.examples.conftest import (
+    SECRET_KEY,
+    Api,
+    fresh_database,
+    migrate_orders,
+    orders_service,
+    start_orders,
+)
 from tests.support.event_clients import (
     Listener,
     Written,
@@ -31,8 +38,7 @@ from tests.support.event_clients import (
     write_orders,
 )
 from tests.support.pg_proxy import PgProxy
-from tests.support.servers import ORDERS as ORDERS_APP
-from tests.support.servers import ORDERS_MIGRATIONS, ServeProcess, migrate, serve_env
+from tests.support.servers import ServeProcess
 
 ORDERS = 500  # created and updated: 2 events each, 500 per tenant
 CLIENTS = 20
@@ -94,32 +100,24 @@ def machine(directory: Path, n: int) -> Path:
 
 
 def machines(stack: ExitStack, directory: Path, urls: Sequence[str], **settings: str) -> list[ServeProcess]:
-    """One `lastro serve` of the orders app per DATABASE_URL in `urls` (each migrated already), all started
-    before any is waited for, so that their start-ups overlap; stopped when `stack` closes."""
-    servers = []
-    for n, url in enumerate(urls):
-        env = serve_env(
-            machine(directory, n), DATABASE_URL=url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings
-        )
-        server = ServeProcess(machine(directory, n) / "serve.log", [ORDERS_APP, "--factory"], env)
-        stack.callback(server.stop)
-        servers.append(server)
-    for server in servers:
-        server.wait_ready(READY_TIMEOUT)
-    return servers
+    """One `lastro serve` of the orders app per DATABASE_URL in `urls` (each migrated already), their
+    start-ups overlapping (`start_orders`); stopped when `stack` closes."""
+    return start_orders(
+        stack, [(machine(directory, n), {"DATABASE_URL": url, **settings}) for n, url in enumerate(urls)]
+    )
 
 
 def sqlite_machines(stack: ExitStack, directory: Path, count: int, **settings: str) -> list[ServeProcess]:
     """`count` machines with a migrated SQLite file each, as `orders_service("sqlite", …)` makes one."""
     urls = [f"sqlite:///{machine(directory, n) / 'orders.db'}" for n in range(count)]
     for n, url in enumerate(urls):
-        migrate(serve_env(machine(directory, n), DATABASE_URL=url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS)))
+        migrate_orders(machine(directory, n), DATABASE_URL=url)
     return machines(stack, directory, urls, SECRET_KEY=SECRET_KEY, **settings)
 
 
 def migrated(url: str, directory: Path) -> str:
     """`url`, once its (new, empty) database holds the orders schema."""
-    migrate(serve_env(directory, DATABASE_URL=url, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS)))
+    migrate_orders(directory, DATABASE_URL=url)
     return url
 
 
