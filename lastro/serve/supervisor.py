@@ -22,6 +22,10 @@ worker that is alive but silent for the whole timeout is killed.
 through the control directory (`lastro.control`), which the supervisor looks at on each turn of its loop
 (twice a second), and answers there with the outcome.
 
+**Signals at once.** uvicorn's handlers queue a signal for the loop, which looks at the queue every half
+second: a SIGTERM or SIGHUP waited up to 0.5 s before anything happened. Here the handler also wakes the
+loop (a byte on a socket pair it sleeps on), so a stop or a rolling restart begins when it is asked for.
+
 **Orphans.** Every worker, forked or spawned, first arranges to stop when the supervisor dies
 (`lastro.serve.orphan`). uvicorn's own restart and scale-up build plain uvicorn processes, so both go
 through `new_worker` here instead.
@@ -31,11 +35,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
+import socket as sockets_module
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from socket import socket
+from types import FrameType
 
 from uvicorn._subprocess import subprocess_started
 from uvicorn.config import STARTUP_FAILURE, Config
@@ -125,6 +133,8 @@ def worker_answers(process: Process, timeout: float) -> bool:
 class Supervisor(Multiprocess):
     """Keeps N workers alive: replaces the dead and kills the hung, like uvicorn's, without the blind wait."""
 
+    tick = 0.5  # seconds between looks at the workers and the control directory, as uvicorn's loop
+
     def __init__(
         self,
         config: Config,
@@ -136,10 +146,43 @@ class Supervisor(Multiprocess):
         control: ControlDirectory | None = None,
     ) -> None:
         super().__init__(config, sockets)
+        self._wake_up, self._wake = sockets_module.socketpair()  # the loop sleeps on the first
+        for end in (self._wake_up, self._wake):
+            end.setblocking(False)
+        for number in SIGNALS:
+            signal.signal(number, self._queue_signal)
         self.control = control  # watched for `lastro reload` requests
         self.fork = forks_workers(start_method)
         self.before_restart = before_restart
         self.worker_exited = worker_exited  # told the pid of every worker that is gone, for its live metrics
+
+    def _queue_signal(self, number: int, frame: FrameType | None) -> None:
+        self.signal_queue.append(number)
+        with suppress(OSError):  # the pair is full: a wake-up is pending already
+            self._wake.send(b"\0")
+
+    def _sleep(self, seconds: float) -> None:
+        """Until a signal is queued or `seconds` pass."""
+        readable, _, _ = select.select([self._wake_up], [], [], seconds)
+        if readable:
+            with suppress(OSError):
+                self._wake_up.recv(4096)
+
+    def run(self) -> None:
+        """uvicorn's `Multiprocess.run`, its loop woken by every signal instead of every half second."""
+        logger.info(f"Started parent process [{os.getpid()}]")
+        self.init_processes()
+        try:
+            while not self.should_exit.is_set():
+                self._sleep(self.tick)
+                self.handle_signals()
+                self.keep_subprocess_alive()
+            self.terminate_all()
+            self.join_all()
+        finally:
+            self._wake_up.close()
+            self._wake.close()
+        logger.info(f"Stopping parent process [{os.getpid()}]")
 
     def _gone(self, process: Process) -> None:
         if self.worker_exited is not None and process.pid is not None:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.support.databases import postgres_url_for, scratch_database
+from tests.support.process import stop_all
 from tests.support.servers import ORDERS, ORDERS_MIGRATIONS, ServeProcess, migrate, serve_env
 
 # Workers start slowly when other suites load this 2-core machine: 20 s was seen not to be enough.
@@ -64,15 +65,14 @@ def migrate_orders(directory: Path, **settings: str) -> dict[str, str]:
 def start_orders(stack: ExitStack, machines: Sequence[tuple[Path, dict[str, str]]]) -> list[ServeProcess]:
     """The orders app, migrated already, under `lastro serve` in each (directory, settings): all started
     before any is waited for, so that their start-ups overlap; each stopped when `stack` closes."""
-    servers = []
+    started: list[ServeProcess] = []
+    stack.callback(stop_all, started)  # their shutdowns overlap too
     for directory, settings in machines:
         env = serve_env(directory, MIGRATIONS_DIR=str(ORDERS_MIGRATIONS), **settings)
-        server = ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env)  # started already
-        stack.callback(server.stop)
-        servers.append(server)
-    for server in servers:
+        started.append(ServeProcess(directory / "serve.log", [ORDERS, "--factory"], env))  # started already
+    for server in started:
         server.wait_ready(READY_TIMEOUT)
-    return servers
+    return list(started)  # the caller's to change: every one is stopped, whatever it does with the list
 
 
 @contextmanager

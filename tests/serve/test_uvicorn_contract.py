@@ -16,8 +16,7 @@ import re
 import signal
 import textwrap
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from lastro.serve.protocol import DrainingH11Protocol, DrainingHttpToolsProtocol, protocol_path
 from lastro.serve.supervisor import Supervisor, WorkerProcess
+from tests.support.signals import signals_kept
 
 CHECKED_AGAINST = "0.55"  # the uvicorn minor version this contract was read from; pyproject.toml pins it
 SUPERVISOR = "lastro/serve/supervisor.py"
@@ -130,24 +130,13 @@ def test_worker_process_is_still_a_process() -> None:
     assert set(vars(WorkerProcess)) - {"__doc__", "__module__", "__init__"} == set()
 
 
-@contextmanager
-def signals_kept() -> Iterator[None]:
-    """Multiprocess installs its handlers on construction: the test process gets its own back."""
-    saved = {number: signal.getsignal(number) for number in multiprocess.SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
-
-
 def test_multiprocess_interface() -> None:
     """`Multiprocess(config, sockets)` and the attributes Supervisor reads and writes."""
     where = f"{SUPERVISOR} Supervisor"
     assert parameters(Multiprocess.__init__) == ["config", "sockets"], changed(
         "Multiprocess.__init__(config, sockets)", where
     )
-    with signals_kept():
+    with signals_kept(multiprocess.SIGNALS):
         supervisor = Multiprocess(Config(hello, workers=3), [])
     for name in ("config", "sockets", "processes", "processes_num", "should_exit"):
         assert hasattr(supervisor, name), changed(f"Multiprocess.{name}", where)
@@ -191,6 +180,9 @@ COPIED: dict[str, tuple[Callable[..., Any], str, str]] = {
         "Supervisor.init_processes",
     ),
     "Multiprocess.restart_all": (Multiprocess.restart_all, "b1602a5448c5d7c3", "Supervisor.restart_all"),
+    "Multiprocess.run": (Multiprocess.run, "865c63f44d83ffd9", "Supervisor.run"),
+    # Its signal handlers, which Supervisor replaces with ones that also wake the loop.
+    "Multiprocess.__init__": (Multiprocess.__init__, "0b8f26543b3ebc9d", "Supervisor._queue_signal"),
     "Multiprocess.handle_ttin": (Multiprocess.handle_ttin, "26dd5642138de5b4", "Supervisor.handle_ttin"),
     "Multiprocess.keep_subprocess_alive": (
         Multiprocess.keep_subprocess_alive,

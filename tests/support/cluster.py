@@ -34,7 +34,7 @@ import redis
 from tests.support.databases import conninfo, create_database, drop_database
 from tests.support.netns import Network, Node, missing
 from tests.support.nginx import NginxProcess, wrap
-from tests.support.process import ServerProcess, free_port
+from tests.support.process import ServerProcess, free_port, stop_all
 from tests.support.servers import LASTRO, ORDERS, ORDERS_MIGRATIONS, ROOT, migrate
 
 __all__ = ["PORT", "Cluster", "NodeProcess", "available", "record"]
@@ -183,9 +183,8 @@ class Cluster:
     def close(self) -> None:
         if self.nginx is not None:
             self.nginx.stop()
-        for process in self.nodes:
-            with suppress(Exception):
-                process.stop(timeout=15)
+        with suppress(Exception):
+            stop_all(self.nodes, timeout=15)
         for forwarder in self._forwarders:
             forwarder.kill()
             forwarder.wait()

@@ -25,7 +25,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, Self
 
-__all__ = ["ROOT", "ServerFailed", "ServerProcess", "free_port", "wait_for"]
+__all__ = ["ROOT", "ServerFailed", "ServerProcess", "free_port", "stop_all", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -82,6 +82,7 @@ class ServerProcess:
         self.host = HOST  # where it answers (a node of tests/support/cluster.py: its namespace's address)
         self.started = self.started_wall = self.ready_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     @property
     def process(self) -> subprocess.Popen[bytes]:
@@ -95,6 +96,7 @@ class ServerProcess:
 
     def start(self) -> Self:
         self.started, self.started_wall = time.monotonic(), time.time()
+        self._terminated = False
         with self.log_path.open("wb") as log:
             # A session of its own: signals go to the server only, and its workers can be found by group.
             group: dict[str, Any] = {"start_new_session": True}
@@ -164,13 +166,19 @@ class ServerProcess:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM), once: a stopping supervisor is not asked again."""
+        if not self._terminated and self.process.poll() is None:
+            self._terminated = True
+            self.process.send_signal(signal.CTRL_BREAK_EVENT if WINDOWS else signal.SIGTERM)
+
     def stop(self, timeout: float | None = None) -> int:
         """SIGTERM, and SIGKILL to the group after `timeout` s; then whatever is left of the group goes
         too (a worker its manager lost). Returns the server's exit code."""
         process = self.process
         timeout = self.stop_timeout if timeout is None else timeout
         if process.poll() is None:
-            process.send_signal(signal.CTRL_BREAK_EVENT if WINDOWS else signal.SIGTERM)
+            self.terminate()
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -194,3 +202,15 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_all(servers: Sequence[ServerProcess], timeout: float | None = None) -> list[int]:
+    """Stop several servers with their shutdowns overlapping: SIGTERM to every one, then each waited for."""
+    for server in servers:
+        with suppress(RuntimeError):  # never started
+            server.terminate()
+    codes = []
+    for server in servers:
+        with suppress(RuntimeError):
+            codes.append(server.stop(timeout))
+    return codes
