@@ -15,10 +15,25 @@ from starlette.requests import HTTPConnection
 
 import lastro
 
-__all__ = ["ALGORITHM", "Admin", "Caller", "Passwords", "Principal", "TokenCodec", "hash_password"]
+__all__ = [
+    "ALGORITHM",
+    "STAND_IN_HASH",
+    "Admin",
+    "Caller",
+    "Passwords",
+    "Principal",
+    "TokenCodec",
+    "hash_password",
+]
 
 ALGORITHM = "HS256"
 VERIFIED_TOKENS = 10_000  # tokens whose signature was checked, kept so a repeat costs a lookup
+# Checked in place of an unknown user's hash, so that an unknown name costs the time of a wrong password:
+# "not a real password" hashed with PasswordHasher()'s parameters. A constant, because hashing it costs every
+# worker's start a CPU burst and 64 MiB; `Passwords.open` hashes it again if the library's parameters move.
+STAND_IN_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$oAxnMn21qQ1j672JlbF0TQ$xFOwOkNAf/Hh/xyE4GkBfDyegw1v3lh+cx2kYXymCnY"
+)
 
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -46,8 +61,9 @@ class Passwords:
     async def open(cls, bulkhead: lastro.Bulkhead) -> Passwords:
         """Passwords hashed with the library's current recommended parameters, and a hash for nobody."""
         hasher = PasswordHasher()
-        # Checked in place of an unknown user's hash, so an unknown name costs the time of a wrong password.
-        dummy_hash = await bulkhead.run(hasher.hash, "not a real password")
+        dummy_hash = STAND_IN_HASH
+        if hasher.check_needs_rehash(dummy_hash):  # a new argon2-cffi recommends other parameters
+            dummy_hash = await bulkhead.run(hasher.hash, "not a real password")
         return cls(bulkhead, dummy_hash, hasher)
 
     async def hash(self, password: str) -> str:

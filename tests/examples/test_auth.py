@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
+from argon2 import PasswordHasher
 from fastapi import HTTPException
 
-from examples.orders.auth import Passwords, Principal, TokenCodec
+from examples.orders.auth import STAND_IN_HASH, Passwords, Principal, TokenCodec
 from lastro.bulkhead import Bulkhead
 from lastro.errors import ServiceUnavailable
 from tests.support.clock import FakeTime
@@ -86,6 +87,12 @@ async def test_an_unknown_user_never_matches(hashing: Bulkhead) -> None:
     passwords = await Passwords.open(hashing)
     assert not await passwords.verify(None, "not a real password")
     assert not await passwords.verify(None, "admin")
+
+
+def test_the_stand_in_hash_has_the_parameters_of_a_new_hash() -> None:
+    """The constant hash an unknown user is checked against costs what a user's hash costs to check."""
+    assert not PasswordHasher().check_needs_rehash(STAND_IN_HASH)
+    assert PasswordHasher().verify(STAND_IN_HASH, "not a real password")
 
 
 @pytest.mark.anyio
