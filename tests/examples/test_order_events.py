@@ -1,5 +1,5 @@
 """`WS /api/orders/events` end to end: real `lastro serve` processes, 20 WebSocket clients in 2 tenants, and
-another client creating and updating 500 orders.
+another client creating and updating 500 orders (200 across two machines).
 
 Every client must receive every event of its own tenant, none of the other's, each order's in the order of
 its versions: on one machine of 4 workers (SQLite), on two machines sharing Redis, on two sharing only
@@ -41,6 +41,8 @@ from tests.support.pg_proxy import PgProxy
 from tests.support.servers import ServeProcess
 
 ORDERS = 500  # created and updated: 2 events each, 500 per tenant
+# Across machines the question is whether the other machine's clients hear at all, not the volume: fewer.
+ORDERS_ACROSS_MACHINES = 200
 CLIENTS = 20
 TENANTS = 2
 RESUMED_WITHIN = 5.0
@@ -61,11 +63,11 @@ def tenants(server: ServeProcess) -> dict[int, str]:
 
 
 def run_broadcast(
-    client_urls: Sequence[str], writer_urls: Sequence[str], tokens: dict[int, str]
+    client_urls: Sequence[str], writer_urls: Sequence[str], tokens: dict[int, str], orders: int = ORDERS
 ) -> tuple[list[Listener], Written]:
-    """20 clients spread over the services and tenants; once all are subscribed, 500 orders are written."""
+    """20 clients spread over the services and tenants; once all are subscribed, `orders` are written."""
     scenario = broadcast(
-        client_urls, writer_urls, tokens, clients=CLIENTS, orders=ORDERS, deadline=RUN_TIMEOUT
+        client_urls, writer_urls, tokens, clients=CLIENTS, orders=orders, deadline=RUN_TIMEOUT
     )
     return asyncio.run(scenario)
 
@@ -149,7 +151,9 @@ def test_two_machines_sharing_redis_deliver_every_event(tmp_path: Path) -> None:
     with ExitStack() as stack:
         servers = sqlite_machines(stack, tmp_path, 2, **settings)
         tokens = tenants(servers[0])  # the same SECRET_KEY: machine 1 accepts them too
-        listeners, written = run_broadcast([s.url for s in servers], [servers[0].url], tokens)
+        listeners, written = run_broadcast(
+            [s.url for s in servers], [servers[0].url], tokens, ORDERS_ACROSS_MACHINES
+        )
     check_every_client(listeners, written)
     assert {listener.url for listener in listeners} == {s.url for s in servers}
     record_latency(listeners)
@@ -169,7 +173,7 @@ def test_two_machines_sharing_only_postgresql_deliver_every_event(tmp_path: Path
         servers = machines(stack, tmp_path, [migrated(url, tmp_path)] * 2, **settings)
         tokens = tenants(servers[0])
         urls = [s.url for s in servers]
-        listeners, written = run_broadcast(urls, urls, tokens)
+        listeners, written = run_broadcast(urls, urls, tokens, ORDERS_ACROSS_MACHINES)
     check_every_client(listeners, written)
     record_latency(listeners)
 
