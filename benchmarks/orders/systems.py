@@ -30,7 +30,6 @@ from benchmarks.harness import BIN, ROOT, Server, free_port, lastro_env
 from benchmarks.orders.workloads import LASTRO_SCRIPTS, PatchTargets, Plan, Running
 from lastro.db import migrations
 from lastro.db.engine import Database
-from lastro.settings import is_sqlite_url
 
 logger = logging.getLogger("benchmarks.orders")
 
@@ -39,8 +38,6 @@ MIGRATIONS = ROOT / "examples" / "orders" / "migrations"
 
 WORKERS = 2
 START_WORKERS = 4
-# Other suites share the PostgreSQL server (max_connections=100): 10 connections per worker, no overflow.
-POSTGRES_POOL = {"DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "0"}
 
 LIMIT_SYSTEMS = ("raw ASGI hello", "FastAPI hello", "FastAPI hello + lastro")
 COMPARATOR_SYSTEMS = ("baseline", "ceiling")
@@ -170,8 +167,6 @@ def orders_env(workdir: Path, port: int, url: str, workers: int) -> dict[str, st
         # The supervisor checks the schema once; the workers then never load Alembic.
         "MIGRATIONS_DIR": str(ROOT / "examples" / "orders" / "migrations"),
     }
-    if not is_sqlite_url(url):
-        extra |= POSTGRES_POOL
     return lastro_env(workdir, port, workers, **extra)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from lastro.db.engine import POSTGRES_CONNECTION_BUDGET, DatabaseOptions
 from lastro.errors import ConfigurationError
 from lastro.ops.nginx import NginxSite, nginx_files
 from lastro.ops.rendering import render
@@ -43,9 +44,6 @@ MAX_REPLICAS = 9
 CLUSTER_SUBNET = "10.201.0.0/24"
 NGINX_SITE = "nginx-site.conf"
 NGINX_IMAGE = "nginx:1.28-alpine"
-# Connections lastro's default pools keep under on a PostgreSQL of max_connections=100 (lastro.db.engine):
-# the rest is for migrate, backups and an operator's psql.
-POSTGRES_CONNECTION_BUDGET = 80
 _WHOLE = re.compile(r"[0-9]{1,3}")
 
 
@@ -93,8 +91,7 @@ def pool_sizes(replicas: int, workers: int) -> tuple[int, int]:
             f"{3 * replicas * workers} PostgreSQL connections, over the {POSTGRES_CONNECTION_BUDGET} of the "
             "postgres service: lower --replicas or WORKERS"
         )
-    size = min(10, max(1, per_worker * 2 // 3))
-    return size, min(10, per_worker - size)
+    return DatabaseOptions(workers=workers, instances=replicas).postgres_pool()
 
 
 def cluster_settings(replicas: int, workers: int, subnet: str) -> str:

@@ -98,10 +98,10 @@ def test_options_from_default_settings_leave_pool_sizes_to_the_worker_count() ->
 
 @pytest.mark.parametrize(
     ("workers", "expected"),
-    [(1, (10, 10)), (4, (10, 9)), (5, (10, 5)), (8, (6, 3)), (16, (2, 2)), (40, (1, 1))],
+    [(1, (6, 0)), (4, (6, 0)), (8, (6, 0)), (16, (4, 0)), (40, (2, 0))],
 )
 def test_default_pool_follows_the_worker_count(workers: int, expected: tuple[int, int]) -> None:
-    """Each worker gets a share of the connection budget, less one for its probe: at most 10 + 10."""
+    """Each worker gets a share of the connection budget, less one for its probe: at most 6, no overflow."""
     assert DatabaseOptions(workers=workers).postgres_pool() == expected
 
 
@@ -130,6 +130,12 @@ def test_instances_comes_from_the_settings() -> None:
 def test_explicit_pool_sizes_win_over_the_derived_ones() -> None:
     """DB_POOL_SIZE and DB_MAX_OVERFLOW are used as given, whatever the worker count."""
     assert DatabaseOptions(workers=32, pool_size=12, max_overflow=0).postgres_pool() == (12, 0)
+
+
+@pytest.mark.parametrize(("workers", "size"), [(2, 12), (1, 50), (0, 70), (2, 100)])
+def test_a_pool_size_alone_gets_no_overflow(workers: int, size: int) -> None:
+    """DB_POOL_SIZE without DB_MAX_OVERFLOW: that many connections and threads, none opened on top."""
+    assert DatabaseOptions(workers=workers, pool_size=size).postgres_pool() == (size, 0)
 
 
 # --- a real PostgreSQL engine ---------------------------------------------------------------------------
@@ -341,22 +347,6 @@ def test_options_from_settings_carry_the_create_flag_and_the_pragmas() -> None:
     assert (options.create_sqlite_file, options.sqlite_pragmas) == (False, sqlite.pragmas_for(settings))
     assert options.sqlite_pragmas["cache_size"] == -64000
     assert DatabaseOptions.from_settings(settings, 2).create_sqlite_file is True
-
-
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        (DatabaseOptions(workers=1, pool_size=50), (50, 10)),
-        (DatabaseOptions(workers=0, pool_size=70), (70, 9)),
-        (DatabaseOptions(workers=7), (6, 4)),
-        (DatabaseOptions(workers=2, pool_size=100), (100, 0)),
-    ],
-)
-def test_the_derived_overflow_fills_the_share_left_by_the_pool(
-    options: DatabaseOptions, expected: tuple[int, int]
-) -> None:
-    """The overflow is what the worker's share leaves beside the pool, in whole connections, never below 0."""
-    assert options.postgres_pool() == expected
 
 
 @pg
