@@ -25,6 +25,7 @@ from sqlalchemy.pool import QueuePool
 
 from lastro.db import sqlite
 from lastro.db.ping import IdlePing
+from lastro.db.pools import postgres_pool
 from lastro.encoding import dumps_json_text, loads_json
 from lastro.errors import ConfigurationError
 from lastro.settings import Settings, is_sqlite_url
@@ -41,13 +42,6 @@ __all__ = [
 
 PoolStatus = dict[str, int]
 APPLICATION_NAME = "lastro"
-# Connections all workers together may hold on a PostgreSQL server with the default max_connections=100,
-# leaving room for migrations, backups and an operator's psql.
-POSTGRES_CONNECTION_BUDGET = 80
-# A worker's unit threads, hence connections, when DB_POOL_SIZE is unset: fewer contend less for the
-# interpreter, and 6 kept up with 20 against a server 2.6 ms away (benchmarks/RESULTS.md, "How many unit
-# threads, near and far").
-POSTGRES_UNIT_THREADS = 6
 # JSON columns, both ways, with orjson: decoding them was a sixth of the cost of a page of 50 orders.
 _JSON_COLUMNS: dict[str, Any] = {"json_serializer": dumps_json_text, "json_deserializer": loads_json}
 
@@ -117,17 +111,8 @@ class DatabaseOptions:
         )
 
     def postgres_pool(self) -> tuple[int, int]:
-        """(pool_size, max_overflow): the settings, or a share of the connection budget per worker.
-
-        The budget is one server's: every worker of every instance (INSTANCES) takes its share of it. The
-        share leaves one connection per worker to the health probe's own pool. Unset, a worker keeps at most
-        POSTGRES_UNIT_THREADS connections and no overflow: each unit runs on a thread of its own connection,
-        and an overflow connection is closed when it comes back to a full pool, then opened again.
-        """
-        share = max(2, POSTGRES_CONNECTION_BUDGET // max(self.workers * self.instances, 1) - 1)
-        size = self.pool_size if self.pool_size is not None else min(POSTGRES_UNIT_THREADS, share)
-        overflow = self.max_overflow if self.max_overflow is not None else 0
-        return max(size, 1), overflow
+        """(pool_size, max_overflow) of each worker: the settings, or its share (`lastro.db.pools`)."""
+        return postgres_pool(self.workers, self.instances, self.pool_size, self.max_overflow)
 
 
 class Database:

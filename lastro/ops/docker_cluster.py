@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from lastro.db.engine import POSTGRES_CONNECTION_BUDGET, DatabaseOptions
+from lastro.db.pools import POSTGRES_CONNECTION_BUDGET, postgres_pool
 from lastro.errors import ConfigurationError
 from lastro.ops.nginx import NginxSite, nginx_files
 from lastro.ops.rendering import render
@@ -91,7 +91,7 @@ def pool_sizes(replicas: int, workers: int) -> tuple[int, int]:
             f"{3 * replicas * workers} PostgreSQL connections, over the {POSTGRES_CONNECTION_BUDGET} of the "
             "postgres service: lower --replicas or WORKERS"
         )
-    return DatabaseOptions(workers=workers, instances=replicas).postgres_pool()
+    return postgres_pool(workers, replicas)
 
 
 def cluster_settings(replicas: int, workers: int, subnet: str) -> str:

@@ -17,7 +17,6 @@ from sqlalchemy import exc as sa_exc
 from lastro import get_settings
 from lastro.db import sqlite
 from lastro.db.engine import (
-    POSTGRES_CONNECTION_BUDGET,
     Database,
     DatabaseOptions,
     check_postgres_version,
@@ -25,6 +24,7 @@ from lastro.db.engine import (
     safe_url,
 )
 from lastro.db.failures import Failure, classify
+from lastro.db.pools import POSTGRES_CONNECTION_BUDGET
 from lastro.errors import ConfigurationError
 from tests.conftest import POSTGRES_URL
 
