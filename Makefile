@@ -55,7 +55,7 @@ FAULT_TESTS := tests/examples/test_postgres_faults.py tests/db/test_commit_outco
 	tests/examples/test_disk_full.py tests/db/test_storage_full.py tests/examples/test_wal_bounded.py \
 	tests/serve/test_orphans.py tests/serve/test_blocked_loop.py tests/serve/test_slow_clients.py \
 	tests/serve/test_drain.py tests/examples/test_login_flood.py tests/examples/test_order_audit.py \
-	tests/examples/test_orders_load.py tests/examples/test_jobs.py
+	tests/examples/test_orders_load.py tests/examples/test_jobs.py tests/examples/test_backups.py
 faults: $(VENV)/.installed-dev
 	LASTRO_FAULTS=1 $(PY) -m pytest $(FAULT_TESTS)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
-from tests.examples.conftest import JSON_ORDER, SECRET_KEY, fresh_database, serve_orders
+from tests.examples.conftest import BURST_BACKENDS, JSON_ORDER, SECRET_KEY, fresh_database, serve_orders
 from tests.support.databases import database_name, drop_database, postgres_url_for
 from tests.support.servers import LASTRO, ROOT, ServeProcess, wait_for
 
@@ -83,6 +84,7 @@ def order_ids(backend: str, url: str) -> set[int]:
         return {row[0] for row in connection.execute("SELECT id FROM orders")}
 
 
+@pytest.mark.parametrize("backend", BURST_BACKENDS)
 def test_a_backup_taken_during_a_write_burst_restores_every_acknowledged_order(
     backend: str, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.examples.conftest import (
-    BACKENDS,
+    BURST_BACKENDS,
     JSON_ORDER,
     SECRET_KEY,
     Api,
@@ -95,7 +95,7 @@ async def burst(
     return acknowledged, refused
 
 
-@pytest.mark.parametrize("database", BACKENDS)
+@pytest.mark.parametrize("database", BURST_BACKENDS)
 def test_a_burst_of_writes_then_sigterm_leaves_an_entry_per_write(database: str, tmp_path: Path) -> None:
     """Entries still queued when SIGTERM arrives are written before the workers exit: one per acknowledged
     write, none lost, none doubled."""
@@ -128,7 +128,7 @@ def committed_changes(url: str) -> set[tuple[int, str, int]]:
 
 
 @pytest.mark.posix
-@pytest.mark.parametrize("database", BACKENDS)
+@pytest.mark.parametrize("database", BURST_BACKENDS)
 def test_sigterm_during_a_burst_leaves_an_entry_per_committed_change(database: str, tmp_path: Path) -> None:
     """SIGTERM with writes in flight: every committed change has exactly one entry, acknowledged or not."""
     audit = {"AUDIT_BATCH_SIZE": "10000", "AUDIT_MAX_PENDING": "10000", "AUDIT_MAX_WAIT": "60"}

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import redis
 
-from tests.examples.conftest import SECRET_KEY, serve_orders
+from tests.examples.conftest import SECRET_KEY, migrate_orders, start_orders
 from tests.support.fault_proxy import FaultProxy
 from tests.support.servers import ServeProcess, wait_for
 
@@ -76,11 +76,13 @@ def two_machines(directory: Path, redis_url: str, socket_timeout: float) -> Iter
     }
     try:
         with ExitStack() as stack:
-            servers = []
+            machines = []
             for n in range(2):
                 (directory / f"machine-{n}").mkdir()
-                servers.append(stack.enter_context(serve_orders(directory / f"machine-{n}", **settings)))
-            yield servers
+                url = f"sqlite:///{directory / f'machine-{n}' / 'orders.db'}"
+                migrate_orders(directory / f"machine-{n}", DATABASE_URL=url)
+                machines.append((directory / f"machine-{n}", {"DATABASE_URL": url, **settings}))
+            yield start_orders(stack, machines)  # their start-ups overlap
     finally:
         with redis.Redis.from_url(REDIS_URL) as client:
             keys = list(client.scan_iter(match=f"*{service}*"))
