@@ -182,6 +182,9 @@ class Supervisor(Multiprocess):
         finally:
             self._wake_up.close()
             self._wake.close()
+        # Stopped: a repeated SIGTERM (an impatient process manager) would otherwise meet the default
+        # handler Python restores as it exits, and turn a clean exit 0 into a death by signal.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         logger.info(f"Stopping parent process [{os.getpid()}]")
 
     def _gone(self, process: Process) -> None:

@@ -50,3 +50,10 @@ def test_a_signal_wakes_the_sleeping_loop(supervisor: Supervisor) -> None:
     supervisor.run()
     assert time.monotonic() - started < supervisor.tick / 2
     assert supervisor.should_exit.is_set()
+
+
+def test_a_stopped_supervisor_ignores_another_sigterm(supervisor: Supervisor) -> None:
+    """Once stopped, SIGTERM is ignored: a second one, sent while the interpreter exits, cannot kill it."""
+    signal.raise_signal(signal.SIGTERM)
+    supervisor.run()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
