@@ -205,12 +205,20 @@ class ServerProcess:
 
 
 def stop_all(servers: Sequence[ServerProcess], timeout: float | None = None) -> list[int]:
-    """Stop several servers with their shutdowns overlapping: SIGTERM to every one, then each waited for."""
+    """Stop several servers with their shutdowns overlapping: SIGTERM to every one, then each waited for.
+    Every one is stopped even when stopping another failed; the first failure is raised afterwards."""
     for server in servers:
         with suppress(RuntimeError):  # never started
             server.terminate()
-    codes = []
+    codes: list[int] = []
+    failure: Exception | None = None
     for server in servers:
-        with suppress(RuntimeError):
+        try:
             codes.append(server.stop(timeout))
+        except RuntimeError:  # never started
+            continue
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
     return codes
