@@ -22,6 +22,8 @@ uvicorn's protocols are subclassed for what uvicorn lacks:
   destroy the response the client has not read yet. Idle and timed-out connections are closed as nginx
   does: the write side is shut first, what the client still sends is read and dropped, then the socket
   closes once the client closes or after a short linger.
+- **Whole responses** (httptools). A response with a `Content-Length` leaves in one write, head and body
+  together (`lastro.serve.whole_responses`).
 
 The values come from the uvicorn `Config` the worker is given (`lastro.serve.runner.WorkerConfig`).
 """
@@ -46,6 +48,7 @@ from lastro.http.problem import PROBLEM_CONTENT_TYPE, problem_document, send_pro
 from lastro.observability import connections
 from lastro.observability.logging import get_logger
 from lastro.observability.throttle import LogThrottle
+from lastro.serve.whole_responses import HeadWithBody
 
 __all__ = [
     "DRAIN_GRACE",
@@ -305,7 +308,12 @@ except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
 else:
 
     class _DrainingHttpTools(_BoundedConnection, HttpToolsProtocol):
-        """uvicorn's httptools protocol with lastro's timeouts, limit and drain."""
+        """uvicorn's httptools protocol with lastro's timeouts, limit and drain, and a response of known
+        length sent in one write (`lastro.serve.whole_responses`)."""
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            cycle.transport = HeadWithBody(self.transport, cycle)
+            super()._start_asgi_task(cycle, app)
 
     DrainingHttpToolsProtocol = _DrainingHttpTools
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from lastro.serve.protocol import MAX_HEAD_BYTES, DrainingH11Protocol, DrainingHttpToolsProtocol
-from tests.support.servers import wait_for
+from tests.support.servers import protocol_server
 
 PROTOCOLS = [DrainingH11Protocol, DrainingHttpToolsProtocol]
 GET = b"GET /work HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -28,24 +25,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
-
-
-@contextmanager
-def protocol_server(protocol: type[asyncio.Protocol] | None, **config: object) -> Iterator[int]:
-    """uvicorn with `protocol` in a thread on a free port; extra attributes set on its config."""
-    assert protocol is not None
-    options = {key: value for key, value in config.items() if key != "header_timeout"}
-    settings = uvicorn.Config(app, host="127.0.0.1", port=0, http=protocol, log_config=None, **options)  # type: ignore[arg-type]
-    settings.header_timeout = config.get("header_timeout", 20.0)  # type: ignore[attr-defined]
-    server = uvicorn.Server(settings)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started and server.servers, timeout=10)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def read_answer(sock: socket.socket) -> bytes:
@@ -72,7 +51,7 @@ def test_partial_headers_get_408_problem_and_eof_at_the_header_timeout(
 ) -> None:
     """Half a request, then silence: 408 problem+json with Connection: close, then EOF, at the timeout."""
     with (
-        protocol_server(protocol, header_timeout=0.5) as port,
+        protocol_server(app, protocol, header_timeout=0.5) as port,
         socket.create_connection(("127.0.0.1", port)) as sock,
     ):
         sock.sendall(b"GET /work HTTP/1.1\r\nHost: loc")
@@ -89,7 +68,7 @@ def test_partial_headers_get_408_problem_and_eof_at_the_header_timeout(
 def test_the_header_timeout_starts_again_after_each_response(protocol: type[asyncio.Protocol]) -> None:
     """Requests 0.3 s apart on one connection outlive a 0.5 s header timeout; silence then closes it."""
     with (
-        protocol_server(protocol, header_timeout=0.5, timeout_keep_alive=30) as port,
+        protocol_server(app, protocol, header_timeout=0.5, timeout_keep_alive=30) as port,
         socket.create_connection(("127.0.0.1", port)) as sock,
     ):
         answers = []
@@ -105,7 +84,7 @@ def test_the_header_timeout_starts_again_after_each_response(protocol: type[asyn
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_connection_limit_spares_health(protocol: type[asyncio.Protocol]) -> None:
     """limit_concurrency reached: /health/live is served, other paths get 503 problem+json and close."""
-    with protocol_server(protocol, limit_concurrency=3) as port, ExitStack() as stack:
+    with protocol_server(app, protocol, limit_concurrency=3) as port, ExitStack() as stack:
         for _ in range(3):
             stack.enter_context(socket.create_connection(("127.0.0.1", port)))
         with socket.create_connection(("127.0.0.1", port)) as probe:
@@ -142,7 +121,7 @@ def test_a_request_the_parser_refuses_gets_400_problem(
     protocol: type[asyncio.Protocol], request_bytes: bytes
 ) -> None:
     """Not HTTP/1.1: 400 application/problem+json with Connection: close, then EOF (uvicorn: text/plain)."""
-    with protocol_server(protocol) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+    with protocol_server(app, protocol) as port, socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(request_bytes)
         status, headers, document = _refusal(read_to_eof(sock))
     assert (status, headers["content-type"], headers["connection"]) == (400, PROBLEM_CONTENT_TYPE, "close")
@@ -155,7 +134,7 @@ def test_a_head_over_max_head_bytes_gets_431_problem(protocol: type[asyncio.Prot
     """A 64 KB header: 431 problem+json naming the bound, whichever parser (httptools has none of its own)."""
     big = b"GET /work HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n"
     with (
-        protocol_server(protocol, h11_max_incomplete_event_size=MAX_HEAD_BYTES) as port,
+        protocol_server(app, protocol, h11_max_incomplete_event_size=MAX_HEAD_BYTES) as port,
         socket.create_connection(("127.0.0.1", port)) as sock,
     ):
         sock.sendall(big)
@@ -169,7 +148,7 @@ def test_a_head_under_max_head_bytes_is_served(protocol: type[asyncio.Protocol])
     """A 20 KB header, under the bound, reaches the application, and so does the next request."""
     header = b"GET /work HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
     with (
-        protocol_server(protocol, h11_max_incomplete_event_size=MAX_HEAD_BYTES) as port,
+        protocol_server(app, protocol, h11_max_incomplete_event_size=MAX_HEAD_BYTES) as port,
         socket.create_connection(("127.0.0.1", port)) as sock,
     ):
         for _ in range(3):  # the count starts again for each request of a kept-alive connection

@@ -38,6 +38,7 @@ CHECKED_AGAINST = "0.55"  # the uvicorn minor version this contract was read fro
 SUPERVISOR = "lastro/serve/supervisor.py"
 PROTOCOL = "lastro/serve/protocol.py"
 RUNNER = "lastro/serve/runner.py"
+WHOLE = "lastro/serve/whole_responses.py"
 PROTOCOLS = [h11_impl.H11Protocol, httptools_impl.HttpToolsProtocol]
 
 
@@ -56,7 +57,7 @@ def source(function: Callable[..., Any]) -> str:
 def shape(function: Callable[..., Any]) -> str:
     """A digest of a function's code: its docstring, comments and formatting do not count."""
     definition = ast.parse(source(function)).body[0]
-    assert isinstance(definition, ast.FunctionDef)
+    assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef)
     if ast.get_docstring(definition) is not None:
         definition.body = definition.body[1:]
     return hashlib.sha256(ast.unparse(definition).encode()).hexdigest()[:16]
@@ -362,6 +363,32 @@ def test_protocol_attributes_over_a_real_connection(protocol: type[asyncio.Proto
     assert connection.cycle.keep_alive is True, changed(f"{name}.cycle.keep_alive", f"{where}.data_received")
     assert isinstance(keep_alive_timer, asyncio.TimerHandle), changed(
         f"{name}.timeout_keep_alive_task (set once a response completes)", f"{where}._close_lingering"
+    )
+
+
+def test_httptools_starts_every_cycle_through_start_asgi_task() -> None:
+    """`HttpToolsProtocol._start_asgi_task(cycle, app)` starts each request, pipelined or not: lastro gives
+    the cycle its one-write transport there."""
+    protocol = httptools_impl.HttpToolsProtocol
+    where = f"{PROTOCOL} _DrainingHttpTools._start_asgi_task"
+    assert parameters(protocol._start_asgi_task) == ["cycle", "app"], changed(  # type: ignore[attr-defined]
+        "HttpToolsProtocol._start_asgi_task(cycle, app)", where
+    )
+    for method in (protocol.on_headers_complete, protocol.on_response_complete):  # type: ignore[attr-defined]
+        assert "self._start_asgi_task(" in source(method), changed(
+            f"HttpToolsProtocol.{method.__name__} starting the cycle through _start_asgi_task", where
+        )
+
+
+def test_the_httptools_cycle_writes_as_head_with_body_expects() -> None:
+    """The cycle uses only `write`, `close` and `is_closing` of `self.transport`, and its `send` sets
+    `response_started` and `chunked_encoding` before writing the head (digest of CHECKED_AGAINST's code)."""
+    cycle = httptools_impl.RequestResponseCycle
+    used = set(re.findall(r"self\.transport\.(\w+)", inspect.getsource(cycle)))
+    assert used <= {"write", "close", "is_closing"}, changed(f"the cycle's transport calls ({used})", WHOLE)
+    assert shape(cycle.send) == "e4355b337add5d7c", changed(
+        "RequestResponseCycle.send (check the order HeadWithBody.write relies on, then update its digest)",
+        WHOLE,
     )
 
 

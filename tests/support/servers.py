@@ -6,6 +6,7 @@ share; this module adds what only the tests need: the orders service's environme
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import shutil
@@ -204,6 +205,25 @@ def uvicorn_thread(app: Any) -> Iterator[str]:
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def protocol_server(app: Any, protocol: type[asyncio.Protocol] | None, **config: object) -> Iterator[int]:
+    """uvicorn with the HTTP `protocol` in a thread on a free port, serving `app`; yield the port. `config`
+    sets uvicorn.Config's arguments, and `header_timeout` the attribute lastro's protocols read."""
+    assert protocol is not None
+    options = {key: value for key, value in config.items() if key != "header_timeout"}
+    settings = uvicorn.Config(app, host="127.0.0.1", port=0, http=protocol, log_config=None, **options)  # type: ignore[arg-type]
+    settings.header_timeout = config.get("header_timeout", 20.0)  # type: ignore[attr-defined]
+    server = uvicorn.Server(settings)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started and server.servers, timeout=10)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(10)
