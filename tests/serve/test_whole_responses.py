@@ -45,6 +45,16 @@ def exchange(port: int, request: bytes) -> bytes:
         return answer
 
 
+def read_until(sock: socket.socket, end: bytes) -> bytes:
+    """What the server sends until it has sent `end`."""
+    answer = b""
+    while not answer.endswith(end):
+        chunk = sock.recv(4096)
+        assert chunk, answer
+        answer += chunk
+    return answer
+
+
 def test_a_known_length_head_never_leaves_without_its_body() -> None:
     """The application fails after the head of a Content-Length response: the client receives nothing."""
     with protocol_server(app, DrainingHttpToolsProtocol) as port:
@@ -71,11 +81,7 @@ def test_100_continue_is_written_before_the_body_is_sent() -> None:
         assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         for _ in range(2):
             sock.sendall(b"hello")
-            answer = b""
-            while not answer.endswith(b"hello"):
-                chunk = sock.recv(4096)
-                assert chunk, answer
-                answer += chunk
+            answer = read_until(sock, b"hello")
             assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
             assert b"content-length: 5\r\n" in answer
             sock.sendall(head)
@@ -91,10 +97,6 @@ def test_a_head_request_gets_its_head_at_once() -> None:
         sock.settimeout(10)
         for _ in range(2):
             sock.sendall(b"HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = b""
-            while not answer.endswith(b"\r\n\r\n"):
-                chunk = sock.recv(4096)
-                assert chunk, answer
-                answer += chunk
+            answer = read_until(sock, b"\r\n\r\n")
             assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
             assert b"content-length: 0\r\n" in answer
