@@ -24,7 +24,8 @@ req/s and 2xx/s, p50, p99, non-2xx (by status, from lastro's access log), socket
 system's log that report a locked database, and the CPU time of its workers per request, the figure that
 other load on the machine disturbs least. Per system: worker RSS after the loads and the time from process
 start to ready. Then a py-spy profile of one lastro SQLite worker under the mixed load, GET by id and
-write-only at 50 connections (with BENCH_PROFILE_DIR set, py-spy's raw stacks are kept there), and the
+write-only at 50 connections, and of one PostgreSQL worker under write-only and GET by id (with
+BENCH_PROFILE_DIR set, py-spy's raw stacks are kept there; --smoke profiles the first of each), and the
 orders service once with 4 workers (start to ready).
 
 This module is the command line and the order of the parts; the parts live in `benchmarks/orders/`: the
@@ -98,6 +99,13 @@ def _machine() -> dict[str, Any]:
 PARTS = ("limit", "baseline", "ceiling", "sqlite", "start", "postgres")
 
 
+# The profiles each lastro system gets after the measured runs: workload, and the key of its summary.
+PROFILES = {
+    "lastro SQLite": (("mixed", "profile"), ("get", "profile_get"), ("write", "profile_write")),
+    "lastro PostgreSQL": (("write", "profile_write"), ("get", "profile_get")),
+}
+
+
 def run(plan: Plan, parts: Sequence[str] = PARTS) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
@@ -133,14 +141,13 @@ def run(plan: Plan, parts: Sequence[str] = PARTS) -> dict[str, Any]:
             launch(stack, systems, parallel=plan.smoke)
             measure_interleaved(systems, plan)
             results["systems"].update({system.name: finish(system) for system in systems})
-            sqlite = next((system for system in systems if system.name == "lastro SQLite"), None)
-            if sqlite is not None:
-                # Its own run at the end, the other systems idle: sampling slows the worker.
-                profiles = (("mixed", "profile"), ("get", "profile_get"), ("write", "profile_write"))
-                for workload, key in profiles:
+            # Its own run at the end, the other systems idle: sampling slows the worker.
+            for system in systems:
+                profiles = PROFILES.get(system.name, ())
+                for workload, key in profiles[:1] if plan.smoke else profiles:  # --smoke: that each works
                     if workload in plan.workloads:
-                        profile = profile_worker(sqlite.server, sqlite.env, plan, workload)
-                        results["systems"]["lastro SQLite"][key] = profile
+                        profile = profile_worker(system.server, system.env, plan, workload)
+                        results["systems"][system.name][key] = profile | {"system": system.name}
         if "start" in parts:
             if "sqlite" not in parts:
                 migrate_and_seed(sqlite_url, plan.seed)

@@ -104,7 +104,8 @@ def _profile_lines(profile: dict[str, Any]) -> list[str]:
     split += f"; in threads of their own: {threads}%" if threads is not None else ""
     workload = profile.get("workload", "mixed")
     return [
-        f"### Profile: one lastro SQLite worker, {workload} at {PROFILE_CONNECTIONS} connections "
+        f"### Profile: one {profile.get('system', 'lastro SQLite')} worker, {workload} at "
+        f"{PROFILE_CONNECTIONS} connections "
         f"(py-spy, {profile['samples']:,} samples, {idle:,} samples of blocked waits left out, "
         f"{profile['rps_while_sampled']:,.0f} req/s while sampled{split})",
         "",
@@ -153,10 +154,11 @@ def report(results: dict[str, Any]) -> str:
         [t["target"], t["bar"], t["measured"], "met" if t["met"] else "**missed**"] for t in targets(results)
     ]
     lines += ["### Targets", "", *_table(["target", "bar", "measured", ""], rows), ""]
-    for key in ("profile", "profile_get", "profile_write"):
-        profile = results["systems"].get("lastro SQLite", {}).get(key)
-        if profile and "cost_centres_pct" in profile:
-            lines += _profile_lines(profile)
-        elif profile:
-            lines += [f"Profile skipped: {profile.get('skipped')}", ""]
+    for system in ("lastro SQLite", "lastro PostgreSQL"):
+        for key in ("profile", "profile_get", "profile_write"):
+            profile = results["systems"].get(system, {}).get(key)
+            if profile and "cost_centres_pct" in profile:
+                lines += _profile_lines(profile)
+            elif profile:
+                lines += [f"Profile of {system} skipped: {profile.get('skipped')}", ""]
     return "\n".join(lines)

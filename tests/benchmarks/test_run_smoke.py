@@ -69,7 +69,8 @@ def test_smoke_runs_every_system_and_part(tmp_path: Path) -> None:
         assert system["rss"]["workers"] == 2, name
         assert system["start_to_ready_s"] > 0, name
     assert results["start_workers"]["workers"] == 4
-    assert {"profile", "profile_get"} <= set(results["systems"]["lastro SQLite"])
+    assert results["systems"]["lastro SQLite"]["profile"]["system"] == "lastro SQLite"
+    assert results["systems"]["lastro PostgreSQL"]["profile_write"]["system"] == "lastro PostgreSQL"
     assert "### Targets" in done.stdout
     if "--chart" in argv:
         assert (tmp_path / "orders.png").stat().st_size > 0
