@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +50,19 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     assert "serve" in result.stdout
     assert "db" in result.stdout
+
+
+def test_serve_loads_the_framework_before_forking_its_workers() -> None:
+    """The supervisor of `lastro serve` imports lastro's public API (FastAPI, SQLAlchemy) before it forks,
+    so that each forked worker imports only the application's modules."""
+    code = (
+        "import sys; from lastro.cli.serve import _preload; _preload(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'sqlalchemy'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "['fastapi', 'sqlalchemy']"
 
 
 def test_version_option_prints_the_version() -> None:

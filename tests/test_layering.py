@@ -115,11 +115,28 @@ def test_the_data_layer_knows_nothing_of_coordination(path: Path) -> None:
     assert not reaching(path, ("lastro.coordination",))
 
 
+# `import lastro` imports each public name on first use: these use them all.
+EVERY_NAME = "import sys, lastro; [getattr(lastro, name) for name in lastro.__all__]"
+
+
+def test_the_command_loads_no_framework_until_a_command_needs_it() -> None:
+    """`lastro --help`, `lastro deploy`, `lastro loadtest`: neither FastAPI, SQLAlchemy nor uvicorn is loaded
+    by the command group, by `import lastro`, or by these commands' modules."""
+    code = (
+        "import sys, lastro, lastro.cli, lastro.cli.deploy, lastro.cli.loadtest; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'sqlalchemy', 'uvicorn'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_importing_lastro_loads_no_opentelemetry_sdk() -> None:
     """`import lastro` loads neither the OpenTelemetry SDK nor lastro's tracing middleware: only a service
     with TRACING on pays for them."""
     code = (
-        "import sys, lastro; "
+        f"{EVERY_NAME}; "
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'lastro.http.tracing'))))"
     )
     result = subprocess.run(
@@ -130,9 +147,7 @@ def test_importing_lastro_loads_no_opentelemetry_sdk() -> None:
 
 def test_importing_lastro_loads_no_redis_client() -> None:
     """`import lastro` loads neither redis nor limits: only a service with REDIS_URL pays for them."""
-    code = (
-        "import sys, lastro; print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'limits')))"
-    )
+    code = f"{EVERY_NAME}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'limits')))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

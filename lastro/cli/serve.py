@@ -51,6 +51,7 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
     from lastro.observability.tracing import check_tracing
     from lastro.serve import ServeConfig, run
     from lastro.serve.preflight import check_database, check_schema
+    from lastro.serve.supervisor import forks_workers
     from lastro.serve.target import target_problem
     from lastro.workers import resolve_workers
 
@@ -77,4 +78,16 @@ def serve(target: str, factory: bool, app_dir: str, **overrides: str | None) -> 
     if problem is not None:
         fail(problem, EXIT_STARTUP)
     workers = resolve_workers(settings.WORKERS, settings.DATABASE_URL)
+    if forks_workers(settings.WORKER_START_METHOD):
+        _preload()
     sys.exit(run(ServeConfig(target=target, settings=settings, workers=workers, factory=factory)))
+
+
+def _preload() -> None:
+    """Import lastro's public API, and FastAPI, SQLAlchemy and pydantic with it, in the supervisor before
+    it forks the workers: each worker then finds them loaded and imports only the application's modules.
+    (A worker spawned after a SIGHUP imports everything afresh, new versions included.)"""
+    import lastro
+
+    for name in lastro.__all__:
+        getattr(lastro, name)
