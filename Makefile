@@ -44,8 +44,20 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy lastro examples
 
+# The smoke runs of the benchmark studies' scripts (each starts its systems and measures a round): `make
+# bench-smoke`, about a minute; `make test` runs the `make bench` smoke run (tests/benchmarks/test_run_smoke.py)
+# and leaves these out to stay within its time.
+BENCH_SMOKE_TESTS := tests/benchmarks/test_ab_smoke.py tests/benchmarks/test_backups_smoke.py \
+	tests/benchmarks/test_broadcast_smoke.py tests/benchmarks/test_cold_start_smoke.py \
+	tests/benchmarks/test_durability_smoke.py tests/benchmarks/test_ratelimit_smoke.py
+
 pytest: $(VENV)/.installed-dev
-	$(PY) -m pytest
+	$(PY) -m pytest $(addprefix --ignore=,$(BENCH_SMOKE_TESTS))
+
+.PHONY: bench-smoke
+bench-smoke: $(VENV)/.installed-dev
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pytest $(BENCH_SMOKE_TESTS)
 
 test: lint typecheck pytest
 

@@ -5,7 +5,7 @@ refused, valid input accepted; auth enforced; stateful sequences that follow the
 logged in as the development administrator, with rate limits off so that the fuzzer is not throttled.
 `tests/examples/fuzz/schemathesis.toml` lists the few expectations the schema cannot state.
 
-`make test` runs FUZZ_EXAMPLES (25) cases per operation with a fixed seed, about 10 seconds; `make fuzz`
+`make test` runs FUZZ_EXAMPLES (12) cases per operation with a fixed seed, about 10 seconds; `make fuzz`
 runs many more with a new seed each time.
 """
 
@@ -26,7 +26,7 @@ from tests.support.servers import ROOT, ServeProcess
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CONFIG = ROOT / "tests" / "examples" / "fuzz" / "schemathesis.toml"
 AST_FAULT = "AST constructor recursion depth mismatch"
-EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "25")
+EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "12")
 SEED = os.environ.get("FUZZ_SEED", "20261204")  # "random": a new one each run
 TIME_LIMIT = 3600.0  # seconds: `make fuzz` included
 

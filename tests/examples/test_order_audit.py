@@ -1,6 +1,6 @@
 """The orders audit log under `lastro serve`: an entry per committed change, none lost at SIGTERM.
 
-`make test` runs bursts of 1,000 writes; `make faults` (`LASTRO_FAULTS=1`) runs 5,000.
+`make test` runs bursts of 500 writes; `make faults` (`LASTRO_FAULTS=1`) runs 5,000.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.examples.conftest import (
 )
 from tests.support.servers import ServeProcess, wait_for
 
-BURST_ORDERS = 4000 if os.environ.get("LASTRO_FAULTS") == "1" else 800
+BURST_ORDERS = 4000 if os.environ.get("LASTRO_FAULTS") == "1" else 400
 WRITES = BURST_ORDERS * 5 // 4  # every 4th order is also patched
 STOP_AT = BURST_ORDERS * 3 // 4  # creates acknowledged when SIGTERM is sent mid-burst
 CONCURRENCY = 32

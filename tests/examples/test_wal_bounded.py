@@ -5,7 +5,7 @@ so without lastro's checkpointer the file grows for as long as the load lasts (o
 and still growing). Here 2 workers serve writers and readers at once with a 1 MiB limit, two readers
 outside the service take turns holding a snapshot, and the WAL's size is sampled all along.
 
-`make test` runs 8 s; `make faults` (`LASTRO_FAULTS=1`) runs 60 s.
+`make test` runs 5 s; `make faults` (`LASTRO_FAULTS=1`) runs 60 s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ LIMIT = 1024 * 1024
 # What the WAL may pass the limit by: what the writes add between two looks at it (0.05 s) and while a
 # checkpoint waits for its turn. Without the checkpointer SQLite's own checkpoints let it reach 4 MiB.
 MARGIN = 2 * 1024 * 1024
-SECONDS = 60.0 if os.environ.get("LASTRO_FAULTS") == "1" else 8.0
+SECONDS = 60.0 if os.environ.get("LASTRO_FAULTS") == "1" else 5.0
 READERS, WRITERS = 12, 6
 # Orders of 40 items: each creation writes several pages, so the WAL grows fast even on a slow machine.
 BIG_ORDER = {**JSON_ORDER, "items": [{**JSON_ORDER["items"][0], "sku": f"A-{n}"} for n in range(40)]}
