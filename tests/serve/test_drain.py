@@ -1,6 +1,6 @@
 """Workers that stop (recycled, or replaced on SIGHUP) answer what is on the wire: nobody sees a reset.
 
-`make test` runs the SIGHUP under 16 keep-alive writers; `make faults` (`LASTRO_FAULTS=1`) under 50.
+`make test` runs the SIGHUP under 8 keep-alive writers; `make faults` (`LASTRO_FAULTS=1`) under 50.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.support.servers import serve, wait_for
 
 PING = b"GET /api/ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
 ORDER = b'{"customer":"keep-alive","items":[{"sku":"SKU-1","name":"Widget","quantity":2,"unit_price":19.9}]}'
-WRITERS = 50 if os.environ.get("LASTRO_FAULTS") == "1" else 16
+WRITERS = 50 if os.environ.get("LASTRO_FAULTS") == "1" else 8
 
 
 def exchange(sock: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
