@@ -50,10 +50,15 @@ typecheck: $(VENV)/.installed-dev
 BENCH_SMOKE_TESTS := tests/benchmarks/test_run_smoke.py tests/benchmarks/test_ab_smoke.py \
 	tests/benchmarks/test_backups_smoke.py \
 	tests/benchmarks/test_broadcast_smoke.py tests/benchmarks/test_cold_start_smoke.py \
-	tests/benchmarks/test_durability_smoke.py tests/benchmarks/test_ratelimit_smoke.py
+	tests/benchmarks/test_durability_smoke.py tests/benchmarks/test_ratelimit_smoke.py \
+	tests/benchmarks/test_stack_smoke.py
+
+# The cluster suite's two longest tests, the faults (kills and partitions under writes) and the rolling
+# restart of node after node, each on a cluster of its own: `make cluster-test` runs them with the rest.
+CLUSTER_LONG_TESTS := tests/cluster/test_faults.py tests/cluster/test_rolling.py
 
 pytest: $(VENV)/.installed-dev
-	$(PY) -m pytest $(addprefix --ignore=,$(BENCH_SMOKE_TESTS))
+	$(PY) -m pytest $(addprefix --ignore=,$(BENCH_SMOKE_TESTS) $(CLUSTER_LONG_TESTS))
 
 .PHONY: bench-smoke
 bench-smoke: $(VENV)/.installed-dev

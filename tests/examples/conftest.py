@@ -98,9 +98,10 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def orders_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    """One 2-worker orders service per backend, shared by the suites whose tests do not conflict."""
+    """One 2-worker orders service per backend, shared by the suites whose tests do not conflict; stopped
+    when tests/examples ends, so that no idle service spends the rest of the suite's CPU."""
     with orders_service(backend, tmp_path_factory.mktemp(f"orders-{backend}")) as server:
         yield server
 
@@ -186,7 +187,7 @@ class Api:
                 return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(orders_server: ServeProcess) -> Iterator[Api]:
     """The development administrator (tenant `default`, admin/admin) of the shared service."""
     api = Api.login(orders_server.url, "admin", "admin")
