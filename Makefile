@@ -67,13 +67,15 @@ bench-smoke: $(VENV)/.installed-dev
 
 test: lint typecheck pytest
 
-# Every fault test, with the long variants (a 60 s WAL load, larger write bursts) that make test shortens:
+# Every fault test, with the long variants (a 60 s WAL load, larger write bursts) that make test shortens
+# and the tests it leaves to this target (tests/support/faults.py):
 # about 6 minutes.
 FAULT_TESTS := tests/examples/test_postgres_faults.py tests/db/test_commit_outcome.py \
 	tests/examples/test_disk_full.py tests/db/test_storage_full.py tests/examples/test_wal_bounded.py \
 	tests/serve/test_orphans.py tests/serve/test_blocked_loop.py tests/serve/test_slow_clients.py \
 	tests/serve/test_drain.py tests/examples/test_login_flood.py tests/examples/test_order_audit.py \
-	tests/examples/test_orders_load.py tests/examples/test_jobs.py tests/examples/test_backups.py
+	tests/examples/test_orders_load.py tests/examples/test_jobs.py tests/examples/test_backups.py \
+	tests/examples/test_metrics.py
 faults: $(VENV)/.installed-dev
 	LASTRO_FAULTS=1 $(PY) -m pytest $(FAULT_TESTS)
 

@@ -28,6 +28,7 @@ from tests.examples.conftest import (
     orders_service,
     start_orders,
 )
+from tests.support.faults import faults_only
 from tests.support.servers import ServeProcess, wait_for
 
 INTERVAL = 1.0
@@ -163,10 +164,7 @@ def two_instances(stack: ExitStack, tmp_path: Path, url: str) -> list[ServeProce
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(
-    os.environ.get("LASTRO_FAULTS") != "1",
-    reason="make faults: in make test, tests/cluster/test_jobs.py runs a job once per period on three nodes",
-)
+@faults_only("tests/cluster/test_jobs.py runs a job once per period on three nodes")
 def test_two_instances_on_postgres_run_the_cleanup_once_per_period(tmp_path: Path) -> None:
     """Two instances on one PostgreSQL database, a 1 s interval, 6 s: 5 to 7 runs, one per period."""
     with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
@@ -176,6 +174,7 @@ def test_two_instances_on_postgres_run_the_cleanup_once_per_period(tmp_path: Pat
     assert_once_per_slot(recorded)
 
 
+@faults_only("tests/cluster/test_jobs.py kills the leading node and another takes over")
 @pytest.mark.posix
 @pytest.mark.postgres
 def test_a_killed_leader_instance_is_replaced_within_two_periods(tmp_path: Path) -> None:

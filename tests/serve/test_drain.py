@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.faults import faults_only
 from tests.support.servers import serve, wait_for
 
 PING = b"GET /api/ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -67,6 +68,7 @@ def test_a_request_on_an_idle_keep_alive_connection_of_a_recycled_worker_is_answ
     assert answers[-1] == (200, "close")
 
 
+@faults_only("the SIGHUP under keep-alive writers and the recycled worker's idle connection cover it")
 @pytest.mark.posix
 def test_a_request_on_an_idle_keep_alive_connection_at_sighup_is_answered(tmp_path: Path) -> None:
     """SIGHUP with 2 workers: the next request on an idle connection of a stopping worker gets 200, close."""

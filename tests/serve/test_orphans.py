@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from lastro.serve.orphan import ORPHAN_EXIT_CODE, parent_gone
+from tests.support.faults import faults_only
 from tests.support.servers import ServeProcess, serve, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -78,6 +79,7 @@ def test_a_request_in_flight_holds_an_orphan_no_longer_than_its_grace(tmp_path: 
     assert len(ended) == 1
 
 
+@faults_only("the forked workers of a killed supervisor (above) stop the same way")
 def test_spawned_workers_also_stop_with_a_killed_supervisor(tmp_path: Path) -> None:
     """After a rolling restart (spawned workers), kill -9 of the supervisor still stops every worker."""
     with serve(tmp_path) as server:
