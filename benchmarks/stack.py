@@ -85,8 +85,7 @@ def _app(variant: dict[str, Any] | None, directory: Path, index: int) -> FastAPI
             lastro.Settings(
                 **{**ON, **settings},
                 DATABASE_URL=f"sqlite:///{directory / f'stack-{index}.db'}",
-                SERVICE_NAME=f"stack-{index}",
-                SHARED_MEMORY_DIR=directory,
+                SERVICE_NAME=f"stack-{index}",  # its own rate-limit table in /dev/shm, as a service's
             ),
             **options,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from click.testing import CliRunner, Result
 from lastro._version import __version__
 from lastro.cli import main
 from lastro.settings import Settings
+from tests.support.interpreter import fresh_python_prints
 from tests.support.servers import ORDERS, ROOT
 
 MIGRATIONS = str(ROOT / "examples/orders/migrations")
@@ -59,10 +59,7 @@ def test_serve_loads_the_framework_before_forking_its_workers() -> None:
         "import sys; from lastro.cli.serve import _preload; _preload(); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'sqlalchemy'}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "['fastapi', 'sqlalchemy']"
+    assert fresh_python_prints(code) == "['fastapi', 'sqlalchemy']"
 
 
 def test_version_option_prints_the_version() -> None:

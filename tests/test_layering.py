@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 import lastro
+from tests.support.interpreter import fresh_python_prints
 
 PACKAGE = Path(lastro.__file__).parent
 
@@ -126,10 +126,7 @@ def test_the_command_loads_no_framework_until_a_command_needs_it() -> None:
         "import sys, lastro, lastro.cli, lastro.cli.deploy, lastro.cli.loadtest; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'sqlalchemy', 'uvicorn'}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python_prints(code) == "[]"
 
 
 def test_importing_lastro_loads_no_opentelemetry_sdk() -> None:
@@ -139,19 +136,13 @@ def test_importing_lastro_loads_no_opentelemetry_sdk() -> None:
         f"{EVERY_NAME}; "
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'lastro.http.tracing'))))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python_prints(code) == "[]"
 
 
 def test_importing_lastro_loads_no_redis_client() -> None:
     """`import lastro` loads neither redis nor limits: only a service with REDIS_URL pays for them."""
     code = f"{EVERY_NAME}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'limits')))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python_prints(code) == "[]"
 
 
 @pytest.mark.parametrize("path", modules("observability"), ids=names(modules("observability")))
@@ -213,10 +204,7 @@ def test_the_doctor_is_no_part_of_a_running_service() -> None:
         "import sys, lastro.app, lastro.lifecycle; "
         "print(sorted(m for m in sys.modules if m.startswith('lastro.ops')))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python_prints(code) == "[]"
 
 
 @pytest.mark.parametrize("path", modules("backup"), ids=names(modules("backup")))
@@ -274,10 +262,7 @@ def test_importing_lastro_loads_no_server() -> None:
         "import sys, lastro; "
         "print(sorted(m for m in sys.modules if m.startswith(('lastro.serve', 'uvicorn.supervisors'))))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python_prints(code) == "[]"
 
 
 BELOW_THE_LOADTEST = [
@@ -309,7 +294,4 @@ def test_the_command_line_loads_no_load_generator() -> None:
         "import sys, lastro.cli; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert fresh_python_prints(code) == "[]"
