@@ -8,7 +8,7 @@ Each name is imported on first use (PEP 562), so that a command that needs neith
 load them.
 """
 
-import importlib
+from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -153,14 +153,12 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lastro' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(import_module(module), name)
     globals()[name] = value  # the next lookup finds it without coming here
     return value
 
 
 def __dir__() -> list[str]:
     """The public names, and the submodules imported so far."""
-    loaded = {
-        name for name, value in globals().items() if isinstance(value, ModuleType) and name != "importlib"
-    }
+    loaded = {name for name, value in globals().items() if isinstance(value, ModuleType)}
     return sorted({*__all__, *loaded})

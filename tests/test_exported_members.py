@@ -1,3 +1,4 @@
+import ast
 import inspect
 from pathlib import Path
 
@@ -57,6 +58,21 @@ def test_all_names_are_importable() -> None:
     """Every name in `lastro.__all__` exists on the package."""
     for name in lastro.__all__:
         assert hasattr(lastro, name), name
+
+
+def test_each_name_is_looked_up_where_mypy_reads_it() -> None:
+    """`lastro._EXPORTS` (where a name is imported at first use) names, for every name of `__all__`, the
+    module the `TYPE_CHECKING` imports give it: what mypy checks is what runs."""
+    tree = ast.parse(Path(lastro.__file__).read_text())
+    (guarded,) = [node for node in tree.body if isinstance(node, ast.If)]
+    typed = {
+        alias.name: node.module
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert typed == lastro._EXPORTS
+    assert set(typed) == set(lastro.__all__) - {"__version__"}
 
 
 def test_public_surface_is_curated() -> None:
