@@ -6,15 +6,13 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.rounds import orders_system
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.interpreter import run_benchmark
+from tests.support.process import ROOT
 
 NO_WRK = "wrk is not installed: apt-get install -y wrk"
 
@@ -23,13 +21,10 @@ NO_WRK = "wrk is not installed: apt-get install -y wrk"
 def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
     """Each tree answers its round with 2xx, and the report names both."""
     output = tmp_path / "ab.json"
-    command = [sys.executable, "-m", "benchmarks.ab", f"one={ROOT}", f"two={ROOT}", "--rounds", "1"]
-    command += ["--set", "two:METRICS_ENABLED=false"]
-    command += ["--duration", "0.5", "--warmup", "0", "--seed", "200", "--json", str(output)]
+    arguments = [f"one={ROOT}", f"two={ROOT}", "--rounds", "1", "--set", "two:METRICS_ENABLED=false"]
+    arguments += ["--duration", "0.5", "--warmup", "0", "--seed", "200", "--json", str(output)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+    done = run_benchmark("ab", *arguments, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
     assert [row["system"] for row in rows] == ["one", "two"]
@@ -41,16 +36,14 @@ def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
 
 def test_a_tree_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
     """A mistyped path is one usage line and exit code 2, before anything starts."""
-    command = [sys.executable, "-m", "benchmarks.ab", f"one={tmp_path / 'missing'}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    done = run_benchmark("ab", f"one={tmp_path / 'missing'}", timeout=60)
     assert done.returncode == 2
     assert "expected NAME=PATH" in done.stderr
 
 
 def test_a_setting_for_an_unknown_tree_is_refused(tmp_path: Path) -> None:
     """--set names one of the trees given."""
-    command = [sys.executable, "-m", "benchmarks.ab", f"one={ROOT}", "--set", "two:X=1"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    done = run_benchmark("ab", f"one={ROOT}", "--set", "two:X=1", timeout=60)
     assert done.returncode == 2
     assert "expected NAME:SETTING=VALUE" in done.stderr
 

@@ -4,26 +4,17 @@ are reported."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.interpreter import run_benchmark
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed: apt-get install -y wrk")
 def test_smoke_reports_the_copies_and_both_kinds_of_rounds(tmp_path: Path) -> None:
     """The smoke run exits 0 with both copy methods, and rounds with and without backups, all 2xx."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.backups", "--smoke", "--dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    done = run_benchmark("backups", "--smoke", "--dir", str(tmp_path), timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| backup API, one step |" in done.stdout
     assert "| VACUUM INTO |" in done.stdout

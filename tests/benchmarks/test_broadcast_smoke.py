@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.interpreter import run_benchmark
+from tests.support.process import ROOT
 
 
 def test_a_smoke_round_measures_every_delivery(tmp_path: Path) -> None:
     """4 clients, 20 orders created and updated: 80 deliveries, none refused, positive percentiles."""
     output = tmp_path / "broadcast.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "benchmarks.broadcast", "--smoke", "--systems", "sqlite"]
-    done = subprocess.run(
-        [*command, "--json", str(output)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    done = run_benchmark(
+        "broadcast", "--smoke", "--systems", "sqlite", "--json", str(output), timeout=180, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (result,) = json.loads(output.read_text())["systems"]

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.orders.baseline import BASELINE_DIR
 from lastro import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.interpreter import run_benchmark
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed: apt-get install -y wrk")
@@ -25,11 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_smoke_measures_a_cold_and_a_warm_run(tmp_path: Path) -> None:
     """The orders service is started, loaded at once and again, and both runs are reported without errors."""
     output = tmp_path / "cold.json"
-    argv = [sys.executable, "-m", "benchmarks.cold_start", "--smoke", "--systems", "orders-lastro"]
+    arguments = ["--smoke", "--systems", "orders-lastro", "--json", str(output)]
     env = {name: value for name, value in os.environ.items() if name.upper() not in Settings.model_fields}
-    done = subprocess.run(
-        [*argv, "--json", str(output)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
-    )
+    done = run_benchmark("cold_start", *arguments, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(output.read_text())["runs"]
     assert [(run["system"], run["run"]) for run in runs] == [

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.interpreter import run_benchmark
+from tests.support.process import ROOT
 
 pytestmark = pytest.mark.redis
 
@@ -19,18 +18,8 @@ def test_the_checks_part_measures_every_store(tmp_path: Path) -> None:
     """Each store gets a positive time per check, for one key and for many."""
     output = tmp_path / "ratelimit.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.ratelimit",
-        "--smoke",
-        "--parts",
-        "checks",
-        "--json",
-        str(output),
-    ]
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    done = run_benchmark(
+        "ratelimit", "--smoke", "--parts", "checks", "--json", str(output), timeout=120, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(output.read_text())["checks"]

@@ -6,8 +6,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -17,8 +15,7 @@ from benchmarks.orders.baseline import BASELINE_DIR
 from benchmarks.orders.systems import COMPARATOR_SYSTEMS, LIMIT_SYSTEMS, ORDER_SYSTEMS, POSTGRES_ADMIN_URL
 from benchmarks.orders.workloads import WORKLOADS
 from lastro import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.interpreter import run_benchmark
 
 
 def _postgres_down() -> str | None:
@@ -39,12 +36,12 @@ def test_smoke_runs_every_system_and_part(tmp_path: Path) -> None:
     if reason := _postgres_down():
         pytest.skip(reason)
     output = tmp_path / "orders.json"
-    argv = [sys.executable, "-m", "benchmarks.run", "--smoke", "--json", str(output)]
+    arguments = ["--smoke", "--json", str(output)]
     if importlib.util.find_spec("matplotlib") is not None:
-        argv += ["--chart", str(tmp_path / "orders.png")]
+        arguments += ["--chart", str(tmp_path / "orders.png")]
     env = {name: value for name, value in os.environ.items() if name.upper() not in Settings.model_fields}
     # Bounded: about 30 s on a 2-core machine (plus, once per machine, the baseline's venv).
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = run_benchmark("run", *arguments, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = json.loads(output.read_text())
@@ -72,5 +69,5 @@ def test_smoke_runs_every_system_and_part(tmp_path: Path) -> None:
     assert results["systems"]["lastro SQLite"]["profile"]["system"] == "lastro SQLite"
     assert results["systems"]["lastro PostgreSQL"]["profile_write"]["system"] == "lastro PostgreSQL"
     assert "### Targets" in done.stdout
-    if "--chart" in argv:
+    if "--chart" in arguments:
         assert (tmp_path / "orders.png").stat().st_size > 0
