@@ -24,7 +24,8 @@ class HeadWithBody:
     """The transport one request cycle writes to, in front of the connection's own.
 
     It reads the cycle's request method and response state (`response_started`, `chunked_encoding`),
-    which uvicorn sets before it writes the head; `tests/serve/test_uvicorn_contract.py` pins that order.
+    which uvicorn sets before it writes the head, and offers the three transport methods the cycle calls;
+    `tests/serve/test_uvicorn_contract.py` pins both.
     """
 
     __slots__ = ("_cycle", "_head", "_started", "_transport")
@@ -54,6 +55,3 @@ class HeadWithBody:
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
