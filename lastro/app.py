@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -49,7 +49,7 @@ from lastro.observability.metrics import (
 from lastro.observability.tracing import Tracing, check_tracing
 from lastro.openapi import install_openapi
 from lastro.pages import install_page_limits
-from lastro.rate_limits import Identify, enforce_route_limit
+from lastro.rate_limits import Identify
 from lastro.settings import Settings
 from lastro.state import ServiceState
 
@@ -102,9 +102,6 @@ def install(
     _add_middleware(app, state)
     _limit_forms(app, settings)
     _add_exception_handlers(app)
-    # Every route added from here on checks its rate limit once routed (FastAPI copies the app's
-    # dependencies into each route as it is added): install before adding routes.
-    app.router.dependencies.append(Depends(enforce_route_limit))
     app.include_router(health_router())
     if not settings.docs_enabled:
         hide_docs(app)

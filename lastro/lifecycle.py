@@ -43,7 +43,7 @@ from lastro.observability.logging import get_logger
 from lastro.observability.metrics import Metrics
 from lastro.observability.slowest import SlowestRequests
 from lastro.observability.watchdog import LoopWatchdog
-from lastro.rate_limits import RateLimits, open_limiter
+from lastro.rate_limits import RateLimits, limit_routes, open_limiter
 from lastro.settings import Settings, is_sqlite_url
 from lastro.state import ServiceState
 from lastro.workers import (
@@ -70,6 +70,8 @@ def wrap_lifespan(app: FastAPI, state: ServiceState) -> None:
         try:
             async with inner(app) as inner_state:
                 try:
+                    if state.rate_limits is not None:  # every route is in place by now
+                        limit_routes(app, state.rate_limits)
                     freeze_long_lived_objects()
                     # While serving only: a slow application start-up is no hang.
                     with LoopWatchdog(state.settings.TIMEOUT):

@@ -3,9 +3,10 @@
 - `open_limiter(settings, database)`: Redis when `REDIS_URL` is set (exact across machines); else a file
   in `/dev/shm` shared by the machine's workers (`lastro.ratelimit.shared_file`, exact across workers);
   on Windows, each worker's own memory.
-- `enforce_route_limit`: the dependency `install()` gives every route. It checks the route's policy
-  (`RATE_LIMIT_DEFAULT`, or the route's own `@lastro.rate_limit`) for the client: the user `identify`
-  names, else the peer address.
+- `limit_routes(app, limits)`: at start-up, puts the check of each FastAPI route's policy
+  (`RATE_LIMIT_DEFAULT`, or the route's own `@lastro.rate_limit`) in front of the route's `handle`, for the
+  client: the user `identify` names, else the peer address. The routes of included routers are reached
+  too, at any depth; a route added after start-up is not limited.
 - `await check_rate_limit(request, key, rates)`: a limit on something only the handler knows, such as the
   username a login names.
 
@@ -21,8 +22,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lastro.db.engine import Database
 from lastro.errors import RateLimited
@@ -35,7 +38,7 @@ from lastro.ratelimit.window import Decision, Rate, parse
 from lastro.settings import Settings
 from lastro.shared_memory import memory_directory
 
-__all__ = ["Identify", "RateLimits", "check_rate_limit", "enforce_route_limit", "open_limiter"]
+__all__ = ["Identify", "LimitedHandle", "RateLimits", "check_rate_limit", "limit_routes", "open_limiter"]
 
 logger = get_logger("lastro.ratelimit")
 DEFAULT_POLICY = "default"
@@ -87,18 +90,12 @@ class RateLimits:
         self.identify = identify
         default = parse(settings.RATE_LIMIT_DEFAULT, "RATE_LIMIT_DEFAULT")
         self.default = RoutePolicy(DEFAULT_POLICY, default) if default else None
-        self._policies: dict[object, RoutePolicy | None] = {}
 
     def policy_for(self, endpoint: object) -> RoutePolicy | None:
-        """The route's own policy, the default, or None (exempt); read once per endpoint."""
-        try:
-            return self._policies[endpoint]
-        except KeyError:
-            mark = route_limit(endpoint)
-            name = getattr(endpoint, "__name__", "route")
-            policy = mark.policy(self.settings, name) if mark is not None else self.default
-            self._policies[endpoint] = policy
-            return policy
+        """The route's own policy, the default, or None (exempt)."""
+        mark = route_limit(endpoint)
+        name = getattr(endpoint, "__name__", "route")
+        return mark.policy(self.settings, name) if mark is not None else self.default
 
     def client(self, connection: HTTPConnection) -> str:
         if self.identify is not None:
@@ -141,18 +138,42 @@ def rate_limit_fields(policy: str, decision: Decision) -> dict[str, str]:
     }
 
 
-async def enforce_route_limit(connection: HTTPConnection) -> None:
-    """The route's rate limit for this client; `install()` makes it a dependency of every route.
+def limit_routes(app: FastAPI, limits: RateLimits) -> None:
+    """Put each limited route's check in front of its `handle`, once however often the app starts.
 
-    Typed `HTTPConnection`, so that FastAPI provides it to WebSocket routes too, which are not limited
-    here: a socket is one long request.
+    Routed requests reach a FastAPI route through its `handle`, whether the route is the app's own or one
+    of an included router (FastAPI builds those at request time, so their ASGI apps cannot be wrapped
+    ahead), and the check there costs no dependency solving. WebSocket routes are not limited: a socket is
+    one long request.
     """
-    limits: RateLimits | None = connection.app.state.lastro.rate_limits
-    if limits is None or connection.scope["type"] != "http":
-        return
-    policy = limits.policy_for(connection.scope.get("endpoint"))
-    if policy is not None:
-        await limits.hit(connection, policy, limits.client(connection))
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
+        handle = vars(route).pop("handle", None)  # a previous start-up's check
+        original = handle.handle if isinstance(handle, LimitedHandle) else route.handle
+        policy = limits.policy_for(route.endpoint)
+        if policy is not None:
+            vars(route)["handle"] = LimitedHandle(original, limits, policy, route.methods)
+
+
+class LimitedHandle:
+    """A route's `handle` behind its rate limit: over it, `RateLimited` (429) before the route runs."""
+
+    def __init__(
+        self, handle: ASGIApp, limits: RateLimits, policy: RoutePolicy, methods: set[str] | None
+    ) -> None:
+        self.handle = handle
+        self.limits = limits
+        self.policy = policy
+        self.methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A method the route does not take is answered 405 by the route, and costs no budget.
+        if self.methods is None or scope["method"] in self.methods:
+            connection = HTTPConnection(scope)
+            await self.limits.hit(connection, self.policy, self.limits.client(connection))
+        await self.handle(scope, receive, send)
 
 
 async def check_rate_limit(

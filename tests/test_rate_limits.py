@@ -67,6 +67,44 @@ async def test_routes_are_wrapped_once_however_often_the_app_starts(sqlite_url: 
         assert await statuses(app, "/outer/plain", 3) == [200, 200, 429]
 
 
+async def test_a_router_included_twice_shares_one_budget(sqlite_url: str) -> None:
+    """The same route under two prefixes is one route with one default budget, checked once a request."""
+    app = lastro.create_app(get_settings(DATABASE_URL=sqlite_url, RATE_LIMIT_DEFAULT="2/minute"))
+    router = APIRouter()
+
+    @router.get("/plain")
+    async def plain() -> dict[str, str]:
+        return {"route": "plain"}
+
+    app.include_router(router, prefix="/one")
+    app.include_router(router, prefix="/two")
+    async with running(app):
+        assert await statuses(app, "/one/plain", 1) == [200]
+        assert await statuses(app, "/two/plain", 2) == [200, 429]
+
+
+async def test_a_method_the_route_does_not_take_costs_no_budget(sqlite_url: str) -> None:
+    """A 405 is the route refusing the method, not a use of it: the budget is left whole."""
+    app = make_app(sqlite_url)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with running(app), httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        assert [(await client.delete("/outer/plain")).status_code for _ in range(3)] == [405] * 3
+        assert await statuses(app, "/outer/plain", 3) == [200, 200, 429]
+
+
+async def test_routes_added_before_install_are_limited_too(sqlite_url: str) -> None:
+    """`install()` on an app that already has its routes limits them: the check is put in at start-up."""
+    app = FastAPI()
+
+    @app.get("/early")
+    async def early() -> dict[str, str]:
+        return {"route": "early"}
+
+    lastro.install(app, get_settings(DATABASE_URL=sqlite_url, RATE_LIMIT_DEFAULT="2/minute"))
+    async with running(app):
+        assert await statuses(app, "/early", 3) == [200, 200, 429]
+
+
 async def table_path(url: str, service: str = "orders") -> Path:
     database = Database(url)
     limiter = open_limiter(get_settings(DATABASE_URL=url, SERVICE_NAME=service), database)
