@@ -6,10 +6,11 @@
   since one writer commits at a time, ids commit in order and are never reused. **publish_on_commit**
   inserts the row in the caller's write unit instead (the transport's database is the service's).
 - **run** keeps a thread with a connection of its own that asks `PRAGMA data_version` every
-  `EVENTS_POLL_INTERVAL` seconds. The number moves when another connection, in any process, commits to
-  the file: only then does the thread read the rows after the last one it saw, and hands them to the
-  event loop in id order. A publication on this worker wakes the thread at once. The event loop never
-  waits on SQLite for it.
+  `EVENTS_POLL_INTERVAL` seconds while the file changes, and less often while it does not, up to every
+  `idle_interval` seconds (`lastro.db.polling`). The number moves when another connection, in any
+  process, commits to the file: only then does the thread read the rows after the last one it saw, and
+  hands them to the event loop in id order. A publication on this worker wakes the thread at once. The
+  event loop never waits on SQLite for it.
 - **replay** and **trim** are `lastro.coordination.event_log` in a read or write transaction.
 
 Every worker of the machine opens the same file, so this is the broadcast across processes, with no
@@ -36,6 +37,7 @@ from lastro.coordination.reconnect import Connection
 from lastro.db import sqlite
 from lastro.db.engine import Database
 from lastro.db.on_commit import on_commit
+from lastro.db.polling import IdleBackoff
 from lastro.db.writer import SQLiteWriter
 
 __all__ = ["SQLiteTransport"]
@@ -52,11 +54,13 @@ class SQLiteTransport:
         database: Database,
         *,
         poll_interval: float = 0.01,
+        idle_interval: float = 0.1,
         clock: Callable[[], float] = time.time,
         batch: int = 500,
     ) -> None:
         self.database = database
         self.poll_interval = poll_interval
+        self.idle_interval = idle_interval
         self.clock = clock
         self.batch = batch
         self.link = Connection(self.name, initial=max(poll_interval, 0.05), cap=2.0)
@@ -183,11 +187,13 @@ class SQLiteTransport:
             send(self._lose, lost, last)
         send(self._hand_over, deliver, [], last)
         version = None
+        backoff = IdleBackoff(self.poll_interval, self.idle_interval)
         while not self._stop.is_set():
             asked = self._wake.is_set()
             self._wake.clear()
             current = connection.execute("PRAGMA data_version").fetchone()[0]
-            if current != version or asked:
+            changed = current != version or asked
+            if changed:
                 version = current
                 while True:
                     rows = connection.execute(_READ_AFTER, (last, self.batch)).fetchall()
@@ -198,7 +204,7 @@ class SQLiteTransport:
                         send(self._hand_over, deliver, found, last)
                     if len(found) < self.batch:
                         break
-            self._wake.wait(self.poll_interval)
+            self._wake.wait(backoff.after(changed))
         return last
 
     def _connect(self) -> Any:

@@ -35,6 +35,7 @@ from urllib.parse import quote
 import anyio.to_thread
 
 from lastro.db import sqlite
+from lastro.db.polling import IdleBackoff
 from lastro.db.write_lock import WriteLock, lock_path
 from lastro.errors import one_line
 from lastro.observability.logging import get_logger
@@ -77,12 +78,14 @@ class WalCheckpointer:
         max_bytes: int,
         *,
         interval: float = 0.05,
+        idle_interval: float = 1.0,
         busy_timeout_ms: int = 1000,
         lock_backend: str = "auto",
     ) -> None:
         self.database = database.resolve()
         self.max_bytes = max_bytes
         self.interval = interval
+        self.idle_interval = idle_interval
         self.busy_timeout_ms = busy_timeout_ms
         self.checkpoints = 0
         self.incomplete = 0
@@ -141,15 +144,20 @@ class WalCheckpointer:
         return bool(busy)
 
     async def watch(self) -> None:
-        """The background task: look at the WAL every `interval` seconds, checkpoint when it is too large."""
+        """The background task: look at the WAL every `interval` seconds while it grows, up to every
+        `idle_interval` seconds while it keeps its size; checkpoint when it is too large."""
+        backoff = IdleBackoff(self.interval, self.idle_interval)
+        seen = None
         while True:
             # A stat on the event loop costs microseconds; only a WAL over the limit is worth a thread.
-            if self.wal_bytes() > self.max_bytes:
+            size = self.wal_bytes()
+            if size > self.max_bytes:
                 try:
                     await anyio.to_thread.run_sync(self.run_once, abandon_on_cancel=True)
                 except Exception as error:  # a full disk, say: logged, and tried again next turn
                     self._log("WAL checkpoint failed", error=one_line(error))
-            await asyncio.sleep(self.interval)
+            changed, seen = size != seen or size > self.max_bytes, size
+            await asyncio.sleep(backoff.after(changed))
 
     async def check(self) -> dict[str, Any]:
         return {

@@ -144,9 +144,13 @@ def test_a_missing_wal_counts_as_empty(tmp_path: Path) -> None:
 
 
 def test_by_default_it_looks_twenty_times_a_second_and_waits_a_second_for_readers(tmp_path: Path) -> None:
-    """The default interval is 50 ms and the default busy timeout 1000 ms."""
+    """The default interval is 50 ms (1 s while the WAL keeps its size), the busy timeout 1000 ms."""
     checkpointer = WalCheckpointer(tmp_path / "app.db", LIMIT)
-    assert (checkpointer.interval, checkpointer.busy_timeout_ms) == (0.05, 1000)
+    assert (checkpointer.interval, checkpointer.idle_interval, checkpointer.busy_timeout_ms) == (
+        0.05,
+        1.0,
+        1000,
+    )
 
 
 def test_the_checkpoint_lock_is_a_file_beside_the_database(tmp_path: Path) -> None:
