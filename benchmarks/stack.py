@@ -42,7 +42,6 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "request timeout off": {"REQUEST_TIMEOUT": 0},
     "in-flight cap and loop-lag shedding off": {"MAX_IN_FLIGHT": 0, "MAX_LOOP_LAG": 0},
     "body limit off": {"MAX_BODY_BYTES": 0},
-    "FastAPI's own telemetry off": {"_fastapi_telemetry_off": True},
 }
 ON = {
     "ENVIRONMENT": "development",
@@ -76,17 +75,12 @@ def _app(variant: dict[str, Any] | None, directory: Path, index: int) -> FastAPI
     else:
         import lastro
 
-        settings = {key: value for key, value in variant.items() if not key.startswith("_")}
-        options: dict[str, Any] = {}
-        if variant.get("_fastapi_telemetry_off"):
-            options["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
         app = lastro.create_app(
             lastro.Settings(
-                **{**ON, **settings},
+                **{**ON, **variant},
                 DATABASE_URL=f"sqlite:///{directory / f'stack-{index}.db'}",
                 SERVICE_NAME=f"stack-{index}",  # its own rate-limit table in /dev/shm, as a service's
-            ),
-            **options,
+            )
         )
     app.get("/")(_hello)
     return app

@@ -71,8 +71,16 @@ def create_app(
     `identify(connection)` names the authenticated user of a request, or None: rate limits then count per
     user rather than per client address. `span_exporter`, with `TRACING` on, receives the spans instead of
     the exporter `TRACING` names.
+
+    FastAPI's own OpenTelemetry spans and metrics are off: lastro traces requests (`TRACING`) and counts
+    them (`/metrics`), and FastAPI's would double them whenever a global provider is set. Pass
+    `telemetry={...}` to turn them back on.
     """
-    options: dict[str, object] = {"title": settings.SERVICE_NAME, "version": settings.SERVICE_VERSION}
+    options: dict[str, object] = {
+        "title": settings.SERVICE_NAME,
+        "version": settings.SERVICE_VERSION,
+        "telemetry": {"tracing": False, "metrics": False, "logs": False},
+    }
     options.update(fastapi_options)
     app = FastAPI(**options)  # type: ignore[arg-type]
     install(app, settings, identify=identify, span_exporter=span_exporter)

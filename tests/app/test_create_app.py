@@ -23,6 +23,7 @@ from lastro.http.problem import PROBLEM_CONTENT_TYPE
 from lastro.settings import Settings, get_settings
 from lastro.units import ReadUnit
 from lastro.workers import SCHEMA_CHECKED_ENV
+from tests.support.interpreter import fresh_python_prints
 from tests.support.lifespan import running
 
 pytestmark = pytest.mark.anyio
@@ -255,3 +256,36 @@ def test_unsafe_production_settings_are_refused() -> None:
     settings = Settings(ENVIRONMENT="production", DEBUG=True, SECRET_KEY="k" * 48)
     with pytest.raises(UnsafeProductionSettings, match="DEBUG"):
         create_app(settings)
+
+
+# A global tracer provider is set once per process: each case runs in an interpreter of its own.
+NATIVE_SPANS = """
+import asyncio, httpx
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import lastro
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+app = lastro.create_app(lastro.Settings(ENVIRONMENT="development", LOG_LEVEL="warning"){options})
+app.get("/")(lambda: {{}})
+async def main():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as client:
+        assert (await client.get("/")).status_code == 200
+asyncio.run(main())
+print(len(exporter.get_finished_spans()))
+"""
+
+
+def test_fastapi_records_no_spans_of_its_own_under_a_global_provider() -> None:
+    """With a global tracer provider set, a request through `create_app` gets no FastAPI spans."""
+    assert fresh_python_prints(NATIVE_SPANS.format(options="")) == "0"
+
+
+def test_fastapi_telemetry_can_be_turned_back_on() -> None:
+    """`telemetry=` passed to `create_app` reaches FastAPI, whose spans then come back."""
+    spans = fresh_python_prints(NATIVE_SPANS.format(options=', telemetry={"tracing": True}'))
+    assert int(spans) > 0
