@@ -1,8 +1,9 @@
 """An exclusive lock on a file, shared by lastro's processes, that waits in the kernel: one interface, two
 backends, chosen by `SQLITE_WRITE_LOCK`.
 
-- **flock** (Linux, macOS): `fcntl.flock(LOCK_EX)`. A waiting process sleeps in the kernel and is woken the
-  moment the holder lets go (or exits: the kernel drops the lock with the last descriptor).
+- **flock** (Linux, macOS): `flock(LOCK_EX)`. A waiting process sleeps in the kernel and is woken the
+  moment the holder lets go (or exits: the kernel drops the lock with the last descriptor). A free lock is
+  taken, and any lock let go, without handing the GIL to another thread (`lastro.db.flock`).
 - **portalocker** (Windows): `LockFileEx` with `LOCKFILE_EXCLUSIVE_LOCK`, through portalocker's
   `Win32Locker` (pywin32, the `portalocker[win32]` extra that lastro requires on Windows). A blocking
   acquire passes no `LOCKFILE_FAIL_IMMEDIATELY`, so the call waits in the kernel until the holder calls
@@ -28,7 +29,7 @@ from lastro.errors import ConfigurationError
 from lastro.observability.logging import get_logger
 
 if sys.platform != "win32":
-    import fcntl
+    from lastro.db import flock
 
 __all__ = ["Backend", "LockFile", "backend_for", "check_backend", "open_lock"]
 
@@ -55,23 +56,20 @@ def _open(path: Path) -> IO[bytes]:
 
 
 class FlockFile:
-    """`fcntl.flock` on `path`, created if missing."""
+    """`flock` on `path`, created if missing; a free lock is taken without handing the GIL to another
+    thread (`lastro.db.flock`)."""
 
     def __init__(self, path: Path) -> None:
         self._file = _open(path)
 
     def acquire(self) -> None:
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        flock.lock(self._file.fileno())
 
     def try_acquire(self) -> bool:
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
+        return flock.try_lock(self._file.fileno())
 
     def release(self) -> None:
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        flock.unlock(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()

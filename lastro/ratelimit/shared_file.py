@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from lastro.db import flock
 from lastro.ratelimit.stores import Check, StoreUnavailable
 from lastro.ratelimit.window import Decision, Rate, WindowCounts, decide, weighted
 
@@ -82,7 +83,7 @@ class SharedFileStore:
         now = self._clock()
         keys = [(_hash(key, rate), rate) for key, rate in checks]
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            flock.lock(self._fd)
         except OSError as exc:
             raise StoreUnavailable(f"cannot lock {self.path}: {exc}") from exc
         try:
@@ -102,7 +103,7 @@ class SharedFileStore:
                 decisions.append(decide(rate, counts, allowed, cost))
             return decisions
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            flock.unlock(self._fd)
 
     def _read(self, hashed: int, rate: Rate, now: float) -> tuple[int, WindowCounts]:
         """The slot of the key (found, free or reused) and its counts rolled forward to `now`."""
