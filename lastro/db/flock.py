@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
+import sys
 from collections.abc import Callable
+
+if sys.platform != "win32":  # imported only where there is flock
+    import fcntl
 
 __all__ = ["Flock", "lock", "try_lock", "unlock"]
 
