@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from lastro.http.problem import ProblemResponse
     from lastro.http.request_id import current_request_id
     from lastro.http.responses import JSONResponse
+    from lastro.ids import uuid4
     from lastro.observability.logging import get_logger
     from lastro.openapi import problems
     from lastro.pages import PageLimit, page_limit
@@ -86,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "ProblemResponse": "lastro.http.problem",
     "current_request_id": "lastro.http.request_id",
     "JSONResponse": "lastro.http.responses",
+    "uuid4": "lastro.ids",
     "get_logger": "lastro.observability.logging",
     "problems": "lastro.openapi",
     "PageLimit": "lastro.pages",
@@ -146,6 +148,7 @@ __all__ = [
     "page_limit",
     "problems",
     "rate_limit",
+    "uuid4",
 ]
 
 

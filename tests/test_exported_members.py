@@ -51,6 +51,7 @@ PUBLIC = [
     "page_limit",
     "problems",
     "rate_limit",
+    "uuid4",
 ]
 
 

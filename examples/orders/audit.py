@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +50,7 @@ class AuditEntry:
     def of(cls, change: OrderChange) -> AuditEntry:
         at = change.at.astimezone(UTC).replace(tzinfo=None) if change.at.tzinfo else change.at
         return cls(
-            str(uuid.uuid4()),
+            str(lastro.uuid4()),
             change.tenant_id,
             change.order_id,
             change.type,

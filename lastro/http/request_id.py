@@ -10,7 +10,6 @@ its own ids over it, in `lastro.http.tracing`).
 
 from __future__ import annotations
 
-import os
 import re
 from contextvars import ContextVar
 
@@ -19,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lastro.http.security_headers import SecurityHeaders
 from lastro.http.traceparent import TRACEPARENT_HEADER, trace_id_of
+from lastro.ids import random_hex
 
 __all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "current_request_id"]
 
@@ -30,28 +30,10 @@ _WELL_FORMED = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:\-]{7,127}")
 
 _request_id: ContextVar[str | None] = ContextVar("lastro_request_id", default=None)
 
-# Generated ids, drawn from the system's randomness a batch at a time: one `getrandom` call per 256 requests
-# rather than one each. `pop` hands an id to one caller only, even across threads; a forked worker drops
-# the batch it inherited, so no two processes hand out the same ids.
-_BATCH = 256
-_unused: list[str] = []
-if hasattr(os, "register_at_fork"):  # not on Windows, where workers are never forked
-    os.register_at_fork(after_in_child=_unused.clear)
-
 
 def current_request_id() -> str | None:
     """The id of the request being served in this context, if any."""
     return _request_id.get()
-
-
-def _new_id() -> str:
-    """32 hex digits, a UUID4's worth of randomness."""
-    try:
-        return _unused.pop()
-    except IndexError:
-        batch = os.urandom(16 * _BATCH).hex()
-        _unused.extend(batch[start : start + 32] for start in range(32, len(batch), 32))
-        return batch[:32]
 
 
 def _incoming(scope: Scope) -> tuple[str | None, str | None]:
@@ -78,7 +60,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id, trace_id = _incoming(scope)
-        request_id = request_id or _new_id()
+        request_id = request_id or random_hex()
         _request_id.set(request_id)
         if trace_id is None:
             structlog.contextvars.bind_contextvars(request_id=request_id)

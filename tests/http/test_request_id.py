@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from lastro.http.request_id import RequestIdMiddleware, _new_id, current_request_id
+from lastro.http.request_id import RequestIdMiddleware, current_request_id
 from lastro.http.security_headers import SecurityHeaders
 from lastro.observability.logging import configure_logging, get_logger
 from tests.support.asgi import echo, lifespan_through, post_through
@@ -210,19 +209,3 @@ async def test_given_security_headers_one_the_application_set_is_kept() -> None:
 async def test_lifespan_messages_pass_through_with_the_servers_channels() -> None:
     """A lifespan scope reaches the application with the server's own receive and send."""
     assert await lifespan_through(RequestIdMiddleware) == [{"type": "lifespan.startup"}]
-
-
-def test_a_forked_worker_draws_ids_of_its_own() -> None:
-    """Ids are drawn a batch at a time: a process forked while the batch is held does not reuse it."""
-    _new_id()  # the batch is held from here on
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: its next id, to the parent
-        os.write(write, _new_id().encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as pipe:
-        child_id = pipe.read()
-    assert GENERATED.fullmatch(child_id)
-    assert child_id != _new_id()
