@@ -150,11 +150,11 @@ def limit_routes(app: FastAPI, limits: RateLimits) -> None:
         route = context.original_route
         if not isinstance(route, APIRoute):
             continue
-        handle = vars(route).pop("handle", None)  # a previous start-up's check
-        original = handle.handle if isinstance(handle, LimitedHandle) else route.handle
+        if isinstance(vars(route).get("handle"), LimitedHandle):
+            del vars(route)["handle"]  # a previous start-up's check: `route.handle` is the route's own again
         policy = limits.policy_for(route.endpoint)
         if policy is not None:
-            vars(route)["handle"] = LimitedHandle(original, limits, policy, route.methods)
+            vars(route)["handle"] = LimitedHandle(route.handle, limits, policy, route.methods)
 
 
 class LimitedHandle:

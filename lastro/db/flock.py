@@ -3,11 +3,11 @@
 CPython's `fcntl.flock` lets go of the GIL around the system call, like every call that may block. When
 another thread of the worker is waiting for the GIL (the writer thread, the broadcast's reader), it takes
 it there, and the event loop then waits for that thread's turn to end before it can go on: a lock that the
-kernel grants in a microsecond can cost a request tens of them (benchmarks/RESULTS.md, "The GIL at each
-lock"). The locks lastro takes on the event loop are held for microseconds by whoever holds them, so a free
-lock is taken here with the GIL kept (libc's `flock` through `ctypes.PyDLL`, which does not release it),
-and only a busy one is waited for the usual way, with the GIL released, so that a slow holder never stalls
-the worker's other threads. Letting go never blocks, and keeps the GIL too.
+kernel grants in a microsecond can cost a request tens of them (benchmarks/RESULTS.md, "Off the dependency
+solver, off the GIL"). The locks lastro takes on the event loop are held for microseconds by whoever holds
+them, so a free lock is taken here with the GIL kept (libc's `flock` through `ctypes.PyDLL`, which does not
+release it), and only a busy one is waited for the usual way, with the GIL released, so that a slow holder
+never stalls the worker's other threads. Letting go never blocks, and keeps the GIL too.
 
 POSIX only (Windows has no `flock`); where libc cannot be loaded, plain `fcntl.flock` is used throughout.
 """
@@ -58,7 +58,7 @@ class Flock:
 
     def lock(self, fd: int) -> None:
         """The exclusive lock: at once if it is free, else waiting in the kernel with the GIL released."""
-        if not self.try_lock(fd):
+        if self.libc is None or not self._call(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
             fcntl.flock(fd, fcntl.LOCK_EX)
 
     def unlock(self, fd: int) -> None:
