@@ -190,6 +190,7 @@ def profile_worker(
         return {"skipped": f"py-spy failed: {(spy.stderr or spy.stdout).strip()[-300:]}"}
     keep = os.environ.get("BENCH_PROFILE_DIR")  # the raw stacks, for a closer look than the summary
     if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(raw, Path(keep) / raw.name)
     summary = summarize_profile(raw.read_text())
     load = parse_wrk(stdout.decode())

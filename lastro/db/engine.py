@@ -4,10 +4,12 @@ SQLite is configured by `lastro.db.sqlite`. PostgreSQL goes through psycopg 3 wi
 follows the worker count (every worker has its own pool, and the server's `max_connections`, 100 by default,
 is shared by all of them), a statement timeout, a connect timeout and TCP keepalives, so a dead peer on a
 real network is noticed. A pooled connection idle for a second or more is pinged before use
-(`lastro.db.ping`); one handed back just now goes out without that round trip. The health probe has a
-one-connection pool of its own (`probe_engine`): it never queues behind requests for a connection, and a busy
-pool never looks like an outage. `connect_outside_pool` opens a connection no pool hands out, to ask about a
-lost COMMIT.
+(`lastro.db.ping`); one handed back just now goes out without that round trip. A pooled connection is
+read-only outside a transaction and begins every transaction `READ WRITE`: read units run as bare
+statements, one round trip each, that the server still keeps from writing (`lastro.db.postgres_units`).
+The health probe has a one-connection pool of its own (`probe_engine`): it never queues behind requests for
+a connection, and a busy pool never looks like an outage. `connect_outside_pool` opens a connection no
+pool hands out, to ask about a lost COMMIT.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import QueuePool
 
@@ -44,6 +46,15 @@ PoolStatus = dict[str, int]
 APPLICATION_NAME = "lastro"
 # JSON columns, both ways, with orjson: decoding them was a sixth of the cost of a page of 50 orders.
 _JSON_COLUMNS: dict[str, Any] = {"json_serializer": dumps_json_text, "json_deserializer": loads_json}
+
+
+# A pooled connection's statements outside a transaction are read-only: a read unit runs that way, in one
+# round trip and still refused any write. Every transaction on the pool begins READ WRITE instead.
+READ_ONLY_BY_DEFAULT = "-c default_transaction_read_only=on"
+
+
+def _begin_read_write(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.read_only = False  # psycopg then begins each transaction with `BEGIN READ WRITE`
 
 
 # pg_current_xact_id_if_assigned() and pg_xact_status() tell a lost COMMIT's outcome (lastro.db.outcome).
@@ -196,15 +207,21 @@ class Database:
             # Named in pg_stat_activity: an operator, and `lastro restore`'s refusal, tell its sessions apart.
             connect_args["application_name"] = APPLICATION_NAME
         if self.options.statement_timeout:
-            # Keep the URL's own `options` (e.g. `-csearch_path=...`): connect_args would replace them.
-            given = self.url.query.get("options")
-            given = " ".join(given) if isinstance(given, tuple) else given
-            timeout = f"-c statement_timeout={round(self.options.statement_timeout * 1000)}"
-            connect_args["options"] = f"{given} {timeout}" if given else timeout
+            connect_args["options"] = self._server_options()
         return connect_args
+
+    def _server_options(self, *more: str) -> str:
+        """The URL's own `options` (e.g. `-csearch_path=...`), which connect_args would replace, the
+        statement timeout, and `more`."""
+        given = self.url.query.get("options")
+        options = [" ".join(given) if isinstance(given, tuple) else given] if given else []
+        if self.options.statement_timeout:
+            options.append(f"-c statement_timeout={round(self.options.statement_timeout * 1000)}")
+        return " ".join([*options, *more])
 
     def _postgres_engine(self) -> Engine:
         size, overflow = self.options.postgres_pool()
+        pooled = {**self._connect_args, "options": self._server_options(READ_ONLY_BY_DEFAULT)}
         engine = create_engine(
             self.url,
             pool_size=size,
@@ -212,9 +229,10 @@ class Database:
             pool_timeout=self.options.pool_timeout,
             pool_recycle=self.options.pool_recycle,
             pool_pre_ping=False,  # `IdlePing` instead: no round trip for a connection just handed back
-            connect_args=self._connect_args,
+            connect_args=pooled,
             **_JSON_COLUMNS,
         )
+        event.listen(engine, "connect", _begin_read_write)
         if self.options.pool_pre_ping:
             self.idle_ping = IdlePing(self.options.ping_after_idle)
             self.idle_ping.install(engine)

@@ -4,7 +4,10 @@ One hop to a thread per unit (not per statement), on a pool as large as the conn
 waits until the unit's deadline and then abandons the attempt (`lastro.db.attempts`): a network that stops
 answering costs a request its deadline, never the length of the outage.
 
-Read units run `READ ONLY` (psycopg puts it in its `BEGIN`: no round trip), so re-running one is always
+A read unit runs its statements outside a transaction (autocommit): a `BEGIN` and a `COMMIT` are two round
+trips of the three a one-statement read took. Each statement sees what was committed when it began, as it
+would in a `READ COMMITTED` transaction, PostgreSQL's default; and the pool's connections are read-only
+outside a transaction (`lastro.db.engine`), so the server refuses a write and re-running a read is always
 safe. A write unit reads its transaction id just before COMMIT; if COMMIT then fails on a connection
 error, the database is asked what became of it (`lastro.db.outcome`): the unit's result is returned if it
 was applied, the error re-raised (and the unit re-run) if it certainly was not, and `CommitOutcomeUnknown`
@@ -86,7 +89,7 @@ class PostgresUnits:
             bounded.attach(driver.pgconn.socket)  # type: ignore[union-attr]
             try:
                 if mode == "read":
-                    connection.execution_options(postgresql_readonly=True)
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
                 return self._commit_unit(connection, driver, work, mode, bounded)
             except Abandoned:
                 connection.invalidate()

@@ -16,8 +16,8 @@ Where it runs was chosen by measurement (benchmarks/RESULTS.md, "Database access
   for the lock never blocks the event loop.
 - PostgreSQL: on a thread pool as large as the connection pool, one hop per unit of work (not one per
   statement), waited for no longer than the unit's deadline (the retry policy's `StopAfterDelay`,
-  DB_RETRY_DEADLINE); a write whose COMMIT failed is re-run only if it certainly was not applied
-  (`lastro.db.postgres_units`).
+  DB_RETRY_DEADLINE); a read's statements run without a transaction, each read-only; a write whose COMMIT
+  failed is re-run only if it certainly was not applied (`lastro.db.postgres_units`).
 
 A unit whose established connection died is re-run at once on a new one, without counting against the
 breaker: only failing to connect (or to get an answer before the deadline) does.
@@ -147,7 +147,8 @@ class Transactions:
         )
 
     async def read(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `work(connection, *args, **kwargs)` in a read-only transaction."""
+        """Run `work(connection, *args, **kwargs)` read-only: in a transaction on SQLite, as bare statements
+        on PostgreSQL (`lastro.db.postgres_units`)."""
         if self.unit_spans is None:
             return await self._run(bind(work, *args, **kwargs), "read")
         return await self._traced(bind(work, *args, **kwargs), "read", work)

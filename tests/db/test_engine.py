@@ -446,6 +446,34 @@ def test_a_connection_outside_the_pool_is_in_autocommit(postgres: Database) -> N
 
 
 @pg
+def test_a_pooled_postgres_connection_reads_outside_a_transaction_and_writes_in_one(
+    postgres: Database,
+) -> None:
+    """Outside a transaction the server refuses a pooled connection's write; a transaction is READ WRITE."""
+    with postgres.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(sa_exc.InternalError, match="read-only transaction"):
+            connection.execute(text("CREATE TEMPORARY TABLE refused (id int)"))
+    with postgres.engine.begin() as connection:
+        connection.execute(text("CREATE TEMPORARY TABLE written (id int) ON COMMIT DROP"))
+        assert connection.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
+
+
+@pg
+def test_postgres_connections_of_their_own_are_not_read_only(postgres: Database) -> None:
+    """The probe's, a LISTEN's (`driver_connect_args`) and one outside the pool keep the server's default."""
+    with psycopg.connect(**postgres.driver_connect_args(), autocommit=True) as listener:
+        assert listener.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+    outside = postgres.connect_outside_pool(timeout=1.0)
+    try:
+        assert outside.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+    finally:
+        outside.close()
+    with postgres.probe_engine.connect() as connection:
+        assert connection.execute(text("SHOW default_transaction_read_only")).scalar_one() == "off"
+
+
+@pg
 def test_postgres_json_columns_are_written_compactly(postgres: Database) -> None:
     """JSON values are serialized by lastro's encoder: compact, without spaces."""
     with postgres.engine.connect() as connection:

@@ -1,0 +1,85 @@
+"""PostgreSQL units of work: reads as bare statements the server keeps read-only, writes in a transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from sqlalchemy import Connection, text
+
+from lastro.db.engine import Database, DatabaseOptions
+from lastro.db.transactions import Transactions
+from tests.conftest import POSTGRES_URL
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+
+@pytest.fixture
+def table() -> Iterator[str]:
+    name = f"lastro_test_pg_units_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE TABLE {} (name TEXT PRIMARY KEY)").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def transactions() -> Iterator[Transactions]:
+    """Units on a pool of one connection: every unit reuses the one before it."""
+    database = Database(POSTGRES_URL, DatabaseOptions(pool_size=1, max_overflow=0))
+    transactions = Transactions(database)
+    yield transactions
+    transactions.close()
+    database.dispose()
+
+
+def _status(connection: Connection) -> TransactionStatus:
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver.info.transaction_status
+
+
+async def test_a_read_unit_runs_its_statements_outside_a_transaction(transactions: Transactions) -> None:
+    """No BEGIN and no COMMIT around a read: after its statement the session is idle, not in a transaction."""
+
+    def read(connection: Connection) -> tuple[int, TransactionStatus]:
+        return connection.execute(text("SELECT 1")).scalar_one(), _status(connection)
+
+    assert await transactions.read(read) == (1, TransactionStatus.IDLE)
+
+
+async def test_a_write_unit_runs_in_a_transaction_after_a_read_on_its_connection(
+    transactions: Transactions, table: str
+) -> None:
+    """The connection a read unit handed back begins the next write unit's transaction READ WRITE."""
+
+    def write(connection: Connection) -> TransactionStatus:
+        connection.execute(text(f"INSERT INTO {table} (name) VALUES ('ada')"))
+        return _status(connection)
+
+    def names(connection: Connection) -> list[str]:
+        return list(connection.execute(text(f"SELECT name FROM {table}")).scalars())
+
+    assert await transactions.read(names) == []
+    assert await transactions.write(write) == TransactionStatus.INTRANS
+    assert await transactions.read(names) == ["ada"]
+
+
+async def test_a_read_unit_sees_each_commit_as_its_statement_begins(
+    transactions: Transactions, table: str
+) -> None:
+    """A read's second statement sees a row committed after its first, as in a READ COMMITTED transaction."""
+
+    def read_twice(connection: Connection) -> tuple[int, int]:
+        count = text(f"SELECT count(*) FROM {table}")
+        before = connection.execute(count).scalar_one()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
+            other.execute(sql.SQL("INSERT INTO {} (name) VALUES ('bob')").format(sql.Identifier(table)))
+        return before, connection.execute(count).scalar_one()
+
+    assert await transactions.read(read_twice) == (0, 1)
