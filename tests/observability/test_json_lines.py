@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -140,3 +141,117 @@ def test_a_forked_process_writes_its_own_pid() -> None:
     with os.fdopen(read) as pipe:
         line = json.loads(pipe.read())
     assert line["pid"] == pid
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+    def events(self) -> list[str]:
+        return [json.loads(line)["event"] for line in self.getvalue().splitlines()]
+
+
+def _stopped_loop_with(handler: JsonLinesHandler, event: str) -> None:
+    """Write a line on a loop that stops, and closes, before the turn that would write it."""
+
+    async def write_and_stop() -> None:
+        handler.write_line("t.loop", event, dict(FIELDS))
+        asyncio.get_running_loop().stop()  # the loop ends with this turn
+        await asyncio.Event().wait()
+
+    loop = asyncio.new_event_loop()
+    with pytest.raises(RuntimeError, match="stopped before Future completed"):
+        loop.run_until_complete(write_and_stop())
+    loop.close()
+
+
+def test_lines_of_one_loop_turn_go_out_in_one_write_at_the_next_turn() -> None:
+    """Two lines written in one turn of an event loop are one write, made when the loop turns again."""
+    stream = Writes()
+    handler = JsonLinesHandler(stream)
+
+    async def main() -> list[str]:
+        handler.write_line("t.loop", "first", dict(FIELDS))
+        handler.write_line("t.loop", "second", dict(FIELDS))
+        assert stream.writes == []
+        await asyncio.sleep(0)
+        return stream.writes
+
+    (write,) = asyncio.run(main())
+    assert [json.loads(line)["event"] for line in write.splitlines()] == ["first", "second"]
+
+
+def test_a_line_written_outside_an_event_loop_goes_out_at_once() -> None:
+    """With no running loop (a thread, a script) each line is written when it is logged."""
+    stream = Writes()
+    JsonLinesHandler(stream).write_line("t.thread", "request", dict(FIELDS))
+    assert len(stream.writes) == 1
+
+
+def test_a_record_through_the_handler_comes_after_the_waiting_lines() -> None:
+    """Any other line (the watchdog's report of a held loop, say) writes the waiting lines before itself."""
+    stream = Writes()
+    handler = JsonLinesHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("t.order")
+    logger.addHandler(handler)
+    logger.propagate = False
+
+    async def main() -> None:
+        handler.write_line("t.loop", "request", dict(FIELDS))
+        logger.error("event loop blocked, worker exits")
+
+    try:
+        asyncio.run(main())
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue().splitlines()[1] == "event loop blocked, worker exits"
+    assert json.loads(stream.getvalue().splitlines()[0])["event"] == "request"
+
+
+def test_flush_writes_the_waiting_lines() -> None:
+    """`flush()`, which `logging.shutdown` calls at exit, writes the lines a stopped loop left waiting."""
+    stream = Writes()
+    handler = JsonLinesHandler(stream)
+    _stopped_loop_with(handler, "last")
+    assert stream.writes == []
+    handler.flush()
+    assert stream.events() == ["last"]
+
+
+def test_a_line_left_by_a_stopped_loop_goes_out_with_the_next_loops_line() -> None:
+    """A loop that stopped before its turn does not keep a later loop's lines waiting."""
+    stream = Writes()
+    handler = JsonLinesHandler(stream)
+    _stopped_loop_with(handler, "left")
+
+    async def main() -> None:
+        handler.write_line("t.loop", "next", dict(FIELDS))
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert stream.events() == ["left", "next"]
+
+
+def test_a_forked_child_does_not_write_its_parents_waiting_lines() -> None:
+    """Lines waiting in the parent at the fork are the parent's to write, not the child's too."""
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as pipe:
+        handler = JsonLinesHandler(pipe)
+        _stopped_loop_with(handler, "parent's")
+        pid = os.fork()
+        if pid == 0:  # the child: its own line only
+            handler.write_line("t.fork", "child's", dict(FIELDS))
+            os._exit(0)
+        os.waitpid(pid, 0)
+        handler.flush()
+    with os.fdopen(read) as output:
+        events = [json.loads(line)["event"] for line in output.read().splitlines()]
+    assert events == ["child's", "parent's"]
