@@ -5,26 +5,16 @@ line, written on every request, is the exception: through logging it costs more 
 and structlog's native fast path does not close the gap (benchmarks/RESULTS.md, section "Logging:
 which path the access line takes"). So, in the JSON format, `logging_config` gives the `lastro.access`
 logger a `JsonLinesHandler` of its own, and `write_line` renders that line (same keys, same order, same
-serializer as the formatter) without a `LogRecord`.
-
-On an event loop the line is not written at once: the lines of one turn of the loop go out in one write,
-at the start of the next turn. A write lets go of the GIL, and a thread waiting for it (the SQLite writer,
-the broadcast's reader) then holds the loop up for its own turn; one write a turn instead of one a request
-was worth 1.05x on writes (benchmarks/RESULTS.md, "The access line's write"). A line waits for at most one
-turn: any other line through the handler (the watchdog's report of a held loop, a warning, the last line of
-a shutdown) writes the waiting ones first, and so does `flush()`, which `logging.shutdown` calls at exit.
-A worker killed outright loses at most the lines of its last turn.
+serializer as the formatter) and writes it under the handler's lock, without a `LogRecord`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import logging
 import os
 import time
-import weakref
 from typing import Any, TextIO
 
 import structlog
@@ -43,18 +33,8 @@ def _read_pid() -> None:
     _pid = os.getpid()
 
 
-# Handlers whose lines wait for the end of a loop turn: a forked child must not write its parent's again.
-_handlers: weakref.WeakSet[JsonLinesHandler] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    _read_pid()
-    for handler in _handlers:
-        handler.drop_waiting_lines()
-
-
 if hasattr(os, "register_at_fork"):  # not on Windows, where nothing forks
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=_read_pid)
 
 
 def _fallback(obj: Any) -> Any:
@@ -106,13 +86,9 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
         # two method calls of acquire() and release().
         assert self.lock is not None
         self._lock = self.lock
-        self._waiting: list[str] = []  # lines written on a loop, until the loop's next turn
-        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop that will write them
-        _handlers.add(self)
 
     def write_line(self, logger: str, event: str, fields: dict[str, Any]) -> None:
-        """Write the info line `logger.info(event, **fields)` would, without going through logging: on an
-        event loop at the start of its next turn, with the turn's other lines; elsewhere at once.
+        """Write the info line `logger.info(event, **fields)` would, without going through logging.
 
         The line is built in `fields` itself: the caller hands the dict over (`LineLogger.info` passes the
         one its keywords were collected in)."""
@@ -123,45 +99,9 @@ class JsonLinesHandler(logging.StreamHandler[TextIO]):
         fields["timestamp"] = self._timestamp()
         fields["pid"] = _pid
         text = dumps(fields) + self.terminator
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
         with self._lock:
-            self._waiting.append(text)
-            if loop is None:
-                self._write_waiting()
-                return
-            if self._flush_on is loop:
-                return  # this turn's write is on its way
-            self._flush_on = loop
-        loop.call_soon(self.flush)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._waiting:  # `handle` holds the lock
-            self._write_waiting()
-        super().emit(record)
-
-    def flush(self) -> None:
-        """Write the lines waiting for their loop's turn, then flush the stream."""
-        with self._lock:
-            self._flush_on = None
-            if self._waiting:
-                self._write_waiting()
-            else:
-                super().flush()
-
-    def drop_waiting_lines(self) -> None:
-        self._waiting.clear()
-        self._flush_on = None
-
-    def _write_waiting(self) -> None:
-        lines = len(self._waiting)
-        text = "".join(self._waiting)
-        self._waiting.clear()
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
-            record = {"name": __name__, "msg": "%d direct lines", "args": (lines,), "levelname": "INFO"}
-            self.handleError(logging.makeLogRecord(record))
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # a closed or broken stream: reported the way logging reports a failed emit
+                self.handleError(logging.makeLogRecord({"name": logger, "msg": event, "levelname": "INFO"}))

@@ -4,7 +4,6 @@ a warning for a request slower than SLOW_REQUEST_SECONDS."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from lastro.http.access_log import AccessLogMiddleware
 from lastro.http.request_id import RequestIdMiddleware
-from lastro.observability.logging import ACCESS_LOGGER, configure_logging
+from lastro.observability.logging import configure_logging
 from lastro.observability.requests import requests_in_flight
 from tests.support.asgi import lifespan_through
 from tests.support.clock import FakeTime
@@ -28,8 +27,6 @@ ReadLogs = Callable[[], list[dict[str, Any]]]
 @pytest.fixture
 def read_logs(capsys: pytest.CaptureFixture[str]) -> ReadLogs:
     def read() -> list[dict[str, Any]]:
-        for handler in logging.getLogger(ACCESS_LOGGER).handlers:
-            handler.flush()  # a line written on a loop waits for the loop's next turn
         return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
     return read
