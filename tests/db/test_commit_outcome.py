@@ -175,6 +175,31 @@ async def test_blackholed_unit_answers_503_at_the_deadline_and_never_commits(set
     assert setup.names() == ["after", "before"]
 
 
+async def test_a_read_whose_connection_dropped_runs_again_at_once(setup: Setup) -> None:
+    """A read unit, outside a transaction, whose connection the network closed re-runs on a new one."""
+    calls: list[int] = []
+
+    def unit(connection: Connection) -> int:
+        calls.append(len(calls) + 1)
+        if len(calls) == 1:
+            setup.proxy.drop_all()
+        return int(connection.execute(text(f"SELECT count(*) FROM {setup.table}")).scalar_one())
+
+    assert await setup.transactions.read(unit) == 0
+    stats = setup.transactions.stats()
+    assert (calls, stats["reconnects"], stats["retries"]) == ([1, 2], 1, {})
+
+
+async def test_blackholed_read_answers_503_at_the_deadline(setup: Setup) -> None:
+    """A read unit stuck on a silent network ends in 503 at its deadline, like a write."""
+    await setup.transactions.read(lambda connection: connection.execute(text("SELECT 1")).scalar())
+    setup.proxy.blackhole()
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="did not answer within 2 s"):
+        await setup.transactions.read(lambda connection: connection.execute(text("SELECT 1")).scalar())
+    assert time.monotonic() - started < DEADLINE + MARGIN
+
+
 async def test_read_units_are_read_only(setup: Setup) -> None:
     """A write attempted in a read unit is refused by the server, so re-running a read is always safe."""
     with pytest.raises(Exception, match="read-only transaction"):
