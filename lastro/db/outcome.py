@@ -4,10 +4,10 @@ A COMMIT that fails because the connection died may have been applied or not: th
 committed and the reply been lost. Re-running the unit then would apply it twice (an order created twice,
 a PATCH answered 412 against its own change); answering 503 would call an applied write failed.
 
-PostgreSQL: before COMMIT, a write unit reads its transaction id (`pg_current_xact_id_if_assigned()`;
-NULL when it wrote nothing, so re-running it is safe) and the driver knows its backend's pid without a
-round trip. If COMMIT then fails with a connection error, a new connection, outside the pool, asks
-`pg_xact_status(xid)`:
+PostgreSQL: a write unit begins its transaction and reads the transaction's id in one round trip
+(`begin_write`: `BEGIN READ WRITE; SELECT pg_current_xact_id()`, one simple query), and the driver knows its
+backend's pid without one. If COMMIT then fails with a connection error, a new connection, outside the
+pool, asks `pg_xact_status(xid)`:
 
 - `committed`: the unit's result (computed before COMMIT) is the answer;
 - `aborted`: it certainly was not applied, and may run again;
@@ -33,7 +33,7 @@ from lastro.db.failures import SQLITE_IOERR
 from lastro.errors import one_line
 from lastro.observability.logging import get_logger
 
-__all__ = ["Outcome", "PendingCommit", "pending_commit", "resolve", "sqlite_commit_in_doubt"]
+__all__ = ["BEGIN_WRITE", "Outcome", "PendingCommit", "begin_write", "resolve", "sqlite_commit_in_doubt"]
 
 Outcome = Literal["committed", "aborted"]  # pragma: no mutate (a type, for the type checker)
 _POLL = 0.05  # seconds between questions while the old backend still holds the transaction open
@@ -50,12 +50,18 @@ class PendingCommit:
     backend_pid: int
 
 
-def pending_commit(driver_connection: Any) -> PendingCommit | None:
-    """The open transaction's id, or None when it wrote nothing (no id was assigned)."""
-    row = driver_connection.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
-    if row is None or row[0] is None:
-        return None
-    return PendingCommit(row[0], int(driver_connection.info.backend_pid))
+# Two statements in one simple query: the id costs no round trip of its own. It is assigned here, before
+# the unit writes, so a unit that ends up writing nothing commits an empty transaction with an id.
+BEGIN_WRITE = "BEGIN READ WRITE; SELECT pg_current_xact_id()::text"
+
+
+def begin_write(driver_connection: Any) -> PendingCommit:
+    """Begin a read-write transaction on a psycopg connection in autocommit (so none is open) and return
+    its id; the caller commits or rolls it back."""
+    cursor = driver_connection.execute(BEGIN_WRITE)
+    cursor.nextset()  # past BEGIN's empty result, to the SELECT's
+    (xid,) = cursor.fetchone()
+    return PendingCommit(xid, int(driver_connection.info.backend_pid))
 
 
 def resolve(connect: Any, pending: PendingCommit, attempt: BoundedAttempt) -> Outcome | None:

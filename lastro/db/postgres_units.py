@@ -8,10 +8,11 @@ A read unit runs its statements outside a transaction (autocommit): a `BEGIN` an
 trips of the three a one-statement read took. Each statement sees what was committed when it began, as it
 would in a `READ COMMITTED` transaction, PostgreSQL's default; and the pool's connections are read-only
 outside a transaction (`lastro.db.engine`), so the server refuses a write and re-running a read is always
-safe. A write unit reads its transaction id just before COMMIT; if COMMIT then fails on a connection
-error, the database is asked what became of it (`lastro.db.outcome`): the unit's result is returned if it
-was applied, the error re-raised (and the unit re-run) if it certainly was not, and `CommitOutcomeUnknown`
-raised if nobody could tell before the deadline.
+safe. A write unit sends its own `BEGIN READ WRITE` with the read of its transaction's id, in one round
+trip (`lastro.db.outcome.begin_write`). If COMMIT then fails on a connection error, the database is asked
+what became of it (`lastro.db.outcome`): the unit's result is returned if it was applied, the error
+re-raised (and the unit re-run) if it certainly was not, and `CommitOutcomeUnknown` raised if nobody could
+tell before the deadline.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy import Connection
 from lastro.db.attempts import Abandoned, BoundedAttempt, TimedOut, wait_for_attempt
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
-from lastro.db.outcome import PendingCommit, pending_commit, resolve
+from lastro.db.outcome import PendingCommit, begin_write, resolve
 from lastro.errors import CommitOutcomeUnknown, ServiceUnavailable, one_line
 from lastro.observability.logging import get_logger
 
@@ -88,8 +89,8 @@ class PostgresUnits:
             driver = connection.connection.driver_connection
             bounded.attach(driver.pgconn.socket)  # type: ignore[union-attr]
             try:
-                if mode == "read":
-                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                # No implicit BEGIN: a read needs none, a write sends its own with its id's read.
+                connection.execution_options(isolation_level="AUTOCOMMIT")
                 return self._commit_unit(connection, driver, work, mode, bounded)
             except Abandoned:
                 connection.invalidate()
@@ -107,8 +108,8 @@ class PostgresUnits:
     ) -> T:
         transaction = connection.begin()
         try:
+            pending = begin_write(driver) if mode == "write" else None
             result = work(connection)
-            pending = pending_commit(driver) if mode == "write" else None
             if not bounded.begin_commit():
                 raise Abandoned  # the coroutine gave up: roll back rather than commit behind its back
         except BaseException:
@@ -125,7 +126,7 @@ class PostgresUnits:
     ) -> T:
         """A COMMIT on a connection that died may have been applied: ask, and answer only what is known."""
         if pending is None or bounded.abandoned or classify(error) is not Failure.UNREACHABLE:
-            raise error  # the server answered (not applied), or nothing was written, or nobody waits
+            raise error  # the server answered (not applied), or a read, or nobody waits
         logger.warning("commit failed, asking whether it was applied", xid=pending.xid, error=one_line(error))
         outcome = resolve(self.database.connect_outside_pool, pending, bounded)
         if outcome is not None:

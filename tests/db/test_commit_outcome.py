@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 from lastro import ServiceUnavailable
 from lastro.db.attempts import BoundedAttempt
 from lastro.db.engine import Database, DatabaseOptions
-from lastro.db.outcome import PendingCommit, pending_commit, resolve, sqlite_commit_in_doubt
+from lastro.db.outcome import PendingCommit, begin_write, resolve, sqlite_commit_in_doubt
 from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.errors import CommitOutcomeUnknown
@@ -325,43 +325,49 @@ def _insert(connection: psycopg.Connection[tuple[object, ...]], table: str) -> N
 
 
 @pytest.mark.postgres
-def test_a_transaction_that_wrote_nothing_has_nothing_pending() -> None:
-    """A transaction that only read has no id: nothing can be lost, it may simply run again."""
-    with psycopg.connect(POSTGRES_URL) as connection:
-        connection.execute("SELECT 1")
-        assert pending_commit(connection) is None
+def test_a_write_begins_read_write_with_its_id_and_backend() -> None:
+    """`begin_write` opens a READ WRITE transaction on a read-only session, with its id and server process."""
+    options = "-c default_transaction_read_only=on"
+    with psycopg.connect(POSTGRES_URL, autocommit=True, options=options) as connection:
+        pending = begin_write(connection)
+        assert connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert connection.execute("SHOW transaction_read_only").fetchone() == ("off",)
+        assert connection.execute("SELECT pg_current_xact_id()::text").fetchone() == (pending.xid,)
+        assert pending.backend_pid == connection.info.backend_pid
+        connection.rollback()
 
 
 @pytest.mark.postgres
-def test_a_writing_transaction_is_pending_with_its_backend(pg_table: str) -> None:
-    """A transaction that wrote has an id, and the pid of the server process running it."""
-    with psycopg.connect(POSTGRES_URL) as connection:
-        _insert(connection, pg_table)
-        pending = pending_commit(connection)
-        assert pending is not None
-        assert pending.backend_pid == connection.info.backend_pid
-        assert int(pending.xid) > 0
+def test_a_write_begins_and_learns_its_id_in_one_round_trip(tmp_path: Path) -> None:
+    """`begin_write` sends one message, a simple query with both statements, and reads one reply."""
+    trace = tmp_path / "libpq.trace"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection, trace.open("w") as file:
+        connection.pgconn.trace(file.fileno())
+        begin_write(connection)
+        connection.pgconn.untrace()
+        connection.rollback()
+    messages = [line.split("\t")[1:4:2] for line in trace.read_text().splitlines()]
+    assert [kind for sender, kind in messages if sender == "F"] == ["Query"]
+    assert [kind for sender, kind in messages if sender == "B"][-1] == "ReadyForQuery"
 
 
 @pytest.mark.postgres
 def test_a_committed_transaction_resolves_committed(pg_table: str) -> None:
     """A transaction that did commit is reported committed."""
-    with psycopg.connect(POSTGRES_URL) as connection:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        pending = begin_write(connection)
         _insert(connection, pg_table)
-        pending = pending_commit(connection)
         connection.commit()
-    assert pending is not None
     assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 0.9)) == "committed"  # under 1 s left
 
 
 @pytest.mark.postgres
 def test_a_transaction_still_open_is_ended_and_resolves_aborted(pg_table: str) -> None:
     """A transaction its backend still holds open is ended by terminating the backend: it was not applied."""
-    connection = psycopg.connect(POSTGRES_URL)
+    connection = psycopg.connect(POSTGRES_URL, autocommit=True)
     try:
+        pending = begin_write(connection)
         _insert(connection, pg_table)
-        pending = pending_commit(connection)
-        assert pending is not None
         assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 5)) == "aborted"
         with pytest.raises(psycopg.OperationalError):
             connection.execute("SELECT 1")
@@ -375,11 +381,10 @@ def test_a_transaction_still_open_is_ended_and_resolves_aborted(pg_table: str) -
 @pytest.mark.postgres
 def test_a_rolled_back_transaction_resolves_aborted(pg_table: str) -> None:
     """A transaction that rolled back is reported aborted, so the unit may run again."""
-    with psycopg.connect(POSTGRES_URL) as connection:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        pending = begin_write(connection)
         _insert(connection, pg_table)
-        pending = pending_commit(connection)
         connection.rollback()
-    assert pending is not None
     assert resolve(_connect, pending, BoundedAttempt(time.monotonic() + 5)) == "aborted"
 
 

@@ -83,3 +83,34 @@ async def test_a_read_unit_sees_each_commit_as_its_statement_begins(
         return before, connection.execute(count).scalar_one()
 
     assert await transactions.read(read_twice) == (0, 1)
+
+
+async def test_a_write_unit_may_roll_back_to_a_savepoint(transactions: Transactions, table: str) -> None:
+    """A nested transaction inside a write unit rolls back alone; the unit's other writes commit."""
+
+    def write(connection: Connection) -> None:
+        connection.execute(text(f"INSERT INTO {table} (name) VALUES ('kept')"))
+        nested = connection.begin_nested()
+        connection.execute(text(f"INSERT INTO {table} (name) VALUES ('undone')"))
+        nested.rollback()
+
+    def names(connection: Connection) -> list[str]:
+        return list(connection.execute(text(f"SELECT name FROM {table}")).scalars())
+
+    await transactions.write(write)
+    assert await transactions.read(names) == ["kept"]
+
+
+async def test_a_write_unit_that_raises_leaves_nothing(transactions: Transactions, table: str) -> None:
+    """A write unit that raises after writing is rolled back, and its connection serves the next unit."""
+
+    def fail(connection: Connection) -> None:
+        connection.execute(text(f"INSERT INTO {table} (name) VALUES ('ada')"))
+        raise LookupError("no such thing")
+
+    def count(connection: Connection) -> int:
+        return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+    with pytest.raises(LookupError):
+        await transactions.write(fail)
+    assert await transactions.read(count) == 0
