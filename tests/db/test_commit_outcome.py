@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from lastro.db.transactions import Transactions
 from lastro.errors import CommitOutcomeUnknown
 from tests.conftest import POSTGRES_URL
 from tests.support.clock import FakeTime
+from tests.support.databases import scratch_table
 from tests.support.pg_proxy import PgProxy
 
 pytestmark = pytest.mark.anyio
@@ -65,23 +65,20 @@ class Setup:
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
 def setup() -> Iterator[Setup]:
     """Transactions (deadline 2 s) on PostgreSQL through the proxy, and a table of their own."""
-    table = f"lastro_test_outcome_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE TABLE {} (name TEXT PRIMARY KEY)").format(sql.Identifier(table)))
-    proxy = PgProxy()
-    proxy.start()
-    database = Database(proxy.url(POSTGRES_URL), DatabaseOptions(connect_timeout=1.0, pool_timeout=1.0))
-    policy = RetryPolicy(stop=StopAfterAttempt(5) | StopAfterDelay(DEADLINE))
-    transactions = Transactions(database, retry=policy)
-    try:
-        yield Setup(proxy, transactions, table)
-    finally:
-        proxy.restore()
-        transactions.close()
-        database.dispose()
-        proxy.stop()
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    with scratch_table("lastro_test_outcome", "name TEXT PRIMARY KEY") as table:
+        proxy = PgProxy()
+        proxy.start()
+        options = DatabaseOptions(connect_timeout=1.0, pool_timeout=1.0)
+        database = Database(proxy.url(POSTGRES_URL), options)
+        policy = RetryPolicy(stop=StopAfterAttempt(5) | StopAfterDelay(DEADLINE))
+        transactions = Transactions(database, retry=policy)
+        try:
+            yield Setup(proxy, transactions, table)
+        finally:
+            proxy.restore()
+            transactions.close()
+            database.dispose()
+            proxy.stop()
 
 
 async def test_applied_write_whose_reply_is_lost_returns_its_result_once(setup: Setup) -> None:
@@ -308,12 +305,8 @@ def test_an_io_error_is_told_by_its_code_else_by_its_message(
 
 @pytest.fixture
 def pg_table() -> Iterator[str]:
-    table = f"lastro_test_resolve_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE TABLE {} (name TEXT)").format(sql.Identifier(table)))
-    yield table
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+    with scratch_table("lastro_test_resolve", "name TEXT") as table:
+        yield table
 
 
 def _connect(timeout: float) -> psycopg.Connection[tuple[object, ...]]:

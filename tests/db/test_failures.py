@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from lastro.db import sqlite
 from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.failures import Failure, classify
 from tests.conftest import POSTGRES_URL
+from tests.support.databases import scratch_table
 
 
 def _caught(action: Callable[[], object]) -> BaseException:
@@ -176,15 +176,10 @@ PgPair = tuple[psycopg.Connection[Any], psycopg.Connection[Any]]
 @pytest.fixture
 def pg_table() -> Iterator[str]:
     """A table of two rows (id 1 and 2) that only this test uses, dropped afterwards."""
-    name = f"lastro_test_failures_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, n int NOT NULL)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("INSERT INTO {} VALUES (1, 0), (2, 0)").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    with scratch_table("lastro_test_failures", "id int PRIMARY KEY, n int NOT NULL") as name:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("INSERT INTO {} VALUES (1, 0), (2, 0)").format(sql.Identifier(name)))
+        yield name
 
 
 @pytest.fixture

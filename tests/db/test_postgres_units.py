@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -14,18 +13,15 @@ from sqlalchemy import Connection, text
 from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.transactions import Transactions
 from tests.conftest import POSTGRES_URL
+from tests.support.databases import scratch_table
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
 @pytest.fixture
 def table() -> Iterator[str]:
-    name = f"lastro_test_pg_units_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE TABLE {} (name TEXT PRIMARY KEY)").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    with scratch_table("lastro_test_pg_units", "name TEXT PRIMARY KEY") as name:
+        yield name
 
 
 @pytest.fixture

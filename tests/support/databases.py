@@ -19,6 +19,7 @@ __all__ = [
     "drop_database",
     "postgres_url_for",
     "scratch_database",
+    "scratch_table",
 ]
 
 
@@ -62,3 +63,16 @@ def scratch_database(prefix: str) -> Iterator[str]:
         yield name
     finally:
         drop_database(name)
+
+
+@contextmanager
+def scratch_table(prefix: str, columns: str) -> Iterator[str]:
+    """A new table `(columns)` in the tests' database, named after `prefix`, dropped on the way out."""
+    name = database_name(prefix)
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(name), sql.SQL(columns)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
