@@ -6,7 +6,9 @@
 
 Each tree runs in a process of its own (`PYTHONPATH` set to it, on this checkout's interpreter), with
 `lastro.db.transactions.Transactions` on a pool of one connection: `--units` read units (a SELECT by primary
-key) and as many write units (an INSERT), one after the other, trees taking turns `--rounds` times. Through
+key), as many write units (an INSERT) and as many that also publish an event (the INSERT and the broadcast's
+`publish_on_commit` on PostgreSQL, as a change to an order does), one after the other, trees taking turns
+`--rounds` times. Through
 the delay proxy, every round trip costs its delay twice, so the medians tell how many round trips a unit
 makes; on loopback, what each costs the client.
 """
@@ -25,6 +27,8 @@ from pathlib import Path
 _CHILD = """
 import asyncio, json, sys, time, uuid
 from sqlalchemy import text
+from lastro.coordination.postgres_events import PostgresTransport
+from lastro.coordination.tables import ensure_tables
 from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.transactions import Transactions
 
@@ -34,9 +38,20 @@ table = f"bench_unit_{uuid.uuid4().hex[:12]}"
 async def main() -> dict[str, float]:
     database = Database(url, DatabaseOptions(pool_size=1, max_overflow=0))
     transactions = Transactions(database)
+    ensure_tables(database)
+    events = PostgresTransport(database)
     await transactions.write(lambda c: c.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY)")))
     read = lambda c: c.execute(text(f"SELECT id FROM {table} WHERE id = 1")).first()
-    timings: dict[str, list[float]] = {"read": [], "write": []}
+
+    def publishing(c, n):
+        c.execute(text(f"INSERT INTO {table} VALUES ({n})"))
+        events.publish_on_commit(c, table, {"id": n})
+
+    def drop(c):
+        c.execute(text(f"DROP TABLE {table}"))
+        c.execute(text("DELETE FROM lastro_events WHERE channel = :table"), {"table": table})
+
+    timings: dict[str, list[float]] = {"read": [], "write": [], "publish": []}
     try:
         for n in range(units):
             started = time.perf_counter()
@@ -45,8 +60,11 @@ async def main() -> dict[str, float]:
             started = time.perf_counter()
             await transactions.read(read)
             timings["read"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await transactions.write(publishing, units + n)
+            timings["publish"].append(time.perf_counter() - started)
     finally:
-        await transactions.write(lambda c: c.execute(text(f"DROP TABLE {table}")))
+        await transactions.write(drop)
         transactions.close()
         database.dispose()
     return {kind: sorted(values)[len(values) // 2] * 1000 for kind, values in timings.items()}
@@ -78,11 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(args.rounds):
         for name, tree in trees.items():
             runs[name].append(measure(tree, args.url, args.units))
-    lines = ["| tree | read unit, median ms | write unit, median ms |", "|---|---|---|"]
+    kinds = {"read": "read unit", "write": "write unit", "publish": "write unit with an event"}
+    lines = [
+        "| tree | " + " | ".join(f"{label}, median ms" for label in kinds.values()) + " |",
+        "|---" * (len(kinds) + 1) + "|",
+    ]
     for name, medians in runs.items():
-        read = statistics.median(run["read"] for run in medians)
-        write = statistics.median(run["write"] for run in medians)
-        lines.append(f"| {name} | {read:.2f} | {write:.2f} |")
+        cells = [f"{statistics.median(run[kind] for run in medians):.2f}" for kind in kinds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

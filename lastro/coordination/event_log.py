@@ -11,26 +11,43 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Executable, bindparam, delete, func, insert, select
 
 from lastro.coordination.events import Event
 from lastro.coordination.tables import events
 from lastro.db.failures import Failure, classify
 from lastro.errors import EventsExpired, LastroError, ServiceUnavailable, StorageFull, one_line
 
-__all__ = ["append", "bounds", "check_kept", "failure", "newest", "read_after", "replay", "trim"]
+__all__ = ["APPEND", "append", "bounds", "check_kept", "failure", "newest", "read_after", "replay", "trim"]
 
 _COLUMNS = (events.c.id, events.c.channel, events.c.data, events.c.at)
 
 
-_APPEND = insert(events).returning(events.c.id)
+APPEND = (
+    insert(events)
+    .values(channel=bindparam("channel"), data=bindparam("data"), at=bindparam("at"))
+    .returning(events.c.id)
+)
+"""The INSERT of one event, `RETURNING id`; a transport may build on it (as a CTE) to do more in one
+round trip."""
 
 
-def append(connection: Connection, channel: str, data: Mapping[str, Any], at: float) -> Event:
-    """Insert one event; it has its id once the transaction commits."""
+def append(
+    connection: Connection,
+    channel: str,
+    data: Mapping[str, Any],
+    at: float,
+    *,
+    statement: Executable = APPEND,
+) -> Event:
+    """Insert one event; it has its id once the transaction commits.
+
+    `statement` runs with the parameters `channel`, `data` and `at`, and returns the event's id first:
+    `APPEND` itself, or a statement built on it.
+    """
     payload = dict(data)
     values = {"channel": channel, "data": orjson.dumps(payload).decode(), "at": at}
-    event_id = connection.execute(_APPEND, values).scalar_one()
+    event_id = connection.execute(statement, values).scalar_one()
     return Event(int(event_id), channel, payload, at)
 
 

@@ -1,7 +1,8 @@
 """`PostgresTransport`: the broadcast through PostgreSQL, `LISTEN`/`NOTIFY` over the `lastro_events` table.
 
-- **publish** inserts the event (`RETURNING id`) and calls `pg_notify('lastro_events', id)` in one
-  transaction, through the service's pool: the notification leaves at `COMMIT`, or not at all.
+- **publish** inserts the event and calls `pg_notify('lastro_events', id)` in one statement (the INSERT as
+  a CTE, one round trip), in one transaction, through the service's pool: the notification leaves at
+  `COMMIT`, or not at all.
   **publish_on_commit** does both in the caller's write unit (the transport's database is the service's).
 - **run** has a connection of its own (psycopg async, autocommit) that `LISTEN`s. A notification only
   wakes it: it then reads the rows after the last id it delivered, from the table, which is the truth.
@@ -28,7 +29,7 @@ import anyio.to_thread
 import orjson
 import psycopg
 from sqlalchemy import Connection as SQLConnection
-from sqlalchemy import text
+from sqlalchemy import Text, cast, func, select
 
 from lastro.coordination import event_log
 from lastro.coordination.events import Deliver, Event
@@ -45,6 +46,9 @@ _READ = (
     "ORDER BY id LIMIT %(limit)s"
 )
 _BOUNDS = "SELECT min(id), max(id) FROM lastro_events"
+_appended = event_log.APPEND.cte("appended")
+# One round trip for the row and its notification, which leaves with the COMMIT.
+_APPEND_AND_NOTIFY = select(_appended.c.id, func.pg_notify(CHANNEL, cast(_appended.c.id, Text)))
 
 
 class PostgresTransport:
@@ -194,9 +198,7 @@ class PostgresTransport:
 
 
 def _append_and_notify(connection: SQLConnection, channel: str, data: Mapping[str, Any], at: float) -> Event:
-    event = event_log.append(connection, channel, data, at)
-    connection.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(event.id)})
-    return event
+    return event_log.append(connection, channel, data, at, statement=_APPEND_AND_NOTIFY)
 
 
 async def _close(connection: psycopg.AsyncConnection[Any]) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from lastro.coordination.events import Broadcast
 from lastro.coordination.postgres_events import PostgresTransport
@@ -158,3 +160,27 @@ async def test_start_up_without_the_database_keeps_trying(databases: list[Databa
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_publish_on_commit_sends_the_row_and_its_notification_as_one_statement(
+    postgres_url: str, databases: list[Database], tmp_path: Path
+) -> None:
+    """One statement inserts the event and notifies; the notification leaves at COMMIT, with the row's id."""
+    one = transport(postgres_url, databases)
+    trace = tmp_path / "libpq.trace"
+    with psycopg.connect(driver_url(postgres_url), autocommit=True) as listener:
+        listener.execute("LISTEN lastro_events")
+        with one.database.engine.connect() as connection, trace.open("w") as file:
+            pgconn = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+            with connection.begin():
+                pgconn.trace(file.fileno())
+                one.publish_on_commit(connection, "c", {"n": 1})
+                pgconn.untrace()
+                assert list(listener.notifies(timeout=0.2)) == []  # not before the COMMIT
+                event_id = connection.execute(text("SELECT max(id) FROM lastro_events")).scalar_one()
+        received = [notify.payload for notify in listener.notifies(timeout=5, stop_after=1)]
+    assert received == [str(event_id)]
+    lines = [line.split("\t") for line in trace.read_text().splitlines()]  # a query's text may span lines
+    sent = [fields[3] for fields in lines if len(fields) > 3 and fields[1] == "F"]
+    assert "Execute" in sent
+    assert sent.count("Sync") == 1  # one statement, one round trip (besides the BEGIN)
