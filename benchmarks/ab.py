@@ -11,8 +11,9 @@ Each tree runs as its own `lastro serve` (2 workers, started in the tree with `P
 this checkout's interpreter and packages) on its own copy of a database migrated and seeded by that tree's
 code (a SQLite file, or with `--postgres` a database on the local server, BENCH_POSTGRES_URL); all are up
 together and take turns, round by round (`benchmarks.rounds`). The question it answers: what did a change
-cost the orders service, measured in one run on one machine. The workloads that need no per-request state:
-get, list, mixed, write.
+cost the orders service, measured in one run on one machine. The workloads: get, list, mixed, write, and
+patch, whose every run PATCHes orders of its system's database that no run has touched yet
+(`benchmarks.orders.workloads.PatchTargets`).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.orders.systems import fetch_token, postgres_database
-from benchmarks.orders.workloads import Plan
+from benchmarks.orders.workloads import PatchTargets, Plan
 from benchmarks.rounds import interleaved, orders_system
 from benchmarks.servers import load_average, machine
 
-WORKLOADS = ("get", "list", "mixed", "write")
+WORKLOADS = ("get", "list", "mixed", "write", "patch")
 
 
 def run(
@@ -85,7 +86,13 @@ def run(
         def token(name: str, server: Any, env: dict[str, str]) -> None:
             env["BENCH_TOKEN"] = fetch_token(server.url)
 
-        results["rows"] = interleaved(systems, workload, connections, plan, rounds, before=token)
+        targets: dict[str, Any] = {}
+        if workload == "patch":
+            for name, (server, _, _) in systems.items():
+                targets[name] = PatchTargets(server.env["DATABASE_URL"], workdir / f"patch-ids-{name}.txt")
+                stack.callback(targets[name].close)
+        rows = interleaved(systems, workload, connections, plan, rounds, before=token, prepare=targets)
+        results["rows"] = rows
     results["load_after"] = load_average()
     return results
 

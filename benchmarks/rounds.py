@@ -56,8 +56,10 @@ def interleaved(
     plan: Plan,
     rounds: int,
     before: Callable[[str, Server, dict[str, str]], None] | None = None,
+    prepare: dict[str, Callable[[int], dict[str, str]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each system up, then `rounds` rounds of one wrk run each in turn; the medians per system."""
+    """Each system up, then `rounds` rounds of one wrk run each in turn; the medians per system.
+    `prepare[name]`, when given, adds to the environment of each of that system's runs (`drive`)."""
     cells: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
     with contextlib.ExitStack() as stack:
         for name, (server, _, env) in systems.items():
@@ -68,7 +70,10 @@ def interleaved(
         for n in range(rounds):
             logger.info("round %d of %d", n + 1, rounds)
             for name, (server, script, env) in systems.items():
-                cells[name].append(drive(server, workload, script, connections, plan, env, label=name))
+                extra = (prepare or {}).get(name)
+                cells[name].append(
+                    drive(server, workload, script, connections, plan, env, prepare=extra, label=name)
+                )
     return [summary(name, workload, connections, runs) for name, runs in cells.items()]
 
 

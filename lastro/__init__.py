@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from lastro.coordination.lazy import LazyLoader
     from lastro.coordination.schedule import Cron, Every
     from lastro.db.on_commit import on_commit
-    from lastro.db.statements import FilteredSelect
+    from lastro.db.statements import FilteredSelect, PartialUpdate
     from lastro.db.transactions import Transactions
     from lastro.errors import (
         BatchFull,
@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "Every": "lastro.coordination.schedule",
     "on_commit": "lastro.db.on_commit",
     "FilteredSelect": "lastro.db.statements",
+    "PartialUpdate": "lastro.db.statements",
     "Transactions": "lastro.db.transactions",
     "BatchFull": "lastro.errors",
     "CommitOutcomeUnknown": "lastro.errors",
@@ -121,6 +122,7 @@ __all__ = [
     "LastroError",
     "LazyLoader",
     "PageLimit",
+    "PartialUpdate",
     "ProblemResponse",
     "RateLimitUnavailable",
     "RateLimited",

@@ -24,6 +24,7 @@ PUBLIC = [
     "LastroError",
     "LazyLoader",
     "PageLimit",
+    "PartialUpdate",
     "ProblemResponse",
     "RateLimitUnavailable",
     "RateLimited",

@@ -146,6 +146,29 @@ def require_order(connection: Connection, tenant_id: int, order_id: int, *, for_
     _row(connection, tenant_id, order_id, for_update=for_update)
 
 
+# An UPDATE reserves its columns' names for its SET clause: the conditions' parameters are named otherwise.
+_THIS_VERSION = and_(
+    live_order(bindparam("tenant"), bindparam("order")), orders.c.version == bindparam("current_version")
+)
+_STAMP = bindparam("stamp", type_=orders.c.updated_at.type)
+# A PATCH sets the fields it was given: one statement for each combination of them, built once.
+_UPDATE_ORDER = lastro.PartialUpdate(
+    update(orders)
+    .where(_THIS_VERSION)
+    .values(version=orders.c.version + 1, updated_at=_STAMP)
+    .returning(*_COLUMNS),
+    orders.c.status,
+    orders.c.notes,
+    orders.c["items"],
+    orders.c.total_cents,
+)
+_DELETE_ORDER = (
+    update(orders)
+    .where(_THIS_VERSION)
+    .values(deleted_at=_STAMP, updated_at=_STAMP, version=orders.c.version + 1)
+)
+
+
 def update_order(
     connection: Connection, tenant_id: int, order_id: int, expected_version: int | None, patch: OrderPatch
 ) -> Order:
@@ -156,13 +179,10 @@ def update_order(
     changes = _changes(Status(row.status), patch)
     if not changes:
         return to_order(row)
-    updated = connection.execute(
-        update(orders)
-        .where(live_order(tenant_id, order_id), orders.c.version == row.version)
-        .values(**changes, version=orders.c.version + 1, updated_at=now())
-        .returning(*_COLUMNS)
-    ).one()
-    return to_order(updated)
+    statement, params = _UPDATE_ORDER.bind(
+        changes, tenant=tenant_id, order=order_id, current_version=row.version, stamp=now()
+    )
+    return to_order(connection.execute(statement, params).one())
 
 
 def _changes(current: Status, patch: OrderPatch) -> dict[str, Any]:
@@ -197,11 +217,8 @@ def delete_order(
     if expected_version is not None and row.version != expected_version:
         raise Precondition(order_id)
     stamp = now()
-    connection.execute(
-        update(orders)
-        .where(live_order(tenant_id, order_id))
-        .values(deleted_at=stamp, updated_at=stamp, version=orders.c.version + 1)
-    )
+    params = {"tenant": tenant_id, "order": order_id, "current_version": row.version, "stamp": stamp}
+    connection.execute(_DELETE_ORDER, params)
     return row.version + 1, stamp
 
 

@@ -1,23 +1,27 @@
-"""A SELECT with optional conditions, built once for each combination of the conditions a call gives.
+"""Statements with optional parts, built once for each combination of the parts a call gives.
 
-A list endpoint with optional filters would otherwise build a new statement per request, and building a
-SELECT and computing its cache key costs more than SQLite takes to run it (benchmarks/RESULTS.md, "What
-moved the numbers"). The values always travel as bound parameters, so a
-statement is never specific to one request.
+- `FilteredSelect`: a SELECT with optional conditions (a list endpoint's filters);
+- `PartialUpdate`: an UPDATE that sets the columns a call gives (a PATCH's fields).
+
+Either would otherwise build a new statement per request, and building one and computing its cache key
+costs more than SQLite takes to run it (benchmarks/RESULTS.md, "What moved the numbers" and "An UPDATE
+built once"). The values always travel as bound parameters, so a statement is never specific to one
+request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import Column, ColumnElement, Select, Update, bindparam
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import iterate
 
-__all__ = ["FilteredSelect"]
+__all__ = ["FilteredSelect", "PartialUpdate"]
 
 S = TypeVar("S", bound=Select[Any])
+U = TypeVar("U", bound=Update)
 
 
 def _parameter_names(element: Any) -> set[str]:
@@ -80,3 +84,61 @@ class FilteredSelect(Generic[S]):
             chosen = [condition for name, condition in self._conditions.items() if name in key]
             built = self._built[key] = self._base.where(*chosen) if chosen else self._base
         return built
+
+
+class PartialUpdate(Generic[U]):
+    """`base` (an UPDATE) that also sets the columns a call gives a value.
+
+        change = PartialUpdate(
+            update(orders)
+            .where(orders.c.id == bindparam("order"), orders.c.version == bindparam("expected"))
+            .values(version=orders.c.version + 1)
+            .returning(orders.c.version),
+            orders.c.status,
+            orders.c.notes,
+        )
+        statement, params = change.bind({"status": "ready"}, order=7, expected=3)
+        new_version = connection.execute(statement, params).scalar_one()
+
+    `bind(values, **params)`: each column named in `values` is set from a bound parameter of its own
+    (`set_<column>`, with the column's type); `params` are the parameters of `base`, which SQLAlchemy
+    wants named otherwise than the table's columns (it keeps those names for the SET clause). A name in
+    `values` that is not one of `columns` is a `TypeError`, so a typo never silently drops a change. Empty
+    `values` gives `base` as it is. Safe to share between threads, like `FilteredSelect`.
+    """
+
+    def __init__(self, base: U, *columns: Column[Any]) -> None:
+        base_names = _parameter_names(base)
+        self._base = base
+        self._columns = {column.key: column for column in columns}
+        for key in self._columns:
+            if _set_parameter(key) in base_names:
+                raise ValueError(f"{_set_parameter(key)!r} is already a parameter of the base statement")
+        self._built: dict[frozenset[str], U] = {}
+
+    def bind(self, values: Mapping[str, Any], **params: Any) -> tuple[U, dict[str, Any]]:
+        """The statement that sets the columns of `values`, and the parameters to execute it with."""
+        bound = dict(params)
+        for key, value in values.items():
+            bound[_set_parameter(key)] = value
+        return self.statement(values), bound
+
+    def statement(self, keys: Iterable[str]) -> U:
+        """The statement that sets exactly the named columns (and what `base` sets), built on first use."""
+        chosen = frozenset(keys)
+        built = self._built.get(chosen)
+        if built is None:
+            unknown = chosen - self._columns.keys()
+            if unknown:
+                raise TypeError(f"no settable column named {', '.join(sorted(unknown))}")
+            sets = {
+                key: bindparam(_set_parameter(key), type_=column.type)
+                for key, column in self._columns.items()
+                if key in chosen
+            }
+            built = self._built[chosen] = self._base.values(sets) if sets else self._base
+        return built
+
+
+def _set_parameter(key: str) -> str:
+    return f"set_{key}"

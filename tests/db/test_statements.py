@@ -1,4 +1,5 @@
-"""`lastro.FilteredSelect`: optional conditions, one statement per combination, run on SQLite."""
+"""`lastro.FilteredSelect` and `lastro.PartialUpdate`: optional parts, one statement per combination, run
+on SQLite."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
+    JSON,
     Column,
     Integer,
     MetaData,
     Select,
     String,
     Table,
+    Update,
     bindparam,
     create_engine,
     insert,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 
-from lastro import FilteredSelect
+from lastro import FilteredSelect, PartialUpdate
 
 metadata = MetaData()
 things = Table(
@@ -31,6 +35,8 @@ things = Table(
     Column("owner", Integer, nullable=False),
     Column("colour", String(10)),
     Column("size", Integer),
+    Column("labels", JSON),
+    Column("version", Integer, nullable=False, server_default="1"),
 )
 
 
@@ -120,3 +126,61 @@ def test_a_condition_may_not_shadow_a_base_parameter() -> None:
     base = select(things.c.id).where(things.c.owner == bindparam("owner"))
     with pytest.raises(ValueError, match="'owner' is also a parameter of the base statement"):
         FilteredSelect(base, owner=things.c.owner == bindparam("owner"))
+
+
+def _change() -> PartialUpdate[Update]:
+    return PartialUpdate(
+        update(things)
+        .where(things.c.id == bindparam("thing_id"))
+        .values(version=things.c.version + 1)
+        .returning(things.c.version),
+        things.c.colour,
+        things.c.size,
+        things.c.labels,
+    )
+
+
+def _row(engine: Engine, thing_id: int) -> tuple[Any, ...]:
+    query = select(things.c.colour, things.c.size, things.c.labels, things.c.version)
+    with engine.connect() as connection:
+        return tuple(connection.execute(query.where(things.c.id == thing_id)).one())
+
+
+def test_an_update_sets_the_columns_given_and_what_the_base_sets(engine: Engine) -> None:
+    """The columns of `values` change, the others keep their value, and the base's SET applies."""
+    with engine.begin() as connection:
+        version = connection.execute(*_change().bind({"colour": "green"}, thing_id=2)).scalar_one()
+    assert version == 2
+    assert _row(engine, 2) == ("green", 5, None, 2)
+
+
+def test_a_set_value_is_bound_with_its_columns_type(engine: Engine) -> None:
+    """A JSON column is set through its own type: a list is stored as JSON and reads back as a list."""
+    with engine.begin() as connection:
+        connection.execute(*_change().bind({"labels": ["a", "b"], "size": None}, thing_id=1))
+    assert _row(engine, 1) == ("red", None, ["a", "b"], 2)
+
+
+def test_each_set_of_columns_is_built_once() -> None:
+    """The same columns give the very same statement, whatever the values or their order; none gives the
+    base."""
+    change = _change()
+    first, params = change.bind({"colour": "red", "size": 1}, thing_id=1)
+    second, _ = change.bind({"size": 9, "colour": "blue"}, thing_id=2)
+    assert first is second
+    assert params == {"thing_id": 1, "set_colour": "red", "set_size": 1}
+    assert change.bind({"colour": "red"}, thing_id=1)[0] is not first
+    assert change.bind({}, thing_id=1)[0] is change.statement([])
+
+
+def test_an_unknown_column_is_a_type_error() -> None:
+    """A column that is not settable raises instead of being silently dropped."""
+    with pytest.raises(TypeError, match="no settable column named colur"):
+        _change().bind({"colur": "red"}, thing_id=1)
+
+
+def test_a_settable_column_may_not_shadow_a_base_parameter() -> None:
+    """A base statement that already binds `set_<column>` is refused at construction."""
+    base = update(things).where(things.c.size == bindparam("set_size"))
+    with pytest.raises(ValueError, match="'set_size' is already a parameter of the base statement"):
+        PartialUpdate(base, things.c.size)
