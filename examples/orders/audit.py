@@ -124,9 +124,14 @@ def _insert_entries(connection: Connection, entries: list[AuditEntry]) -> None:
         }
         for entry in entries
     ]
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     # A batch written again after a lost COMMIT reply finds its entries there: each is inserted once.
-    connection.execute(dialect.insert(order_audit).on_conflict_do_nothing(), rows)
+    connection.execute(_INSERT_ONCE[connection.dialect.name], rows)
+
+
+_INSERT_ONCE = {  # INSERT ... ON CONFLICT DO NOTHING, in each engine's dialect
+    "postgresql": postgresql.insert(order_audit).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(order_audit).on_conflict_do_nothing(),
+}
 
 
 def order_audit_entries(
