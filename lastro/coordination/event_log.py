@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Executable, Integer, bindparam, delete, func, insert, select
 
 from lastro.coordination.events import Event
 from lastro.coordination.tables import events
@@ -30,6 +30,20 @@ APPEND = (
 )
 """The INSERT of one event, `RETURNING id`; a transport may build on it (as a CTE) to do more in one
 round trip."""
+
+# Built once: the follower reads and a cache's catch-up run them many times a second.
+_LIMIT = bindparam("limit", type_=Integer())
+_READ_AFTER = select(*_COLUMNS).where(events.c.id > bindparam("after")).order_by(events.c.id).limit(_LIMIT)
+_REPLAY = (
+    select(*_COLUMNS)
+    .where(events.c.channel == bindparam("channel"), events.c.id > bindparam("after"))
+    .order_by(events.c.id)
+    .limit(_LIMIT)
+)
+_BOUNDS = select(func.min(events.c.id), func.max(events.c.id))
+_TRIM = delete(events).where(
+    events.c.at < bindparam("before"), events.c.id < select(func.max(events.c.id)).scalar_subquery()
+)
 
 
 def append(
@@ -53,15 +67,13 @@ def append(
 
 def read_after(connection: Connection, after: int, limit: int) -> list[Event]:
     """Every channel's events with an id above `after`, oldest first."""
-    rows = connection.execute(
-        select(*_COLUMNS).where(events.c.id > after).order_by(events.c.id).limit(limit)
-    ).all()
+    rows = connection.execute(_READ_AFTER, {"after": after, "limit": limit}).all()
     return _events(rows)
 
 
 def bounds(connection: Connection) -> tuple[int, int]:
     """(oldest kept id, newest id given out); (newest + 1, newest) when nothing is kept."""
-    oldest, newest = connection.execute(select(func.min(events.c.id), func.max(events.c.id))).one()
+    oldest, newest = connection.execute(_BOUNDS).one()
     newest = int(newest or 0)
     return (int(oldest) if oldest is not None else newest + 1), newest
 
@@ -81,19 +93,13 @@ def check_kept(after: int, oldest: int, newest: int) -> None:
 def replay(connection: Connection, channel: str, after: int, limit: int) -> list[Event]:
     """The events of `channel` after id `after`, oldest first; `EventsExpired` if some are gone."""
     check_kept(after, *bounds(connection))
-    rows = connection.execute(
-        select(*_COLUMNS)
-        .where(events.c.channel == channel, events.c.id > after)
-        .order_by(events.c.id)
-        .limit(limit)
-    ).all()
+    rows = connection.execute(_REPLAY, {"channel": channel, "after": after, "limit": limit}).all()
     return _events(rows)
 
 
 def trim(connection: Connection, before: float) -> int:
     """Delete the events published before Unix time `before`, except the newest one."""
-    newest_id = select(func.max(events.c.id)).scalar_subquery()
-    result = connection.execute(delete(events).where(events.c.at < before, events.c.id < newest_id))
+    result = connection.execute(_TRIM, {"before": before})
     return int(result.rowcount or 0)
 
 
