@@ -27,7 +27,14 @@ def now() -> datetime:
 
 def insert_ignoring_duplicates(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT, doing nothing when the key exists (waiting for a concurrent insert of it to finish)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    # RETURNING, not rowcount: PostgreSQL reports -1 as the row count of an INSERT that returns rows.
-    return connection.execute(statement.returning(*table.primary_key.columns)).first() is not None
+    key = (table, connection.dialect.name)
+    statement = _INSERTS.get(key)
+    if statement is None:  # once per table and engine, not per request; the values are parameters
+        dialect = postgresql if key[1] == "postgresql" else sqlite
+        # RETURNING, not rowcount: PostgreSQL reports -1 as the row count of an INSERT that returns rows.
+        statement = dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        _INSERTS[key] = statement
+    return connection.execute(statement, values).first() is not None
+
+
+_INSERTS: dict[tuple[Table, str], Any] = {}
