@@ -34,6 +34,19 @@ def test_two_trees_are_measured_side_by_side(tmp_path: Path) -> None:
     assert json.loads(output.read_text())["settings"] == {"two": {"METRICS_ENABLED": "false"}}
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason=NO_WRK)
+def test_the_patch_workload_patches_orders_no_run_has_touched(tmp_path: Path) -> None:
+    """Each tree's PATCH runs get fresh orders of its own database, and every PATCH answers 2xx."""
+    output = tmp_path / "ab.json"
+    arguments = [f"one={ROOT}", f"two={ROOT}", "--workload", "patch", "--rounds", "2", "--connections", "4"]
+    arguments += ["--duration", "0.5", "--warmup", "0", "--seed", "300", "--json", str(output)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = run_benchmark("ab", *arguments, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(output.read_text())["rows"]
+    assert all(run["ok_rps"] > 0 and run["non_2xx"] == 0 for row in rows for run in row["runs"])
+
+
 def test_a_tree_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
     """A mistyped path is one usage line and exit code 2, before anything starts."""
     done = run_benchmark("ab", f"one={tmp_path / 'missing'}", timeout=60)
