@@ -11,7 +11,7 @@ request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Select, Update, bindparam
@@ -22,10 +22,32 @@ __all__ = ["FilteredSelect", "PartialUpdate"]
 
 S = TypeVar("S", bound=Select[Any])
 U = TypeVar("U", bound=Update)
+T = TypeVar("T")
 
 
 def _parameter_names(element: Any) -> set[str]:
     return {node.key for node in iterate(element) if isinstance(node, BindParameter)}
+
+
+class _Combinations(Generic[T]):
+    """One statement for each combination of known names, built on first use. Two threads may build the
+    same combination once each; either result is the same statement."""
+
+    def __init__(self, known: Collection[str], what: str, build: Callable[[frozenset[str]], T]) -> None:
+        self._known = frozenset(known)
+        self._what = what  # "condition", "settable column": the error names it
+        self._build = build
+        self._built: dict[frozenset[str], T] = {}
+
+    def get(self, names: Iterable[str]) -> T:
+        key = frozenset(names)
+        built = self._built.get(key)
+        if built is None:
+            unknown = key - self._known
+            if unknown:
+                raise TypeError(f"no {self._what} named {', '.join(sorted(unknown))}")
+            built = self._built[key] = self._build(key)
+        return built
 
 
 class FilteredSelect(Generic[S]):
@@ -56,7 +78,7 @@ class FilteredSelect(Generic[S]):
             if name not in _parameter_names(condition):
                 raise ValueError(f"condition {name!r} has no bound parameter named {name!r}")
         self._conditions = dict(conditions)
-        self._built: dict[frozenset[str], S] = {}
+        self._combinations = _Combinations(self._conditions, "condition", self._where)
 
     def bind(self, **values: Any) -> tuple[S, dict[str, Any]]:
         """The statement for the conditions given a value, and the parameters to execute it with."""
@@ -74,16 +96,12 @@ class FilteredSelect(Generic[S]):
 
     def statement(self, names: Iterable[str]) -> S:
         """The statement with exactly the named conditions, built on first use."""
-        key = frozenset(names)
-        built = self._built.get(key)
-        if built is None:
-            unknown = key - self._conditions.keys()
-            if unknown:
-                raise TypeError(f"no condition named {', '.join(sorted(unknown))}")
-            # Conditions in declaration order: the same combination always compiles to the same SQL.
-            chosen = [condition for name, condition in self._conditions.items() if name in key]
-            built = self._built[key] = self._base.where(*chosen) if chosen else self._base
-        return built
+        return self._combinations.get(names)
+
+    def _where(self, names: frozenset[str]) -> S:
+        # Conditions in declaration order: the same combination always compiles to the same SQL.
+        chosen = [condition for name, condition in self._conditions.items() if name in names]
+        return self._base.where(*chosen) if chosen else self._base
 
 
 class PartialUpdate(Generic[U]):
@@ -114,7 +132,7 @@ class PartialUpdate(Generic[U]):
         for key in self._columns:
             if _set_parameter(key) in base_names:
                 raise ValueError(f"{_set_parameter(key)!r} is already a parameter of the base statement")
-        self._built: dict[frozenset[str], U] = {}
+        self._combinations = _Combinations(self._columns, "settable column", self._setting)
 
     def bind(self, values: Mapping[str, Any], **params: Any) -> tuple[U, dict[str, Any]]:
         """The statement that sets the columns of `values`, and the parameters to execute it with."""
@@ -125,19 +143,15 @@ class PartialUpdate(Generic[U]):
 
     def statement(self, keys: Iterable[str]) -> U:
         """The statement that sets exactly the named columns (and what `base` sets), built on first use."""
-        chosen = frozenset(keys)
-        built = self._built.get(chosen)
-        if built is None:
-            unknown = chosen - self._columns.keys()
-            if unknown:
-                raise TypeError(f"no settable column named {', '.join(sorted(unknown))}")
-            sets = {
-                key: bindparam(_set_parameter(key), type_=column.type)
-                for key, column in self._columns.items()
-                if key in chosen
-            }
-            built = self._built[chosen] = self._base.values(sets) if sets else self._base
-        return built
+        return self._combinations.get(keys)
+
+    def _setting(self, keys: frozenset[str]) -> U:
+        sets = {
+            key: bindparam(_set_parameter(key), type_=column.type)
+            for key, column in self._columns.items()
+            if key in keys
+        }
+        return self._base.values(sets) if sets else self._base
 
 
 def _set_parameter(key: str) -> str:
