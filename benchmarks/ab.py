@@ -86,13 +86,14 @@ def run(
         def token(name: str, server: Any, env: dict[str, str]) -> None:
             env["BENCH_TOKEN"] = fetch_token(server.url)
 
-        targets: dict[str, Any] = {}
+        targets: dict[str, PatchTargets] = {}
         if workload == "patch":
             for name, (server, _, _) in systems.items():
                 targets[name] = PatchTargets(server.env["DATABASE_URL"], workdir / f"patch-ids-{name}.txt")
                 stack.callback(targets[name].close)
-        rows = interleaved(systems, workload, connections, plan, rounds, before=token, prepare=targets)
-        results["rows"] = rows
+        results["rows"] = interleaved(
+            systems, workload, connections, plan, rounds, before=token, prepare=targets
+        )
     results["load_after"] = load_average()
     return results
 

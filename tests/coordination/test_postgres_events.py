@@ -16,6 +16,7 @@ from lastro.coordination.postgres_events import PostgresTransport
 from lastro.db.engine import Database
 from lastro.errors import EventsExpired
 from tests.coordination.conftest import running, wait_until
+from tests.support import libpq_trace
 from tests.support.pg_proxy import PgProxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -180,7 +181,6 @@ def test_publish_on_commit_sends_the_row_and_its_notification_as_one_statement(
                 event_id = connection.execute(text("SELECT max(id) FROM lastro_events")).scalar_one()
         received = [notify.payload for notify in listener.notifies(timeout=5, stop_after=1)]
     assert received == [str(event_id)]
-    lines = [line.split("\t") for line in trace.read_text().splitlines()]  # a query's text may span lines
-    sent = [fields[3] for fields in lines if len(fields) > 3 and fields[1] == "F"]
+    sent = libpq_trace.sent(trace)
     assert "Execute" in sent
     assert sent.count("Sync") == 1  # one statement, one round trip (besides the BEGIN)

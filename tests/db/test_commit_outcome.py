@@ -28,6 +28,7 @@ from lastro.db.retry import RetryPolicy, StopAfterAttempt, StopAfterDelay
 from lastro.db.transactions import Transactions
 from lastro.errors import CommitOutcomeUnknown
 from tests.conftest import POSTGRES_URL
+from tests.support import libpq_trace
 from tests.support.clock import FakeTime
 from tests.support.databases import scratch_table
 from tests.support.pg_proxy import PgProxy
@@ -339,9 +340,8 @@ def test_a_write_begins_and_learns_its_id_in_one_round_trip(tmp_path: Path) -> N
         begin_write(connection)
         connection.pgconn.untrace()
         connection.rollback()
-    messages = [line.split("\t")[1:4:2] for line in trace.read_text().splitlines()]
-    assert [kind for sender, kind in messages if sender == "F"] == ["Query"]
-    assert [kind for sender, kind in messages if sender == "B"][-1] == "ReadyForQuery"
+    assert libpq_trace.sent(trace) == ["Query"]
+    assert [kind for sender, kind in libpq_trace.messages(trace) if sender == "B"][-1] == "ReadyForQuery"
 
 
 @pytest.mark.postgres
