@@ -9,8 +9,10 @@
   `EVENTS_POLL_INTERVAL` seconds while the file changes, and less often while it does not, up to every
   `idle_interval` seconds (`lastro.db.polling`). The number moves when another connection, in any
   process, commits to the file: only then does the thread read the rows after the last one it saw, and
-  hands them to the event loop in id order. A publication on this worker wakes the thread at once. The
-  event loop never waits on SQLite for it.
+  hands them to the event loop in id order. A publication on this worker wakes the thread at once, unless
+  the thread looks again within `PROMPT` seconds anyway: under a stream of writes one look then reads the
+  events of many, instead of a look, a thread switch and a hand-over for each (benchmarks/RESULTS.md,
+  "One look for many publications"). The event loop never waits on SQLite for it.
 - **replay** and **trim** are `lastro.coordination.event_log` in a read or write transaction.
 
 Every worker of the machine opens the same file, so this is the broadcast across processes, with no
@@ -40,9 +42,11 @@ from lastro.db.on_commit import on_commit
 from lastro.db.polling import IdleBackoff
 from lastro.db.writer import SQLiteWriter
 
-__all__ = ["SQLiteTransport"]
+__all__ = ["PROMPT", "SQLiteTransport"]
 
 T = TypeVar("T")
+# A publication on this worker waits for the thread's next look if it comes within this many seconds.
+PROMPT = 0.01
 _READ_AFTER = "SELECT id, channel, data, at FROM lastro_events WHERE id > ? ORDER BY id LIMIT ?"
 
 
@@ -66,20 +70,22 @@ class SQLiteTransport:
         self.link = Connection(self.name, initial=max(poll_interval, 0.05), cap=2.0)
         self._writer = SQLiteWriter(database)
         self._delivered = 0  # the last id handed to `deliver`, on the event loop
+        self.looks = 0  # at the file, by the thread
         self._progress = asyncio.Event()
         self._wake = threading.Event()
+        self._looks_soon = False  # the next look is due within PROMPT: a publication need not wake it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         at = self.clock()
         event = await self._write(partial(event_log.append, channel=channel, data=data, at=at))
-        self._wake.set()  # this worker's subscribers need not wait for the next look
+        self._published()
         return event
 
     def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
         event_log.append(connection, channel, data, self.clock())
-        on_commit(connection, self._wake.set)  # as `publish`: this worker's subscribers need not wait
+        on_commit(connection, self._published)
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
         return await self._read(partial(event_log.replay, channel=channel, after=after, limit=limit))
@@ -110,7 +116,12 @@ class SQLiteTransport:
             self._wake.set()
 
     def statistics(self) -> dict[str, Any]:
-        return {**self.link.statistics(), "last_id": self._delivered}
+        return {**self.link.statistics(), "last_id": self._delivered, "looks": self.looks}
+
+    def _published(self) -> None:
+        """This worker's subscribers need not wait for a slow look: wake the thread, unless it looks soon."""
+        if not self._looks_soon:
+            self._wake.set()
 
     async def close(self) -> None:
         self._stop.set()
@@ -192,6 +203,7 @@ class SQLiteTransport:
             asked = self._wake.is_set()
             self._wake.clear()
             current = connection.execute("PRAGMA data_version").fetchone()[0]
+            self.looks += 1
             changed = current != version or asked
             if changed:
                 version = current
@@ -204,7 +216,10 @@ class SQLiteTransport:
                         send(self._hand_over, deliver, found, last)
                     if len(found) < self.batch:
                         break
-            self._wake.wait(backoff.after(changed))
+            wait = backoff.after(changed)
+            self._looks_soon = wait <= PROMPT
+            self._wake.wait(wait)
+        self._looks_soon = False
         return last
 
     def _connect(self) -> Any:

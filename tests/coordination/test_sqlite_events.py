@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from lastro.coordination.events import Broadcast
-from lastro.coordination.sqlite_events import SQLiteTransport
+from lastro.coordination.sqlite_events import PROMPT, SQLiteTransport
 from lastro.coordination.tables import ensure_tables
 from lastro.db.engine import Database
 from lastro.errors import ServiceUnavailable
@@ -32,12 +33,28 @@ async def test_a_publication_wakes_its_own_worker_without_waiting_for_the_poll(
         assert await asyncio.wait_for(events.get(), 0.9) == published
 
 
+async def test_publications_while_the_thread_looks_soon_share_its_looks(sqlite_database: Database) -> None:
+    """A stream of publications does not wake the thread for each: it reads them in its looks, one every
+    `PROMPT` seconds at most (two, with the first publication after a look that found nothing), and every
+    event still reaches the publishing worker's subscriber."""
+    count = 40
+    transport = SQLiteTransport(sqlite_database)
+    async with running(transport) as broadcast, broadcast.subscribe("c") as events:
+        looks, started = transport.looks, time.monotonic()
+        for n in range(count):
+            await broadcast.publish("c", {"n": n})
+        received = [await asyncio.wait_for(events.get(), 10) for _ in range(count)]
+        elapsed, looked = time.monotonic() - started, transport.looks - looks
+    assert [event.data["n"] for event in received] == list(range(count))
+    assert looked <= 2 * elapsed / PROMPT + 3, (looked, elapsed)
+
+
 async def test_an_event_published_by_another_process_is_received(sqlite_database: Database) -> None:
     """A separate Python process publishing on the same file reaches this worker's subscriber, in order."""
     script = textwrap.dedent(
         f"""
         import asyncio
-        from lastro.coordination.sqlite_events import SQLiteTransport
+        from lastro.coordination.sqlite_events import PROMPT, SQLiteTransport
         from lastro.db.engine import Database
 
         async def main():
