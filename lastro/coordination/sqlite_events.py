@@ -219,7 +219,6 @@ class SQLiteTransport:
             wait = backoff.after(changed)
             self._looks_soon = wait <= PROMPT
             self._wake.wait(wait)
-        self._looks_soon = False
         return last
 
     def _connect(self) -> Any:
