@@ -23,14 +23,13 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, desc, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 import lastro
 from examples.orders.changes import OrderChange
 from examples.orders.errors import NotFound
 from examples.orders.schema import order_audit, orders
 from examples.orders.settings import OrdersSettings
-from examples.orders.storage import storable_id
+from examples.orders.storage import insert_or_nothing, storable_id
 from lastro.health import CheckFailed
 
 __all__ = ["AuditEntry", "AuditLog", "order_audit_entries"]
@@ -125,13 +124,7 @@ def _insert_entries(connection: Connection, entries: list[AuditEntry]) -> None:
         for entry in entries
     ]
     # A batch written again after a lost COMMIT reply finds its entries there: each is inserted once.
-    connection.execute(_INSERT_ONCE[connection.dialect.name], rows)
-
-
-_INSERT_ONCE = {  # INSERT ... ON CONFLICT DO NOTHING, in each engine's dialect
-    "postgresql": postgresql.insert(order_audit).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(order_audit).on_conflict_do_nothing(),
-}
+    connection.execute(insert_or_nothing(order_audit, connection.dialect.name), rows)
 
 
 def order_audit_entries(

@@ -4,12 +4,13 @@ INSERT that tolerates a concurrent one."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Column, Connection, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["MAX_ID", "insert_ignoring_duplicates", "now", "storable_id"]
+__all__ = ["MAX_ID", "insert_ignoring_duplicates", "insert_or_nothing", "now", "storable_id"]
 
 # Ids are INTEGER columns, 32-bit on PostgreSQL. A larger id names nothing, and the drivers refuse to bind it
 # (PostgreSQL past 32 bits, SQLite past 64), which would answer 500 instead of 404.
@@ -27,14 +28,15 @@ def now() -> datetime:
 
 def insert_ignoring_duplicates(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT, doing nothing when the key exists (waiting for a concurrent insert of it to finish)."""
-    key = (table, connection.dialect.name)
-    statement = _INSERTS.get(key)
-    if statement is None:  # once per table and engine, not per request; the values are parameters
-        dialect = postgresql if key[1] == "postgresql" else sqlite
-        # RETURNING, not rowcount: PostgreSQL reports -1 as the row count of an INSERT that returns rows.
-        statement = dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
-        _INSERTS[key] = statement
+    # RETURNING, not rowcount: PostgreSQL reports -1 as the row count of an INSERT that returns rows.
+    statement = insert_or_nothing(table, connection.dialect.name, *table.primary_key.columns)
     return connection.execute(statement, values).first() is not None
 
 
-_INSERTS: dict[tuple[Table, str], Any] = {}
+@cache
+def insert_or_nothing(table: Table, dialect: str, *returning: Column[Any]) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING` into `table` in the named dialect, optionally `RETURNING`,
+    built once for each, not per request: the values are parameters."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement: Insert = module.insert(table).on_conflict_do_nothing()
+    return statement.returning(*returning) if returning else statement
