@@ -15,6 +15,8 @@ written before any response starts, is never held.
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["HeadWithBody"]
@@ -25,14 +27,17 @@ class HeadWithBody:
 
     It reads the cycle's request method and response state (`response_started`, `chunked_encoding`),
     which uvicorn sets before it writes the head, and offers the three transport methods the cycle calls;
-    `tests/serve/test_uvicorn_contract.py` pins both.
+    `tests/serve/test_uvicorn_contract.py` pins both. The cycle is held by a weak reference: it holds this
+    transport, and a strong one back would put every request's cycle, scope and all they hold in a
+    reference cycle, left for the garbage collector instead of freed when the next request starts.
     """
 
     __slots__ = ("_cycle", "_head", "_started", "_transport")
 
     def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
         self._transport = transport
-        self._cycle = cycle
+        # Never None when read: only the cycle calls write(), so it is alive while write() runs.
+        self._cycle: Callable[[], Any] = weakref.ref(cycle)
         self._head: bytes | None = None
         self._started = False
 
@@ -41,9 +46,8 @@ class HeadWithBody:
         if head is not None:
             self._head = None
             data = head + data
-        elif not self._started and self._cycle.response_started:
+        elif not self._started and (cycle := self._cycle()).response_started:
             self._started = True  # this write is the head
-            cycle = self._cycle
             if cycle.chunked_encoding is False and cycle.scope["method"] != "HEAD":  # a body follows
                 self._head = data
                 return

@@ -392,6 +392,12 @@ def test_the_httptools_cycle_writes_as_head_with_body_expects() -> None:
     )
 
 
+def test_the_httptools_cycle_is_weakly_referenceable() -> None:
+    """`HeadWithBody` holds its cycle by a weak reference: the cycle must keep `__weakref__`."""
+    cycle = httptools_impl.RequestResponseCycle
+    assert "__weakref__" in dir(cycle), changed("RequestResponseCycle (weak references)", WHOLE)
+
+
 def test_config_takes_every_option_lastro_passes() -> None:
     """`uvicorn.Config` keeps each keyword `uvicorn_config` passes, and `header_timeout` rides along on it."""
     options = set(parameters(Config.__init__))

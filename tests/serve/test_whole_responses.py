@@ -3,7 +3,10 @@ loopback socket; streamed responses and `100 Continue` are written as before."""
 
 from __future__ import annotations
 
+import gc
 import socket
+import weakref
+from collections.abc import Iterator
 
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -32,6 +35,33 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     known = [(b"content-length", b"2")] if scope["path"] == "/known" else []
     await send({"type": "http.response.start", "status": 200, "headers": known})
     raise RuntimeError("failed between the head and the body")
+
+
+class Probe:
+    """Something a request's scope holds, to see when the scope is freed."""
+
+
+async def probed(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers `/probe`, keeping a weak reference to an object its scope holds."""
+    if scope["type"] != "http":
+        return
+    probe = scope["probe"] = Probe()
+    PROBES.append(weakref.ref(probe))
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+PROBES: list[weakref.ref[Probe]] = []
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """The garbage collector off: only reference counts free objects."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def exchange(port: int, request: bytes) -> bytes:
@@ -100,3 +130,20 @@ def test_a_head_request_gets_its_head_at_once() -> None:
             answer = read_until(sock, b"\r\n\r\n")
             assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
             assert b"content-length: 0\r\n" in answer
+
+
+@pytest.mark.usefixtures("no_collector")
+def test_a_served_request_is_freed_without_the_garbage_collector() -> None:
+    """A request's cycle and scope are freed when the next request on the connection starts, not left
+    in a reference cycle for the collector."""
+    PROBES.clear()
+    with (
+        protocol_server(probed, DrainingHttpToolsProtocol) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.settimeout(10)
+        for _ in range(3):
+            sock.sendall(b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_until(sock, b"ok").startswith(b"HTTP/1.1 200 OK\r\n")
+        assert len(PROBES) == 3
+        assert [probe() is None for probe in PROBES[:2]] == [True, True]
