@@ -3,13 +3,14 @@ loopback socket; streamed responses and `100 Continue` are written as before."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import weakref
 from collections.abc import Iterator
 
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lastro.serve.protocol import DrainingHttpToolsProtocol
 from tests.support.servers import protocol_server
@@ -75,6 +76,17 @@ def exchange(port: int, request: bytes) -> bytes:
         return answer
 
 
+@contextlib.contextmanager
+def connected(application: ASGIApp) -> Iterator[socket.socket]:
+    """One kept-alive connection to lastro's httptools protocol serving `application`."""
+    with (
+        protocol_server(application, DrainingHttpToolsProtocol) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.settimeout(10)
+        yield sock
+
+
 def read_until(sock: socket.socket, end: bytes) -> bytes:
     """What the server sends until it has sent `end`."""
     answer = b""
@@ -102,11 +114,7 @@ def test_a_streamed_head_is_written_at_once() -> None:
 def test_100_continue_is_written_before_the_body_is_sent() -> None:
     """A request that expects 100 Continue gets it, then its body back with the response, kept alive."""
     head = b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
-    with (
-        protocol_server(app, DrainingHttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port)) as sock,
-    ):
-        sock.settimeout(10)
+    with connected(app) as sock:
         sock.sendall(head)
         assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         for _ in range(2):
@@ -120,11 +128,7 @@ def test_100_continue_is_written_before_the_body_is_sent() -> None:
 
 def test_a_head_request_gets_its_head_at_once() -> None:
     """HEAD on a Content-Length response has no body write to wait for: its head is written, kept alive."""
-    with (
-        protocol_server(app, DrainingHttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port)) as sock,
-    ):
-        sock.settimeout(10)
+    with connected(app) as sock:
         for _ in range(2):
             sock.sendall(b"HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = read_until(sock, b"\r\n\r\n")
@@ -137,11 +141,7 @@ def test_a_served_request_is_freed_without_the_garbage_collector() -> None:
     """A request's cycle and scope are freed when the next request on the connection starts, not left
     in a reference cycle for the collector."""
     PROBES.clear()
-    with (
-        protocol_server(probed, DrainingHttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port)) as sock,
-    ):
-        sock.settimeout(10)
+    with connected(probed) as sock:
         for _ in range(3):
             sock.sendall(b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_until(sock, b"ok").startswith(b"HTTP/1.1 200 OK\r\n")
