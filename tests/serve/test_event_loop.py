@@ -256,3 +256,62 @@ def test_out_of_descriptors_it_stops_watching_the_socket_then_resumes(listener: 
         return unwatched, await close_all(made)
 
     assert run_while_waiting(loop, listener, 1, main) == (True, 1)
+
+
+def turns_until_made(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> int:
+    """How many turns of `loop` pass, after its server starts, before a waiting connection's protocol is
+    made."""
+    made, make = factory()
+
+    async def main() -> int:
+        server = await loop.create_server(make, sock=listener.dup(), backlog=128)
+        count = 0
+        while not made and count < 20:
+            await asyncio.sleep(0)
+            count += 1
+        await close_all(made)
+        server.close()
+        await server.wait_closed()
+        return count
+
+    return run_while_waiting(loop, listener, 1, main)
+
+
+def test_a_connection_is_made_in_as_few_turns_as_under_uvloops_own_server(listener: socket.socket) -> None:
+    """The transport is made in the turn that accepts the connection, not by a task a turn later: its
+    protocol's `connection_made` comes as soon as under uvloop's server, which a busy loop makes matter."""
+    import uvloop
+
+    batching = turns_until_made(new_event_loop(), listener)
+    assert batching < 20
+    assert batching <= turns_until_made(uvloop.new_event_loop(), listener)
+
+
+def test_a_protocol_that_cannot_be_made_is_reported_and_its_connection_closed(
+    listener: socket.socket,
+) -> None:
+    """A protocol factory that raises: the loop's exception handler gets the error, and the client's
+    connection is closed."""
+    loop = new_event_loop()
+    reported: list[BaseException] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["exception"]))
+
+    def broken() -> asyncio.Protocol:
+        raise RuntimeError("no protocol")
+
+    async def main() -> bytes:
+        server = await loop.create_server(broken, sock=listener.dup(), backlog=128)
+        await turns(4)
+        server.close()
+        await server.wait_closed()
+        return b""
+
+    with ExitStack() as stack:
+        (client,) = waiting_clients(stack, listener, 1)
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+        client.settimeout(5)
+        assert client.recv(1) == b""
+    assert [str(error) for error in reported] == ["no protocol"]
