@@ -54,7 +54,7 @@ async def test_an_event_published_by_another_process_is_received(sqlite_database
     script = textwrap.dedent(
         f"""
         import asyncio
-        from lastro.coordination.sqlite_events import PROMPT, SQLiteTransport
+        from lastro.coordination.sqlite_events import SQLiteTransport
         from lastro.db.engine import Database
 
         async def main():
