@@ -133,6 +133,7 @@ def test_the_wal_stays_under_its_limit_under_constant_reads_and_writes(tmp_path:
     sizes = [size for _, size in samples]
     margin = max(MARGIN, _fastest_growth(samples) * REACTION)
     assert max(sizes) <= LIMIT + margin, f"largest WAL {max(sizes)} bytes, margin {margin:.0f}"
-    over = next(index for index, size in enumerate(sizes) if size > LIMIT)
-    assert min(sizes[over:]) <= LIMIT, "the WAL never went back under its limit"
+    over = next((index for index, size in enumerate(sizes) if size > LIMIT), None)
+    if over is not None:  # a machine slow enough never to pass the limit has nothing to come back from
+        assert min(sizes[over:]) <= LIMIT, "the WAL never went back under its limit"
     assert sum(wal["checkpoints"] for wal in by_worker.values()) > 0, by_worker
