@@ -168,13 +168,13 @@ class _Connecting:
             awaited = self._coroutine.send(None)
         except StopIteration:
             self._done()
-        except OSError:
-            self._connection.close()  # the client went away before its transport was made
-            self._done()
-        except Exception as error:  # what a task would have held: reported the way the loop reports one
-            self._loop.call_exception_handler(
-                {"message": "making an accepted connection's transport failed", "exception": error}
-            )
+        except Exception as error:
+            # An OSError is the client gone before its transport was made; anything else, what a task
+            # would have held, is reported the way the loop reports one.
+            if not isinstance(error, OSError):
+                self._loop.call_exception_handler(
+                    {"message": "making an accepted connection's transport failed", "exception": error}
+                )
             self._connection.close()
             self._done()
         else:
