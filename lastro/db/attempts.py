@@ -21,12 +21,11 @@ import enum
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from lastro.db.sockets import shut_down
 
-__all__ = ["Abandoned", "BoundedAttempt", "TimedOut", "consume", "wait_for_attempt"]
+__all__ = ["Abandoned", "BoundedAttempt", "TimedOut", "wait_for_attempt"]
 
 T = TypeVar("T")
 
@@ -98,27 +97,27 @@ class BoundedAttempt:
 
 
 async def wait_for_attempt(future: asyncio.Future[T], bounded: BoundedAttempt) -> T:
-    """`future`'s result, awaited until `bounded`'s deadline; then the attempt is abandoned."""
+    """`future`'s result, awaited until `bounded`'s deadline; then the attempt is abandoned.
+
+    `future` is the attempt's own, settled from its thread only while it is not done yet
+    (`lastro.db.threads`): at the deadline it ends with `TimedOut` here, and the thread's late outcome is
+    dropped. No `asyncio.timeout` and `shield` around it: their futures and callbacks cost a unit more than
+    the timer does (benchmarks/RESULTS.md, "One hand-off each way").
+    """
+    timer = asyncio.get_running_loop().call_later(bounded.remaining(), _expire, future, bounded)
     try:
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a future that
-        # finished as the waiter was cancelled, and the cancellation is lost.
-        async with asyncio.timeout(bounded.remaining()):
-            return await asyncio.shield(future)
-    except TimeoutError:
-        if future.done():
-            return future.result()
-        future.add_done_callback(consume)
-        raise TimedOut(bounded.abandon()) from None
+        return await future
     except asyncio.CancelledError:
-        # The waiter itself was cancelled (REQUEST_TIMEOUT, shutdown): nobody will read the attempt's
-        # outcome, so it is abandoned as at its deadline, and rolls back unless its COMMIT was sent.
-        if not future.done():
-            future.add_done_callback(consume)
+        # The waiter itself was cancelled (REQUEST_TIMEOUT, shutdown), which cancelled the attempt's future
+        # unless it had finished: nobody will read the outcome, so the attempt is abandoned as at its
+        # deadline, and rolls back unless its COMMIT was sent.
+        if future.cancelled():
             bounded.abandon()
         raise
+    finally:
+        timer.cancel()
 
 
-def consume(future: Future[Any] | asyncio.Future[Any]) -> None:
-    """Read an abandoned attempt's outcome, so that asyncio never reports it as never retrieved."""
-    if not future.cancelled():
-        future.exception()
+def _expire(future: asyncio.Future[Any], bounded: BoundedAttempt) -> None:
+    if not future.done():
+        future.set_exception(TimedOut(bounded.abandon()))

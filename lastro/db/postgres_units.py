@@ -17,11 +17,9 @@ tell before the deadline.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection
@@ -30,6 +28,7 @@ from lastro.db.attempts import Abandoned, BoundedAttempt, TimedOut, wait_for_att
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
 from lastro.db.outcome import PendingCommit, begin_write, resolve
+from lastro.db.threads import UnitThreads
 from lastro.errors import CommitOutcomeUnknown, ServiceUnavailable, one_line
 from lastro.observability.logging import get_logger
 
@@ -59,17 +58,16 @@ class CommitOutcomes:
 
 class PostgresUnits:
     def __init__(
-        self, database: Database, executor: Executor, outcomes: CommitOutcomes, deadline: float
+        self, database: Database, threads: UnitThreads, outcomes: CommitOutcomes, deadline: float
     ) -> None:
         self.database = database
         self.outcomes = outcomes
         self.deadline = deadline
-        self._executor = executor
+        self._threads = threads
 
     async def run(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
         """Run `work` in a thread; give up on it at `bounded`'s deadline."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._transaction, work, mode, bounded)
+        future = self._threads.submit(self._transaction, work, mode, bounded)
         try:
             return await wait_for_attempt(future, bounded)
         except TimedOut as timed_out:

@@ -25,12 +25,10 @@ breaker: only failing to connect (or to get an answer before the deadline) does.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -44,6 +42,7 @@ from lastro.db.failures import Failure, classify
 from lastro.db.on_commit import Staged
 from lastro.db.postgres_units import CommitOutcomes, PostgresUnits
 from lastro.db.retry import Attempt, RetryPolicy, Stop, StopAfterDelay, StopAny
+from lastro.db.threads import UnitThreads
 from lastro.db.writer import SQLiteWriter
 from lastro.errors import CommitOutcomeUnknown, LastroError, ServiceUnavailable, StorageFull, one_line
 from lastro.observability.logging import get_logger
@@ -130,20 +129,18 @@ class Transactions:
         self.gave_up = 0
         self.reconnects = 0  # units re-run at once because their established connection was dropped
         self.commit_outcomes = CommitOutcomes()
-        self._probe_executor = ThreadPoolExecutor(1, thread_name_prefix="lastro-db-probe")
+        self._probe_threads = UnitThreads(1, "lastro-db-probe")
         self._sqlite_writer = SQLiteWriter(database) if database.is_sqlite else None
         self._inline_reads = ReadConnections(database)
         if database.is_sqlite:
             # Reads run inline unless `inline_reads` is off; the threads start only if they are needed.
-            self._executor = ThreadPoolExecutor(4, thread_name_prefix="lastro-db-read")
+            self._threads = UnitThreads(4, "lastro-db-read")
         else:
-            self._executor = ThreadPoolExecutor(
-                sum(database.options.postgres_pool()), thread_name_prefix="lastro-db"
-            )
+            self._threads = UnitThreads(sum(database.options.postgres_pool()), "lastro-db")
         self._postgres = (
             None
             if database.is_sqlite
-            else PostgresUnits(database, self._executor, self.commit_outcomes, self.deadline)
+            else PostgresUnits(database, self._threads, self.commit_outcomes, self.deadline)
         )
 
     async def read(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -223,8 +220,7 @@ class Transactions:
         if self._postgres is not None and bounded is not None:
             return await self._postgres.run(work, mode, bounded)
         # Left: a SQLite read with inline reads off, on a thread, in the default BEGIN DEFERRED.
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._read, work)
+        return await self._threads.submit(self._read, work)
 
     async def probe(self, within: float) -> None:
         """Reach the database within `within` seconds on the probe's own connection and thread, or raise.
@@ -233,7 +229,7 @@ class Transactions:
         service's own work nor mistakes a busy pool for an outage.
         """
         bounded = BoundedAttempt(time.monotonic() + within)
-        future = asyncio.get_running_loop().run_in_executor(self._probe_executor, self._probe, bounded)
+        future = self._probe_threads.submit(self._probe, bounded)
         try:
             await wait_for_attempt(future, bounded)
         except TimedOut:
@@ -299,8 +295,8 @@ class Transactions:
         self._inline_reads.close()
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        self._probe_executor.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown(wait=True)
+        self._probe_threads.shutdown(wait=False)
 
 
 def bind(work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Work[T]:

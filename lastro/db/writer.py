@@ -27,7 +27,6 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -37,13 +36,14 @@ from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
 from lastro.db.outcome import sqlite_commit_in_doubt
 from lastro.db.sqlite import BEGIN_OPTION, driver_connection, effective_pragmas
+from lastro.db.threads import settle_threadsafe
 from lastro.db.write_lock import WriteLock
 from lastro.errors import CommitOutcomeUnknown, one_line
 
 __all__ = ["SQLiteWriter"]
 
 T = TypeVar("T")
-Unit = tuple[Callable[[Connection], Any], "Future[Any]"]  # pragma: no mutate (a type)
+Unit = tuple[Callable[[Connection], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 _SAVEPOINT_STATEMENTS = ("SAVEPOINT lastro_unit", "ROLLBACK TO lastro_unit", "RELEASE lastro_unit")
@@ -77,10 +77,11 @@ class SQLiteWriter:
                 self._turn.release()
             if result is not _BUSY:
                 return result  # type: ignore[return-value]
-        future: Future[T] = Future()
-        self._queue.put((work, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((work, loop, future))
         self._ensure_thread()
-        return await asyncio.wrap_future(future)
+        return await future
 
     @property
     def queued(self) -> int:
@@ -117,7 +118,7 @@ class SQLiteWriter:
                     stop = True
                     break
                 batch.append(unit)
-            self._run([unit for unit in batch if unit[1].set_running_or_notify_cancel()])
+            self._run([unit for unit in batch if not unit[2].cancelled()])  # nobody waits for a cancelled one
             if stop:
                 return
 
@@ -127,31 +128,29 @@ class SQLiteWriter:
                 self._alone(unit)
             return
         try:
-            outcomes = self._transaction(lambda connection: [_in_savepoint(connection, w) for w, _ in batch])
+            works = [work for work, _, _ in batch]
+            outcomes = self._transaction(lambda connection: [_in_savepoint(connection, w) for w in works])
         except CommitOutcomeUnknown as unknown:
-            for _, future in batch:
-                future.set_exception(CommitOutcomeUnknown(unknown.detail))
+            for _, loop, future in batch:
+                settle_threadsafe(loop, future, False, CommitOutcomeUnknown(unknown.detail))
             return
         except Exception:
             for unit in batch:
                 self._alone(unit)
             return
         self.units += len(batch)
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
+            settle_threadsafe(loop, future, ok, value)
 
     def _alone(self, unit: Unit) -> None:
-        work, future = unit
+        work, loop, future = unit
         try:
             result = self._transaction(work)
         except Exception as error:
-            future.set_exception(error)
+            settle_threadsafe(loop, future, False, error)
         else:
             self.units += 1
-            future.set_result(result)
+            settle_threadsafe(loop, future, True, result)
 
     def _inline(self, work: Callable[[Connection], T]) -> T | object:
         """Run `work` now, on the caller's thread, holding the file lock; `_BUSY` if SQLite is locked."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from lastro.db.attempts import BoundedAttempt, TimedOut, wait_for_attempt
+from lastro.db.threads import settle_threadsafe
 from tests.support.clock import FakeTime
 
 
@@ -122,7 +123,18 @@ async def test_an_unfinished_attempt_is_abandoned_at_its_deadline() -> None:
     with pytest.raises(TimedOut) as timed_out:
         await wait_for_attempt(future, bounded)
     assert (timed_out.value.never_committed, bounded.abandoned) == (True, True)
-    future.set_exception(ConnectionError("the thread's driver woke up"))  # read, never reported
+
+
+@pytest.mark.anyio
+async def test_an_outcome_after_the_deadline_is_dropped() -> None:
+    """The thread's outcome that arrives after the deadline leaves the attempt's TimedOut as it was."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+    with pytest.raises(TimedOut):
+        await wait_for_attempt(future, BoundedAttempt(0.0))
+    settle_threadsafe(loop, future, False, ConnectionError("the thread's driver woke up"))
+    await asyncio.sleep(0)
+    assert isinstance(future.exception(), TimedOut)
 
 
 @pytest.mark.anyio
@@ -134,26 +146,13 @@ async def test_an_attempt_abandoned_while_committing_may_have_committed() -> Non
     with pytest.raises(TimedOut) as timed_out:
         await wait_for_attempt(future, bounded)
     assert timed_out.value.never_committed is False
-    future.set_result("committed after all")
-
-
-@pytest.mark.anyio
-async def test_a_cancellation_is_kept_when_the_answer_arrives_at_the_same_moment() -> None:
-    """Cancelled as its future finished, the waiter ends cancelled: the result does not swallow the cancel."""
-    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    waiter = asyncio.create_task(wait_for_attempt(future, BoundedAttempt(float("inf"))))
-    await asyncio.sleep(0)
-    future.set_result("answer")
-    await asyncio.sleep(0)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
 
 
 @pytest.mark.anyio
 async def test_a_cancelled_waiter_abandons_its_unfinished_attempt() -> None:
-    """Cancelling the waiter (a request timeout) abandons the attempt, whose late failure is read quietly."""
-    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    """Cancelling the waiter (a request timeout) abandons the attempt; its late failure is dropped."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
     bounded = BoundedAttempt(float("inf"))
     waiter = asyncio.create_task(wait_for_attempt(future, bounded))
     await asyncio.sleep(0)
@@ -161,6 +160,20 @@ async def test_a_cancelled_waiter_abandons_its_unfinished_attempt() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert bounded.abandoned
-    future.set_exception(ConnectionError("the thread's driver woke up"))  # read, never reported
+    settle_threadsafe(loop, future, False, ConnectionError("the thread's driver woke up"))
     await asyncio.sleep(0)
-    assert future.exception() is not None
+    assert future.cancelled()
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_is_kept_when_the_answer_arrives_at_the_same_moment() -> None:
+    """Cancelled as its attempt finished, the waiter ends cancelled, and the attempt is not abandoned."""
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    bounded = BoundedAttempt(float("inf"))
+    waiter = asyncio.create_task(wait_for_attempt(future, bounded))
+    await asyncio.sleep(0)
+    future.set_result("committed")
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not bounded.abandoned
