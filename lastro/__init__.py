@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from lastro.coordination.lazy import LazyLoader
     from lastro.coordination.schedule import Cron, Every
     from lastro.db.on_commit import on_commit
+    from lastro.db.prepared import Prepared
     from lastro.db.statements import FilteredSelect, PartialUpdate
     from lastro.db.transactions import Transactions
     from lastro.errors import (
@@ -71,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "Cron": "lastro.coordination.schedule",
     "Every": "lastro.coordination.schedule",
     "on_commit": "lastro.db.on_commit",
+    "Prepared": "lastro.db.prepared",
     "FilteredSelect": "lastro.db.statements",
     "PartialUpdate": "lastro.db.statements",
     "Transactions": "lastro.db.transactions",
@@ -123,6 +125,7 @@ __all__ = [
     "LazyLoader",
     "PageLimit",
     "PartialUpdate",
+    "Prepared",
     "ProblemResponse",
     "RateLimitUnavailable",
     "RateLimited",

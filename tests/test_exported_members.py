@@ -25,6 +25,7 @@ PUBLIC = [
     "LazyLoader",
     "PageLimit",
     "PartialUpdate",
+    "Prepared",
     "ProblemResponse",
     "RateLimitUnavailable",
     "RateLimited",

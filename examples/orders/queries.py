@@ -90,8 +90,9 @@ def _stored_items(items: list[Item]) -> tuple[list[dict[str, Any]], int]:
     return stored, sum(item["quantity"] * item["unit_price_cents"] for item in stored)
 
 
-# The statements a request runs are built once, at import, with bound parameters.
-_INSERT_ORDER = insert(orders).returning(orders.c.id)
+# The statements a request runs are built once, at import, with bound parameters; the hottest run on the
+# driver's cursor (lastro.Prepared).
+_INSERT_ORDER = lastro.Prepared(insert(orders).returning(orders.c.id))
 
 
 def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> Order:
@@ -109,7 +110,7 @@ def create_order(connection: Connection, tenant_id: int, order: OrderIn) -> Orde
         "updated_at": stamp,
     }
     # Only the id comes back: the rest of the row is what was just sent.
-    order_id = connection.execute(_INSERT_ORDER, values).scalar_one()
+    order_id = _INSERT_ORDER.scalar_one(connection, **values)
     return to_order(
         (order_id, order.customer, items, total, Status.RECEIVED.value, order.notes, 1, stamp, stamp)
     )
@@ -120,8 +121,9 @@ def live_order(tenant_id: Any, order_id: Any) -> Any:
     return and_(orders.c.id == order_id, orders.c.tenant_id == tenant_id, orders.c.deleted_at.is_(None))
 
 
-_GET_ORDER = select(*_COLUMNS).where(live_order(bindparam("tenant_id"), bindparam("order_id")))
-_GET_ORDER_FOR_UPDATE = _GET_ORDER.with_for_update()
+_SELECT_ORDER = select(*_COLUMNS).where(live_order(bindparam("tenant_id"), bindparam("order_id")))
+_GET_ORDER = lastro.Prepared(_SELECT_ORDER)
+_GET_ORDER_FOR_UPDATE = lastro.Prepared(_SELECT_ORDER.with_for_update())
 
 
 def _row(connection: Connection, tenant_id: int, order_id: int, *, for_update: bool = False) -> Any:
@@ -130,7 +132,7 @@ def _row(connection: Connection, tenant_id: int, order_id: int, *, for_update: b
     # SQLite's write units already hold the database's write lock; PostgreSQL locks the row.
     locking = for_update and connection.dialect.name == "postgresql"
     query = _GET_ORDER_FOR_UPDATE if locking else _GET_ORDER
-    row = connection.execute(query, {"order_id": order_id, "tenant_id": tenant_id}).first()
+    row = query.first(connection, order_id=order_id, tenant_id=tenant_id)
     if row is None:
         raise NotFound(f"order {order_id} not found")
     return row

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, Integer, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, select
 
 from lastro.coordination.events import Event
 from lastro.coordination.tables import events
 from lastro.db.failures import Failure, classify
+from lastro.db.prepared import Prepared
 from lastro.errors import EventsExpired, LastroError, ServiceUnavailable, StorageFull, one_line
 
 __all__ = ["APPEND", "append", "bounds", "check_kept", "failure", "newest", "read_after", "replay", "trim"]
@@ -30,6 +31,7 @@ APPEND = (
 )
 """The INSERT of one event, `RETURNING id`; a transport may build on it (as a CTE) to do more in one
 round trip."""
+_APPEND = Prepared(APPEND)
 
 # Built once: the follower reads and a cache's catch-up run them many times a second.
 _LIMIT = bindparam("limit", type_=Integer())
@@ -52,16 +54,16 @@ def append(
     data: Mapping[str, Any],
     at: float,
     *,
-    statement: Executable = APPEND,
+    statement: Prepared = _APPEND,
 ) -> Event:
     """Insert one event; it has its id once the transaction commits.
 
     `statement` runs with the parameters `channel`, `data` and `at`, and returns the event's id first:
-    `APPEND` itself, or a statement built on it.
+    `APPEND` itself, or a statement built on it, prepared (`lastro.db.prepared`).
     """
     payload = dict(data)
     values = {"channel": channel, "data": orjson.dumps(payload).decode(), "at": at}
-    event_id = connection.execute(statement, values).scalar_one()
+    event_id = statement.scalar_one(connection, **values)
     return Event(int(event_id), channel, payload, at)
 
 

@@ -35,6 +35,7 @@ from lastro.coordination import event_log
 from lastro.coordination.events import Deliver, Event
 from lastro.coordination.reconnect import Connection, Sleep
 from lastro.db.engine import Database
+from lastro.db.prepared import Prepared
 from lastro.db.sockets import shut_down
 
 __all__ = ["PostgresTransport"]
@@ -48,7 +49,7 @@ _READ = (
 _BOUNDS = "SELECT min(id), max(id) FROM lastro_events"
 _appended = event_log.APPEND.cte("appended")
 # One round trip for the row and its notification, which leaves with the COMMIT.
-_APPEND_AND_NOTIFY = select(_appended.c.id, func.pg_notify(CHANNEL, cast(_appended.c.id, Text)))
+_APPEND_AND_NOTIFY = Prepared(select(_appended.c.id, func.pg_notify(CHANNEL, cast(_appended.c.id, Text))))
 
 
 class PostgresTransport:
