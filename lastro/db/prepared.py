@@ -7,10 +7,9 @@
 call: for a one-row SELECT, three to four times the CPU of running it on the driver's cursor on SQLite,
 and nearly twice on PostgreSQL (benchmarks/RESULTS.md, "Statements run on the driver"). `Prepared`
 compiles the statement once per dialect (and per set of parameter names, which are an INSERT's columns),
-keeps the types'
-bind and result processors, and runs the SQL on the connection's driver cursor: the same SQL, the same
-converted values, the rows as named tuples. The driver caches the prepared statement by its SQL (sqlite3's
-statement cache, psycopg's automatic prepare).
+keeps the types' bind and result processors, and runs the SQL on the connection's driver cursor: the same
+SQL, the same converted values, the rows as named tuples. The driver caches the prepared statement by its
+SQL (sqlite3's statement cache, psycopg's automatic prepare).
 
 It runs only inside a transaction SQLAlchemy began on the connection, as in a lastro unit of work. A driver
 error is raised as SQLAlchemy's (`sqlalchemy.exc.IntegrityError`, say), and a lost connection is
