@@ -17,6 +17,11 @@ invalidated, as `Connection.execute` does. What it cannot run the same way goes 
 `Connection.execute` instead, with the same rows: a connection outside a transaction, expanding
 (`IN`) or literal parameters, bind names the dialect must escape, columns with Python-side defaults, or
 execution options on the statement or the connection.
+
+Two things `Connection.execute` does that this does not: SQLAlchemy's execution events
+(`before_cursor_execute`, `handle_error`) do not fire for a statement run on the driver, and a lost
+connection invalidates that connection only, where SQLAlchemy also invalidates the pool's older ones (after
+a server restart, another dead pooled connection costs its unit one more retry).
 """
 
 from __future__ import annotations
