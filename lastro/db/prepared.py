@@ -18,10 +18,10 @@ invalidated, as `Connection.execute` does. What it cannot run the same way goes 
 (`IN`) or literal parameters, bind names the dialect must escape, columns with Python-side defaults, or
 execution options on the statement or the connection.
 
-Two things `Connection.execute` does that this does not: SQLAlchemy's execution events
-(`before_cursor_execute`, `handle_error`) do not fire for a statement run on the driver, and a lost
-connection invalidates that connection only, where SQLAlchemy also invalidates the pool's older ones (after
-a server restart, another dead pooled connection costs its unit one more retry).
+A connection the driver reports closed (psycopg's `closed`) after an error is left to `Connection.execute`,
+which fails on it too and handles the loss as it does: the connection and the pool's older ones are
+invalidated. SQLAlchemy's execution events (`before_cursor_execute`, `handle_error`) do not fire for a
+statement run on the driver.
 """
 
 from __future__ import annotations
@@ -181,11 +181,17 @@ class Prepared:
         ) or not _HARMLESS_OPTIONS.issuperset(connection.get_execution_options()):
             return self._through_sqlalchemy(connection, params, plan)
         parameters = plan.parameters(params)
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = connection.connection.driver_connection
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(plan.sql, parameters)
             return plan.rows(cursor)
         except connection.dialect.loaded_dbapi.Error as error:
+            if _closed(driver):
+                # The server or the network ended the connection, so nothing can run on it: the statement
+                # goes to SQLAlchemy, which fails the same way and handles the loss as it would have (the
+                # pool's older connections included).
+                return self._through_sqlalchemy(connection, params, plan)
             raise _sqlalchemy_error(connection, error, plan.sql, parameters, cursor) from error
         finally:
             cursor.close()
@@ -210,6 +216,11 @@ class Prepared:
         if plan.row_type is None:
             plan.row_type = _row_class(list(result.keys()))
         return [plan.row_type._make(row) for row in rows]
+
+
+def _closed(driver: Any) -> bool:
+    """Whether the driver says the connection is gone (psycopg does; sqlite3's never is)."""
+    return bool(getattr(driver, "closed", False))
 
 
 def _sqlalchemy_error(

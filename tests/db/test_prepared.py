@@ -236,12 +236,15 @@ def test_a_text_clause_fragment_is_refused() -> None:
 
 
 @pytest.mark.postgres
-def test_a_lost_postgres_connection_is_invalidated() -> None:
-    """A connection the server ended raises SQLAlchemy's error marked invalidated, and is not reused."""
+def test_a_lost_postgres_connection_is_invalidated_with_the_pools_older_ones() -> None:
+    """A connection the server ended raises SQLAlchemy's error marked invalidated, and the pool replaces its
+    other connections opened before it, as Connection.execute's own handling does."""
     database = Database(POSTGRES_URL)
     statement = Prepared(select(text("1")).where(bindparam("always", True)))
     try:
-        with database.engine.connect() as connection:
+        with database.engine.connect() as older, database.engine.connect() as connection:
+            older_driver = older.connection.driver_connection
+            older.close()  # back to the pool, alive
             connection.begin()
             pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
             with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
@@ -250,5 +253,8 @@ def test_a_lost_postgres_connection_is_invalidated() -> None:
                 statement.all(connection, always=True)
             assert raised.value.connection_invalidated
             assert connection.invalidated
+        with database.engine.connect() as after:
+            assert after.connection.driver_connection is not older_driver
+            assert after.exec_driver_sql("SELECT 1").scalar_one() == 1
     finally:
         database.dispose()
