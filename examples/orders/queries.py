@@ -181,10 +181,11 @@ def update_order(
     changes = _changes(Status(row.status), patch)
     if not changes:
         return to_order(row)
-    statement, params = _UPDATE_ORDER.bind(
-        changes, tenant=tenant_id, order=order_id, current_version=row.version, stamp=now()
+    return to_order(
+        _UPDATE_ORDER.one(
+            connection, changes, tenant=tenant_id, order=order_id, current_version=row.version, stamp=now()
+        )
     )
-    return to_order(connection.execute(statement, params).one())
 
 
 def _changes(current: Status, patch: OrderPatch) -> dict[str, Any]:
@@ -255,19 +256,24 @@ _PAGE = lastro.FilteredSelect(
 )
 
 
+def _page_values(tenant_id: int, where: OrderFilter, limit: int, after: int | None) -> dict[str, Any]:
+    """The values of one page's query: one more row than `limit`, to know whether another page follows."""
+    return {
+        "tenant_id": tenant_id,
+        "limit": limit + 1,
+        "status": where.status.value if where.status is not None else None,
+        "customer": where.customer,
+        "created_from": _naive_utc(where.created_from),
+        "created_to": _naive_utc(where.created_to),
+        "after": after,
+    }
+
+
 def list_query(
     tenant_id: int, where: OrderFilter, limit: int, after: int | None
 ) -> tuple[Any, dict[str, Any]]:
-    """The statement of one page (one more row than `limit`, to know whether another page follows)."""
-    return _PAGE.bind(
-        tenant_id=tenant_id,
-        limit=limit + 1,
-        status=where.status.value if where.status is not None else None,
-        customer=where.customer,
-        created_from=_naive_utc(where.created_from),
-        created_to=_naive_utc(where.created_to),
-        after=after,
-    )
+    """The statement of one page, and its parameters."""
+    return _PAGE.bind(**_page_values(tenant_id, where, limit, after))
 
 
 def list_orders(
@@ -275,7 +281,7 @@ def list_orders(
 ) -> dict[str, Any]:
     """One page as JSON data shaped like `OrderPage`, for `lastro.JSONResponse`."""
     after = decode_cursor(cursor) if cursor else None
-    rows = connection.execute(*list_query(tenant_id, where, limit, after)).all()
+    rows = _PAGE.all(connection, **_page_values(tenant_id, where, limit, after))
     page = rows[:limit]
     more = len(rows) > limit and page
     return {

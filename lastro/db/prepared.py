@@ -78,6 +78,7 @@ class _Plan:
         self.dialect = dialect
         self.result_types = [column.type for column in getattr(statement, "exported_columns", ())]
         self.process_rows: list[Processor] | None = None  # from the first cursor's description
+        self.converting: list[tuple[int, Callable[[Any], Any]]] = []  # the columns that have a processor
         self.row_type: Any = None  # a namedtuple class, once the columns are known
 
     @staticmethod
@@ -109,29 +110,32 @@ class _Plan:
         if self.row_type is None or self.process_rows is None:
             self._read_description(description)
             assert self.process_rows is not None
-        row_type, processors = self.row_type, self.process_rows
+        make = self.row_type._make
         fetched = cursor.fetchall()
-        if not any(processors):
-            return [row_type._make(row) for row in fetched]
-        return [
-            row_type._make(
-                [
-                    value if process is None else process(value)
-                    for process, value in zip(processors, row, strict=True)
-                ]
-            )
-            for row in fetched
-        ]
+        converting = self.converting
+        if not converting:
+            return [make(row) for row in fetched]
+        rows = []
+        for row in fetched:
+            values = list(row)
+            for index, process in converting:
+                values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
 
     def _read_description(self, description: Any) -> None:
         names = [column[0] for column in description]
         types = self.result_types if len(self.result_types) == len(names) else [None] * len(names)
-        self.process_rows = [
+        processors = [
             None
             if type_ is None
             else type_.dialect_impl(self.dialect).result_processor(self.dialect, column[1])
             for type_, column in zip(types, description, strict=True)
         ]
+        self.converting = [
+            (index, process) for index, process in enumerate(processors) if process is not None
+        ]
+        self.process_rows = processors
         self.row_type = _row_class(names)
 
 

@@ -6,7 +6,8 @@
 Either would otherwise build a new statement per request, and building one and computing its cache key
 costs more than SQLite takes to run it (benchmarks/RESULTS.md, "What moved the numbers" and "An UPDATE
 built once"). The values always travel as bound parameters, so a statement is never specific to one
-request.
+request. `bind` gives the statement and its parameters for `Connection.execute`; `FilteredSelect.all` and
+`PartialUpdate.one` run it on the driver's cursor instead (`lastro.db.prepared`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Select, Update, bindparam
+from sqlalchemy import Column, ColumnElement, Connection, Select, Update, bindparam
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import iterate
+
+from lastro.db.prepared import Prepared
 
 __all__ = ["FilteredSelect", "PartialUpdate"]
 
@@ -38,6 +41,7 @@ class _Combinations(Generic[T]):
         self._what = what  # "condition", "settable column": the error names it
         self._build = build
         self._built: dict[frozenset[str], T] = {}
+        self._prepared: dict[frozenset[str], Prepared] = {}
 
     def get(self, names: Iterable[str]) -> T:
         key = frozenset(names)
@@ -48,6 +52,14 @@ class _Combinations(Generic[T]):
                 raise TypeError(f"no {self._what} named {', '.join(sorted(unknown))}")
             built = self._built[key] = self._build(key)
         return built
+
+    def prepared(self, names: Iterable[str]) -> Prepared:
+        """The statement for `names`, prepared to run on the driver's cursor."""
+        key = frozenset(names)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = Prepared(self.get(key))  # type: ignore[arg-type]
+        return prepared
 
 
 class FilteredSelect(Generic[S]):
@@ -82,6 +94,15 @@ class FilteredSelect(Generic[S]):
 
     def bind(self, **values: Any) -> tuple[S, dict[str, Any]]:
         """The statement for the conditions given a value, and the parameters to execute it with."""
+        given, params = self._split(values)
+        return self.statement(given), params
+
+    def all(self, connection: Connection, /, **values: Any) -> list[Any]:
+        """The rows of `bind(**values)`'s statement, run on the driver's cursor (`lastro.Prepared`)."""
+        given, params = self._split(values)
+        return self._combinations.prepared(given).all(connection, **params)
+
+    def _split(self, values: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
         params: dict[str, Any] = {}
         given: list[str] = []
         for name, value in values.items():
@@ -92,7 +113,7 @@ class FilteredSelect(Generic[S]):
             elif name not in self._base_names:
                 raise TypeError(f"{name!r} is neither a condition nor a parameter of the base statement")
             params[name] = value
-        return self.statement(given), params
+        return given, params
 
     def statement(self, names: Iterable[str]) -> S:
         """The statement with exactly the named conditions, built on first use."""
@@ -136,10 +157,12 @@ class PartialUpdate(Generic[U]):
 
     def bind(self, values: Mapping[str, Any], **params: Any) -> tuple[U, dict[str, Any]]:
         """The statement that sets the columns of `values`, and the parameters to execute it with."""
-        bound = dict(params)
-        for key, value in values.items():
-            bound[_set_parameter(key)] = value
-        return self.statement(values), bound
+        return self.statement(values), _bound(values, params)
+
+    def one(self, connection: Connection, values: Mapping[str, Any], /, **params: Any) -> Any:
+        """The only row `bind(values, **params)`'s statement returns (it needs a RETURNING), run on the
+        driver's cursor (`lastro.Prepared`)."""
+        return self._combinations.prepared(values).one(connection, **_bound(values, params))
 
     def statement(self, keys: Iterable[str]) -> U:
         """The statement that sets exactly the named columns (and what `base` sets), built on first use."""
@@ -156,3 +179,10 @@ class PartialUpdate(Generic[U]):
 
 def _set_parameter(key: str) -> str:
     return f"set_{key}"
+
+
+def _bound(values: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    bound = dict(params)
+    for key, value in values.items():
+        bound[_set_parameter(key)] = value
+    return bound

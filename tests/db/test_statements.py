@@ -98,6 +98,17 @@ def test_each_combination_is_built_once(engine: Engine) -> None:
     assert page.bind(owner=1)[0] is page.statement([])
 
 
+def test_all_runs_the_combination_on_the_driver(engine: Engine) -> None:
+    """`all` gives the rows `bind`'s statement gives, as named tuples, and refuses what `bind` refuses."""
+    page = _page()
+    with engine.connect() as connection, connection.begin():
+        rows = page.all(connection, owner=1, colour="red", size=None)
+        assert [row.id for row in rows] == [1, 2]
+        assert [row.id for row in page.all(connection, owner=1, size=5)] == [2, 3]
+        with pytest.raises(TypeError, match="'colur' is neither a condition nor a parameter"):
+            page.all(connection, owner=1, colur="red")
+
+
 def test_a_base_parameter_given_none_is_passed_as_null(engine: Engine) -> None:
     """Only conditions are dropped on None: a base parameter keeps it (and matches nothing here)."""
     page = _page()
@@ -159,6 +170,14 @@ def test_a_set_value_is_bound_with_its_columns_type(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(*_change().bind({"labels": ["a", "b"], "size": None}, thing_id=1))
     assert _row(engine, 1) == ("red", None, ["a", "b"], 2)
+
+
+def test_one_runs_the_update_on_the_driver(engine: Engine) -> None:
+    """`one` sets the columns given, through their types, and returns the RETURNING row."""
+    with engine.connect() as connection, connection.begin():
+        row = _change().one(connection, {"labels": ["x"], "colour": "teal"}, thing_id=3)
+    assert row.version == 2
+    assert _row(engine, 3) == ("teal", 5, ["x"], 2)
 
 
 def test_each_set_of_columns_is_built_once() -> None:
