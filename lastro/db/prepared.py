@@ -77,8 +77,8 @@ class _Plan:
         self.binds = [self._bind(compiled, name, dialect) for name in names]
         self.dialect = dialect
         self.result_types = [column.type for column in getattr(statement, "exported_columns", ())]
-        self.process_rows: list[Processor] | None = None  # from the first cursor's description
-        self.converting: list[tuple[int, Callable[[Any], Any]]] = []  # the columns that have a processor
+        # The columns that have a result processor, with it; None until a cursor's description is read.
+        self.converting: list[tuple[int, Callable[[Any], Any]]] | None = None
         self.row_type: Any = None  # a namedtuple class, once the columns are known
 
     @staticmethod
@@ -107,9 +107,8 @@ class _Plan:
         description = cursor.description
         if description is None:
             return []
-        if self.row_type is None or self.process_rows is None:
+        if self.converting is None:
             self._read_description(description)
-            assert self.process_rows is not None
         make = self.row_type._make
         fetched = cursor.fetchall()
         converting = self.converting
@@ -132,11 +131,10 @@ class _Plan:
             else type_.dialect_impl(self.dialect).result_processor(self.dialect, column[1])
             for type_, column in zip(types, description, strict=True)
         ]
+        self.row_type = _row_class(names)  # before `converting`, which tells another thread it is ready
         self.converting = [
             (index, process) for index, process in enumerate(processors) if process is not None
         ]
-        self.process_rows = processors
-        self.row_type = _row_class(names)
 
 
 class Prepared:
