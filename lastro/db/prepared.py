@@ -65,7 +65,8 @@ class _Plan:
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
         self.direct = not (
-            compiled.escaped_bind_names
+            (isinstance(statement, Executable) and statement.get_execution_options())
+            or compiled.escaped_bind_names
             or compiled.literal_execute_params
             or compiled.post_compile_params
             or compiled.insert_prefetch
@@ -149,7 +150,6 @@ class Prepared:
         if not isinstance(statement, Executable):
             raise TypeError(f"Prepared needs a select, insert, update or delete statement, not {statement!r}")
         self.statement = statement
-        self._direct = not statement.get_execution_options()
         self._plans: weakref.WeakKeyDictionary[Dialect, dict[frozenset[str], _Plan]] = (
             weakref.WeakKeyDictionary()
         )
@@ -178,9 +178,9 @@ class Prepared:
 
     def _run(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         plan = self._plan(connection.dialect, params)
-        if not (
-            plan.direct and self._direct and connection.in_transaction()
-        ) or not _HARMLESS_OPTIONS.issuperset(connection.get_execution_options()):
+        if not (plan.direct and connection.in_transaction()) or not _HARMLESS_OPTIONS.issuperset(
+            connection.get_execution_options()
+        ):
             return self._through_sqlalchemy(connection, params, plan)
         parameters = plan.parameters(params)
         driver = connection.connection.driver_connection

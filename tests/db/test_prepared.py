@@ -228,6 +228,15 @@ def test_options_that_change_execution_go_through_connection_execute(store: Stor
     assert len(store.through_sqlalchemy) == 1
 
 
+def test_a_statement_with_execution_options_goes_through_connection_execute(store: Store) -> None:
+    """Options on the statement itself are SQLAlchemy's to apply, so it runs the statement."""
+    query = select(store.table.c.id).where(store.table.c.id == bindparam("id"))
+    statement = Prepared(query.execution_options(stream_results=False))
+    with store.database.engine.connect() as connection, connection.begin():
+        assert statement.scalar_one(connection, id=1) == 1
+    assert len(store.through_sqlalchemy) == 1
+
+
 def test_a_text_clause_fragment_is_refused() -> None:
     """Only a statement can be prepared: a column or a condition is a TypeError."""
     table = Table("t", MetaData(), Column("id", Integer))
