@@ -1,6 +1,7 @@
 """`PostgresUnits`: PostgreSQL units of work on a thread pool, each waited for no longer than its deadline.
 
-One hop to a thread per unit (not per statement), on a pool as large as the connection pool. The coroutine
+One hop to a thread per unit (not per statement), on a pool as large as the connection pool; a thread keeps
+its connection for the unit queued behind its own (`lastro.db.held`). The coroutine
 waits until the unit's deadline and then abandons the attempt (`lastro.db.attempts`): a network that stops
 answering costs a request its deadline, never the length of the outage.
 
@@ -27,6 +28,7 @@ from sqlalchemy import Connection
 from lastro.db.attempts import Abandoned, BoundedAttempt, TimedOut, wait_for_attempt
 from lastro.db.engine import Database
 from lastro.db.failures import Failure, classify
+from lastro.db.held import HeldConnections
 from lastro.db.outcome import PendingCommit, begin_write, resolve
 from lastro.db.threads import UnitThreads
 from lastro.errors import CommitOutcomeUnknown, ServiceUnavailable, one_line
@@ -57,17 +59,19 @@ class CommitOutcomes:
 
 
 class PostgresUnits:
-    def __init__(
-        self, database: Database, threads: UnitThreads, outcomes: CommitOutcomes, deadline: float
-    ) -> None:
+    def __init__(self, database: Database, outcomes: CommitOutcomes, deadline: float) -> None:
         self.database = database
         self.outcomes = outcomes
         self.deadline = deadline
-        self._threads = threads
+        self._held = HeldConnections(database.engine)
+        # As many threads as the pool has connections; each hands back what it holds as it stops.
+        self.threads = UnitThreads(
+            sum(database.options.postgres_pool()), "lastro-db", on_exit=self._held.release
+        )
 
     async def run(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
         """Run `work` in a thread; give up on it at `bounded`'s deadline."""
-        future = self._threads.submit(self._transaction, work, mode, bounded)
+        future = self.threads.submit(self._transaction, work, mode, bounded)
         try:
             return await wait_for_attempt(future, bounded)
         except TimedOut as timed_out:
@@ -82,19 +86,24 @@ class PostgresUnits:
     def _transaction(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
         if bounded.abandoned:
             raise Abandoned  # it waited for a thread past its deadline: nobody waits for it any more
-        with self.database.engine.connect() as connection:
+        ended = False
+        try:
+            connection = self._held.take()
             bounded.connected = True
             driver = connection.connection.driver_connection
             bounded.attach(driver.pgconn.socket)  # type: ignore[union-attr]
             try:
-                # No implicit BEGIN: a read needs none, a write sends its own with its id's read.
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-                return self._commit_unit(connection, driver, work, mode, bounded)
+                result = self._commit_unit(connection, driver, work, mode, bounded)
             except Abandoned:
                 connection.invalidate()
                 raise
             finally:
                 bounded.detach()
+            ended = True
+            return result
+        finally:
+            # Kept for the next unit only after one that ended well, and only if one is queued.
+            self._held.done(keep=ended and self.threads.has_queued())
 
     def _commit_unit(
         self,

@@ -11,6 +11,8 @@ The same semantics as `run_in_executor`:
 - a call whose future was cancelled before a thread took it does not run; one already running finishes,
   and its outcome is dropped;
 - `shutdown` cancels the calls still queued and waits for the running ones.
+
+Each thread runs `on_exit` as it stops, to hand back what it kept between calls (a database connection).
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ class UnitThreads:
     a thread waiting on the queue costs nothing, and deciding whether to start one would cost each call a
     lock."""
 
-    def __init__(self, size: int, name: str) -> None:
+    def __init__(self, size: int, name: str, *, on_exit: Callable[[], object] | None = None) -> None:
         if size < 1:
             raise ValueError(f"UnitThreads needs at least one thread, got {size}")
         self.size = size
         self.name = name
+        self._on_exit = on_exit
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
@@ -57,6 +60,10 @@ class UnitThreads:
         call = function if not kwargs else partial(function, **kwargs)
         self._queue.put((call, args, loop, future))
         return future
+
+    def has_queued(self) -> bool:
+        """Whether a call waits for a thread: from a thread that just finished one, more are coming."""
+        return not self._queue.empty()
 
     def shutdown(self, wait: bool = True) -> None:
         """Cancel the calls still queued, let the running ones finish, stop the threads."""
@@ -87,16 +94,20 @@ class UnitThreads:
                 self._threads.append(thread)
 
     def _serve(self) -> None:
-        while (call := self._queue.get()) is not None:
-            function, args, loop, future = call
-            if future.cancelled():
-                continue  # cancelled while queued: nobody waits for it
-            try:
-                value = function(*args)
-            except BaseException as error:  # the waiter's to handle, as with run_in_executor
-                settle_threadsafe(loop, future, False, error)
-            else:
-                settle_threadsafe(loop, future, True, value)
+        try:
+            while (call := self._queue.get()) is not None:
+                function, args, loop, future = call
+                if future.cancelled():
+                    continue  # cancelled while queued: nobody waits for it
+                try:
+                    value = function(*args)
+                except BaseException as error:  # the waiter's to handle, as with run_in_executor
+                    settle_threadsafe(loop, future, False, error)
+                else:
+                    settle_threadsafe(loop, future, True, value)
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
 
 
 def settle_threadsafe(

@@ -132,16 +132,13 @@ class Transactions:
         self._probe_threads = UnitThreads(1, "lastro-db-probe")
         self._sqlite_writer = SQLiteWriter(database) if database.is_sqlite else None
         self._inline_reads = ReadConnections(database)
+        self._postgres: PostgresUnits | None = None
         if database.is_sqlite:
             # Reads run inline unless `inline_reads` is off; the threads start only if they are needed.
             self._threads = UnitThreads(4, "lastro-db-read")
         else:
-            self._threads = UnitThreads(sum(database.options.postgres_pool()), "lastro-db")
-        self._postgres = (
-            None
-            if database.is_sqlite
-            else PostgresUnits(database, self._threads, self.commit_outcomes, self.deadline)
-        )
+            self._postgres = PostgresUnits(database, self.commit_outcomes, self.deadline)
+            self._threads = self._postgres.threads
 
     async def read(self, work: WorkOf[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work(connection, *args, **kwargs)` read-only: in a transaction on SQLite, as bare statements

@@ -102,8 +102,9 @@ def _faults(cluster: Cluster, timeline: Timeline) -> None:
     """In a thread, while the writers write: kill and restart, then the two partitions, then calm."""
     network = cluster.network
     time.sleep(2)
-    timeline.mark(cluster, "kill")
     cluster.nodes[2].kill()
+    # Marked once the node is dead: a response it sent before the signal may be logged a moment later.
+    timeline.mark(cluster, "kill")
     time.sleep(FAULT_SECONDS)
     timeline.mark(cluster, "restart")
     cluster.restart(3)

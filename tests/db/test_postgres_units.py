@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 from lastro.db.engine import Database, DatabaseOptions
 from lastro.db.transactions import Transactions
@@ -110,3 +111,63 @@ async def test_a_write_unit_that_raises_leaves_nothing(transactions: Transaction
     with pytest.raises(LookupError):
         await transactions.write(fail)
     assert await transactions.read(count) == 0
+
+
+def _count_checkouts(database: Database) -> list[int]:
+    checkouts = [0]
+
+    def checked_out(*_: object) -> None:
+        checkouts[0] += 1
+
+    event.listen(database.engine.pool, "checkout", checked_out)
+    return checkouts
+
+
+async def test_units_queued_behind_each_other_share_one_checkout(transactions: Transactions) -> None:
+    """Units queued on the one thread run on the connection it kept: one check-out for all, handed back
+    to the pool once no unit waits."""
+    database = transactions.database
+    checkouts = _count_checkouts(database)
+
+    def backend(connection: Connection) -> int:
+        pid: int = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        return pid
+
+    pids = await asyncio.gather(*(transactions.read(backend) for _ in range(5)))
+    assert len(set(pids)) == 1
+    assert checkouts[0] == 1
+    assert database.pool_status()["checked_out"] == 0
+
+
+async def test_a_unit_alone_hands_its_connection_back(transactions: Transactions) -> None:
+    """With no unit queued behind it, a unit's connection goes back to the pool as the unit ends."""
+    database = transactions.database
+    checkouts = _count_checkouts(database)
+
+    def read(connection: Connection) -> int:
+        return int(connection.execute(text("SELECT 1")).scalar_one())
+
+    for _ in range(3):
+        assert await transactions.read(read) == 1
+        assert database.pool_status()["checked_out"] == 0
+    assert checkouts[0] == 3
+
+
+async def test_a_unit_that_fails_does_not_hand_its_connection_on(
+    transactions: Transactions, table: str
+) -> None:
+    """After a unit raises, the units queued behind it get a connection checked in and out again."""
+    database = transactions.database
+    checkouts = _count_checkouts(database)
+
+    def fail(connection: Connection) -> None:
+        raise LookupError("no such thing")
+
+    def read(connection: Connection) -> int:
+        return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+    results = await asyncio.gather(transactions.write(fail), transactions.read(read), return_exceptions=True)
+    assert isinstance(results[0], LookupError)
+    assert results[1] == 0
+    assert checkouts[0] == 2
+    assert database.pool_status()["checked_out"] == 0

@@ -139,3 +139,26 @@ def test_an_outcome_for_a_closed_loop_is_dropped() -> None:
     loop.close()
     settle_threadsafe(loop, future, True, "late")
     assert not future.done()
+
+
+async def test_has_queued_tells_whether_a_call_waits_for_a_thread(threads: UnitThreads) -> None:
+    """has_queued() is true while a call waits behind the running one, false once none waits."""
+    started, release = threading.Event(), threading.Event()
+    running = threads.submit(hold, started, release)
+    assert await asyncio.to_thread(started.wait, WAIT)
+    assert not threads.has_queued()
+    queued = threads.submit(lambda: "queued")
+    assert threads.has_queued()
+    release.set()
+    assert (await running, await queued) == ("held", "queued")
+    assert not threads.has_queued()
+
+
+async def test_each_thread_runs_on_exit_as_it_stops() -> None:
+    """on_exit runs once on every thread, on that thread, when shutdown stops it."""
+    exited: list[str] = []
+    threads = UnitThreads(2, "lastro-test", on_exit=lambda: exited.append(threading.current_thread().name))
+    await threads.submit(lambda: None)
+    assert exited == []
+    threads.shutdown(wait=True)
+    assert sorted(exited) == ["lastro-test_0", "lastro-test_1"]
