@@ -171,3 +171,26 @@ async def test_a_unit_that_fails_does_not_hand_its_connection_on(
     assert results[1] == 0
     assert checkouts[0] == 2
     assert database.pool_status()["checked_out"] == 0
+
+
+async def test_a_held_connection_that_died_is_replaced_for_the_unit_on_it(transactions: Transactions) -> None:
+    """A server process that ends while its connection is held between queued units: the next unit fails
+    on it, runs again at once on a new connection, and every unit returns."""
+
+    def backend(connection: Connection) -> int:
+        pid: int = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        return pid
+
+    def backend_then_terminated(connection: Connection) -> int:
+        pid = backend(connection)
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return pid
+
+    first, *rest = await asyncio.gather(
+        transactions.read(backend_then_terminated), *(transactions.read(backend) for _ in range(4))
+    )
+    assert len(set(rest)) == 1
+    assert first not in rest
+    assert transactions.reconnects == 1
+    assert transactions.database.pool_status()["checked_out"] == 0
