@@ -6,7 +6,9 @@ checked it back in, which switched it back: under load, as much CPU as the state
 waits in the queue now keeps its connection, still in autocommit, for that one.
 
 It hands the connection back as soon as no unit waits, so an idle worker holds none and the pool's own
-checks (`lastro.db.ping`'s idle ping, recycling) see every connection that rests; and at the latest `hold`
+checks (`lastro.db.ping`'s idle ping, recycling) see every connection that rests; as soon as the pool has
+no connection left to give out, so that a check-out from outside the units (a broadcast replay, an operator's
+query) waits for one unit at most, never for a thread that keeps its connection; and at the latest `hold`
 seconds after it was checked out. It never keeps one that:
 - was invalidated, or is still in a transaction;
 - a unit changed the execution options of, which would outlive the unit;
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.pool import QueuePool
 
 __all__ = ["HeldConnections"]
 
@@ -39,11 +42,18 @@ class HeldConnections:
     """The connections of `engine`'s pool that unit threads hold, one a thread, in autocommit."""
 
     def __init__(
-        self, engine: Engine, *, hold: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: Engine,
+        capacity: int,
+        *,
+        hold: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`capacity`: the most connections the pool gives out at once (its size and overflow)."""
         if hold < 0:
             raise ValueError(f"hold must be >= 0 seconds, got {hold!r}")
         self.hold = hold
+        self.capacity = capacity
         self._engine = engine
         self._clock = clock
         self._local = threading.local()
@@ -87,12 +97,18 @@ class HeldConnections:
     def _good(self, lease: _Lease) -> bool:
         connection = lease.connection
         return (
-            lease.generation == self._generation
+            self._spare()
+            and lease.generation == self._generation
             and self._clock() < lease.until
             and not connection.invalidated
             and not connection.in_transaction()
             and connection.get_execution_options() is lease.options
         )
+
+    def _spare(self) -> bool:
+        """Whether whoever checks out next gets a connection without waiting for one to come back."""
+        pool = self._engine.pool  # read each time: `dispose()` gives the engine a new pool
+        return isinstance(pool, QueuePool) and pool.checkedout() < self.capacity
 
     def _invalidated(self, *_: Any) -> None:
         with self._generation_lock:  # from any unit thread; read without it

@@ -1,7 +1,7 @@
 """`PostgresUnits`: PostgreSQL units of work on a thread pool, each waited for no longer than its deadline.
 
-One hop to a thread per unit (not per statement), on a pool as large as the connection pool; a thread keeps
-its connection for the unit queued behind its own (`lastro.db.held`). The coroutine
+One hop to a thread per unit (not per statement), on one thread fewer than the connection pool has
+connections; a thread keeps its connection for the unit queued behind its own (`lastro.db.held`). The coroutine
 waits until the unit's deadline and then abandons the attempt (`lastro.db.attempts`): a network that stops
 answering costs a request its deadline, never the length of the outage.
 
@@ -58,16 +58,19 @@ class CommitOutcomes:
             return dict(self.counts)
 
 
+def unit_threads(database: Database) -> int:
+    """One thread fewer than the pool has connections (but one at least): the spare serves check-outs from
+    outside the units at once, while the threads keep theirs (`lastro.db.held`)."""
+    return max(1, sum(database.options.postgres_pool()) - 1)
+
+
 class PostgresUnits:
     def __init__(self, database: Database, outcomes: CommitOutcomes, deadline: float) -> None:
         self.database = database
         self.outcomes = outcomes
         self.deadline = deadline
-        self._held = HeldConnections(database.engine)
-        # As many threads as the pool has connections; each hands back what it holds as it stops.
-        self.threads = UnitThreads(
-            sum(database.options.postgres_pool()), "lastro-db", on_exit=self._held.release
-        )
+        self._held = HeldConnections(database.engine, sum(database.options.postgres_pool()))
+        self.threads = UnitThreads(unit_threads(database), "lastro-db", on_exit=self._held.release)
 
     async def run(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
         """Run `work` in a thread; give up on it at `bounded`'s deadline."""

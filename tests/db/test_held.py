@@ -34,7 +34,7 @@ def time() -> FakeTime:
 
 @pytest.fixture
 def held(database: Database, time: FakeTime) -> HeldConnections:
-    return HeldConnections(database.engine, hold=1.0, clock=time.clock)
+    return HeldConnections(database.engine, 2, hold=1.0, clock=time.clock)
 
 
 def backend(connection: Connection) -> int:
@@ -139,4 +139,16 @@ def test_an_invalidation_in_the_pool_ends_every_held_connection(
 def test_a_negative_hold_is_refused(database: Database) -> None:
     """A negative hold is refused with the value given."""
     with pytest.raises(ValueError, match="hold must be >= 0 seconds, got -1"):
-        HeldConnections(database.engine, hold=-1)
+        HeldConnections(database.engine, 2, hold=-1)
+
+
+def test_a_connection_is_not_kept_when_the_pool_has_none_left(held: HeldConnections, database: Database) -> None:
+    """Once the pool's last connection is out, a held one goes back: a check-out from outside the units
+    waits for one unit at most, never for a thread that keeps its connection."""
+    first = held.take()
+    held.done(keep=True)
+    with database.engine.connect():
+        held.done(keep=True)  # the next unit ends while the pool has nothing left
+        assert first.closed
+    assert held.take() is not first
+    held.release()

@@ -27,8 +27,8 @@ def table() -> Iterator[str]:
 
 @pytest.fixture
 def transactions() -> Iterator[Transactions]:
-    """Units on a pool of one connection: every unit reuses the one before it."""
-    database = Database(POSTGRES_URL, DatabaseOptions(pool_size=1, max_overflow=0))
+    """Units on one thread, over a pool of two connections: the thread's, and the spare."""
+    database = Database(POSTGRES_URL, DatabaseOptions(pool_size=2, max_overflow=0))
     transactions = Transactions(database)
     yield transactions
     transactions.close()
