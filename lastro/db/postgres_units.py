@@ -1,9 +1,9 @@
 """`PostgresUnits`: PostgreSQL units of work on a thread pool, each waited for no longer than its deadline.
 
 One hop to a thread per unit (not per statement), on one thread fewer than the connection pool has
-connections; a thread keeps its connection for the unit queued behind its own (`lastro.db.held`). The coroutine
-waits until the unit's deadline and then abandons the attempt (`lastro.db.attempts`): a network that stops
-answering costs a request its deadline, never the length of the outage.
+connections; a thread keeps its connection for the unit queued behind its own (`lastro.db.held`). The
+coroutine waits until the unit's deadline and then abandons the attempt (`lastro.db.attempts`): a network
+that stops answering costs a request its deadline, never the length of the outage.
 
 A read unit runs its statements outside a transaction (autocommit): a `BEGIN` and a `COMMIT` are two round
 trips of the three a one-statement read took. Each statement sees what was committed when it began, as it

@@ -142,7 +142,9 @@ def test_a_negative_hold_is_refused(database: Database) -> None:
         HeldConnections(database.engine, 2, hold=-1)
 
 
-def test_a_connection_is_not_kept_when_the_pool_has_none_left(held: HeldConnections, database: Database) -> None:
+def test_a_connection_is_not_kept_when_the_pool_has_none_left(
+    held: HeldConnections, database: Database
+) -> None:
     """Once the pool's last connection is out, a held one goes back: a check-out from outside the units
     waits for one unit at most, never for a thread that keeps its connection."""
     first = held.take()
