@@ -3,14 +3,7 @@
 - **publish** inserts the event and calls `pg_notify('lastro_events', id)` in one statement (the INSERT as
   a CTE, one round trip), in one transaction, through the service's pool: the notification leaves at
   `COMMIT`, or not at all.
-  **publish_on_commit** inserts the event in the caller's write unit (the transport's database is the
-  service's), and wakes the listeners once the unit has committed (`lastro.db.on_commit`), with a `NOTIFY`
-  of its own that the commits made while one is on its way share (`lastro.coordination.wakeups`). A
-  `NOTIFY` inside the write's transaction takes PostgreSQL's one lock on the notification queue from its
-  `COMMIT` to the end of it, and the writes of every worker queue for it: 1.27x the writes a second without
-  it (benchmarks/RESULTS.md, "Wake-ups after the commit"). A worker killed between a commit and its
-  wake-up leaves the event to the listeners' next read, at the latest `idle` seconds later. Outside a
-  write unit (a connection of `engine.begin()`), the `NOTIFY` goes in the transaction, as `publish`'s.
+  **publish_on_commit** does both in the caller's write unit (the transport's database is the service's).
 - **run** has a connection of its own (psycopg async, autocommit) that `LISTEN`s. A notification only
   wakes it: it then reads the rows after the last id it delivered, from the table, which is the truth.
   Every `idle` seconds without one it reads anyway, which is also how a dead connection is noticed.
@@ -41,9 +34,7 @@ from sqlalchemy import Text, cast, func, select
 from lastro.coordination import event_log
 from lastro.coordination.events import Deliver, Event
 from lastro.coordination.reconnect import Connection, Sleep
-from lastro.coordination.wakeups import Wakeups
 from lastro.db.engine import Database
-from lastro.db.on_commit import on_commit
 from lastro.db.prepared import Prepared
 from lastro.db.sockets import shut_down
 
@@ -59,7 +50,6 @@ _BOUNDS = "SELECT min(id), max(id) FROM lastro_events"
 _appended = event_log.APPEND.cte("appended")
 # One round trip for the row and its notification, which leaves with the COMMIT.
 _APPEND_AND_NOTIFY = Prepared(select(_appended.c.id, func.pg_notify(CHANNEL, cast(_appended.c.id, Text))))
-_NOTIFY = select(func.pg_notify(CHANNEL, ""))
 
 
 class PostgresTransport:
@@ -90,19 +80,13 @@ class PostgresTransport:
         self._blocked_since: float | None = None
         self._late: dict[int, float] = {}  # skipped ids still watched, with when to stop watching
         self._progress = asyncio.Event()
-        self.wakeups = Wakeups(self._wake_listeners, "lastro-events-wakeup")
 
     async def publish(self, channel: str, data: Mapping[str, Any]) -> Event:
         at = self.clock()
         return await self._unit(partial(_append_and_notify, channel=channel, data=data, at=at))
 
     def publish_on_commit(self, connection: SQLConnection, channel: str, data: Mapping[str, Any]) -> None:
-        try:
-            on_commit(connection, self.wakeups.soon)
-        except RuntimeError:  # not a write unit's connection: nothing would run after its commit
-            _append_and_notify(connection, channel, data, self.clock())
-            return
-        event_log.append(connection, channel, data, self.clock())
+        _append_and_notify(connection, channel, data, self.clock())
 
     async def replay(self, channel: str, after: int, limit: int) -> list[Event]:
         return await self._unit(partial(event_log.replay, channel=channel, after=after, limit=limit))
@@ -138,8 +122,7 @@ class PostgresTransport:
         return {**self.link.statistics(), "last_id": self._last, "held": len(self._held)}
 
     async def close(self) -> None:
-        # The listening connection belongs to `run`; publishing uses the service's pool.
-        await self.wakeups.aclose()
+        pass  # the listening connection belongs to `run`; publishing uses the service's pool
 
     async def _resume(self, connection: psycopg.AsyncConnection[Any], lost: Callable[[], None]) -> None:
         """Where to start reading: now, on a first connection; after the last id, on a reconnection."""
@@ -213,15 +196,6 @@ class PostgresTransport:
     def _transaction(self, work: Callable[[SQLConnection], T]) -> T:
         with self.database.engine.begin() as connection:
             return work(connection)
-
-    async def _wake_listeners(self) -> None:
-        await anyio.to_thread.run_sync(self._notify)
-
-    def _notify(self) -> None:
-        # One statement in autocommit: a notification only wakes the listeners, who read the table.
-        with self.database.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            connection.execute(_NOTIFY)
 
 
 def _append_and_notify(connection: SQLConnection, channel: str, data: Mapping[str, Any], at: float) -> Event:

@@ -10,13 +10,11 @@ import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import structlog
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, text
 
 from lastro.coordination.events import Broadcast
-from lastro.coordination.postgres_events import PostgresTransport
 from lastro.coordination.redis_events import RedisTransport
 from lastro.coordination.sqlite_events import SQLiteTransport
 from lastro.coordination.tables import ensure_tables
@@ -124,45 +122,3 @@ async def test_a_broker_away_after_the_commit_is_logged_not_raised(tmp_path: Pat
         await gone.close()
         units.close()
         database.dispose()
-
-
-def _listening(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    listener = psycopg.connect(plain, autocommit=True)
-    listener.execute("LISTEN lastro_events")
-    return listener
-
-
-def _payloads(listener: psycopg.Connection[tuple[object, ...]], count: int) -> list[str]:
-    return [note.payload for note in listener.notifies(timeout=10, stop_after=count)]
-
-
-@pytest.mark.parametrize("open_transport", ["postgres"], indirect=True)
-async def test_on_postgresql_the_listeners_are_woken_after_the_commit(
-    worker: Workers, units: Transactions, postgres_url: str
-) -> None:
-    """A write unit's transaction sends no notification: the wake-up after its commit does, with no id."""
-    with _listening(postgres_url) as listener:
-        async with worker() as one, worker() as two, two.subscribe("notes") as events:
-            await units.write(_write(one, "first"))
-            received = await asyncio.wait_for(events.get(), 10)
-            transport = one.transport
-            assert isinstance(transport, PostgresTransport)
-            await transport.wakeups.aclose()
-            assert transport.wakeups.sent == 1
-        assert await asyncio.to_thread(_payloads, listener, 1) == [""]
-    assert received.data == {"body": "first"}
-
-
-@pytest.mark.parametrize("open_transport", ["postgres"], indirect=True)
-async def test_on_postgresql_outside_a_write_unit_the_notification_goes_with_the_commit(
-    worker: Workers, units: Transactions, postgres_url: str
-) -> None:
-    """A connection of `engine.begin()` has no after-commit step: its transaction notifies, with the id."""
-    with _listening(postgres_url) as listener:
-        async with worker() as one, worker() as two, two.subscribe("notes") as events:
-            with units.database.engine.begin() as connection:
-                _write(one, "plain")(connection)
-            received = await asyncio.wait_for(events.get(), 10)
-        assert await asyncio.to_thread(_payloads, listener, 1) == [str(received.id)]
-    assert received.data == {"body": "plain"}
