@@ -1,9 +1,10 @@
 """`HeldConnections`: a unit thread keeps its PostgreSQL connection for the unit queued behind its own.
 
 Every unit checked a connection out of the pool, switched it to autocommit (`lastro.db.postgres_units`) and
-checked it back in, which switched it back: under load, as much CPU as the statement of a read by id
-(benchmarks/RESULTS.md, "A connection kept while units queue"). A unit thread that ends a unit while another
-waits in the queue now keeps its connection, still in autocommit, for that one.
+checked it back in, which switched it back: under load, a quarter of the unit threads' time, each check-out
+and check-in under the pool's lock (benchmarks/RESULTS.md, "A connection kept while units queue"). A unit
+thread that ends a unit while another waits in the queue now keeps its connection, still in autocommit, for
+that one.
 
 It hands the connection back as soon as no unit waits, so an idle worker holds none and the pool's own
 checks (`lastro.db.ping`'s idle ping, recycling) see every connection that rests; as soon as the pool has
