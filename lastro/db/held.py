@@ -67,7 +67,7 @@ class HeldConnections:
         """This thread's connection: the one it kept, if still good, or a new check-out in autocommit."""
         lease: _Lease | None = getattr(self._local, "lease", None)
         if lease is not None:
-            if self._good(lease):
+            if self._current(lease):  # its own state was checked as its last unit ended, in `done`
                 return lease.connection
             self.release()
         generation = self._generation  # read first: an invalidation during the check-out ends this lease
@@ -85,7 +85,7 @@ class HeldConnections:
     def done(self, keep: bool) -> None:
         """The unit on this thread's connection ended: keep the connection if `keep` and still good."""
         lease: _Lease | None = getattr(self._local, "lease", None)
-        if lease is not None and not (keep and self._good(lease)):
+        if lease is not None and not (keep and self._reusable(lease) and self._current(lease)):
             self.release()
 
     def release(self) -> None:
@@ -95,16 +95,19 @@ class HeldConnections:
             self._local.lease = None
             lease.connection.close()
 
-    def _good(self, lease: _Lease) -> bool:
+    @staticmethod
+    def _reusable(lease: _Lease) -> bool:
+        """Whether the unit that just ended left the connection as it was checked out."""
         connection = lease.connection
         return (
-            self._spare()
-            and lease.generation == self._generation
-            and self._clock() < lease.until
-            and not connection.invalidated
+            not connection.invalidated
             and not connection.in_transaction()
             and connection.get_execution_options() is lease.options
         )
+
+    def _current(self, lease: _Lease) -> bool:
+        """What may change while the connection rests with its thread: the pool, and the clock."""
+        return self._spare() and lease.generation == self._generation and self._clock() < lease.until
 
     def _spare(self) -> bool:
         """Whether whoever checks out next gets a connection without waiting for one to come back."""

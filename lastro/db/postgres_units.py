@@ -58,19 +58,16 @@ class CommitOutcomes:
             return dict(self.counts)
 
 
-def unit_threads(database: Database) -> int:
-    """One thread fewer than the pool has connections (but one at least): the spare serves check-outs from
-    outside the units at once, while the threads keep theirs (`lastro.db.held`)."""
-    return max(1, sum(database.options.postgres_pool()) - 1)
-
-
 class PostgresUnits:
     def __init__(self, database: Database, outcomes: CommitOutcomes, deadline: float) -> None:
         self.database = database
         self.outcomes = outcomes
         self.deadline = deadline
-        self._held = HeldConnections(database.engine, sum(database.options.postgres_pool()))
-        self.threads = UnitThreads(unit_threads(database), "lastro-db", on_exit=self._held.release)
+        capacity = sum(database.options.postgres_pool())
+        self._held = HeldConnections(database.engine, capacity)
+        # One thread fewer than the pool has connections (but one at least): the spare serves check-outs
+        # from outside the units at once, while the threads keep theirs (`lastro.db.held`).
+        self.threads = UnitThreads(max(1, capacity - 1), "lastro-db", on_exit=self._held.release)
 
     async def run(self, work: Callable[[Connection], T], mode: Mode, bounded: BoundedAttempt) -> T:
         """Run `work` in a thread; give up on it at `bounded`'s deadline."""
