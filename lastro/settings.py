@@ -257,7 +257,10 @@ class Settings(BaseSettings):
         default=0.01,
         gt=0,
         le=1,
-        description="SQLite: seconds between two looks for new events while they come (0.1 s when idle)",
+        description=(
+            "seconds between two looks for new events while they come: SQLite's at its file (0.1 s when "
+            "idle), PostgreSQL's at the table after notifications"
+        ),
     )
     JOB_RUNS_RETENTION: float = Field(
         default=7 * 86400.0, gt=0, description="seconds a periodic job's run stays recorded"

@@ -7,6 +7,8 @@
 - **run** has a connection of its own (psycopg async, autocommit) that `LISTEN`s. A notification only
   wakes it: it then reads the rows after the last id it delivered, from the table, which is the truth.
   Every `idle` seconds without one it reads anyway, which is also how a dead connection is noticed.
+  It reads at most once every `gap` seconds: under a stream of writes, one read then takes the events of
+  many notifications, instead of every worker's listener reading once per commit.
 - **Ids commit out of order**: a sequence gives ids at `INSERT`, so a later id can commit first. When a
   row shows up above a missing id, it is held back up to `hold` seconds for the missing one to commit,
   so that subscribers get ids in order. An id still missing then is assumed rolled back and skipped, but
@@ -64,6 +66,7 @@ class PostgresTransport:
         hold: float = 1.0,
         late: float = 60.0,
         batch: int = 500,
+        gap: float = 0.01,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -73,7 +76,10 @@ class PostgresTransport:
         self.hold = hold
         self.late = late
         self.batch = batch
+        self.gap = gap
         self.clock = clock
+        self.looks = 0  # reads of the table by the listener
+        self._sleep = sleep
         self.link = Connection(self.name, sleep=sleep)
         self._last: int | None = None  # ids up to this one are delivered, or skipped as missing
         self._held: dict[int, Event] = {}  # read above a missing id, waiting for it
@@ -119,7 +125,7 @@ class PostgresTransport:
                     await _close(connection)
 
     def statistics(self) -> dict[str, Any]:
-        return {**self.link.statistics(), "last_id": self._last, "held": len(self._held)}
+        return {**self.link.statistics(), "last_id": self._last, "held": len(self._held), "looks": self.looks}
 
     async def close(self) -> None:
         pass  # the listening connection belongs to `run`; publishing uses the service's pool
@@ -137,15 +143,21 @@ class PostgresTransport:
 
     async def _follow(self, connection: psycopg.AsyncConnection[Any], deliver: Deliver) -> None:
         while True:
+            looked = time.monotonic()
             with self._bounded(connection):
                 await self._read(connection, deliver)
             wait = self.hold / 4 if self._held or self._late else self.idle
             async for _ in connection.notifies(timeout=wait, stop_after=1):
                 pass
+            # The notifications that arrive meanwhile wait in the connection: the next read takes them all.
+            rest = looked + self.gap - time.monotonic()
+            if rest > 0:
+                await self._sleep(rest)
 
     async def _read(self, connection: psycopg.AsyncConnection[Any], deliver: Deliver) -> None:
         assert self._last is not None
         now = time.monotonic()
+        self.looks += 1
         self._late = {event_id: until for event_id, until in self._late.items() if until > now}
         while True:
             params = {"last": self._last, "missing": list(self._late), "limit": self.batch}

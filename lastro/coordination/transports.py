@@ -36,7 +36,7 @@ def open_transport(settings: Settings, database: Database) -> Transport:
         return SQLiteTransport(database, poll_interval=settings.EVENTS_POLL_INTERVAL)
     from lastro.coordination.postgres_events import PostgresTransport
 
-    return PostgresTransport(database, timeout=settings.DB_CONNECT_TIMEOUT)
+    return PostgresTransport(database, timeout=settings.DB_CONNECT_TIMEOUT, gap=settings.EVENTS_POLL_INTERVAL)
 
 
 async def keep_trimmed(

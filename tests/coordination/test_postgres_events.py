@@ -184,3 +184,16 @@ def test_publish_on_commit_sends_the_row_and_its_notification_as_one_statement(
     sent = libpq_trace.sent(trace)
     assert "Execute" in sent
     assert sent.count("Sync") == 1  # one statement, one round trip (besides the BEGIN)
+
+
+async def test_a_stream_of_notifications_is_read_in_a_few_looks(
+    postgres_url: str, databases: list[Database]
+) -> None:
+    """Notifications within `gap` of the last read wait for the next: 30 events, few reads, all delivered."""
+    async with running(transport(postgres_url, databases, gap=0.3)) as one, one.subscribe("c") as events:
+        before = one.statistics()["looks"]
+        published = [await one.publish("c", {"n": n}) for n in range(30)]
+        received = [await asyncio.wait_for(events.get(), 10) for _ in published]
+        looks = one.statistics()["looks"] - before
+    assert received == published
+    assert looks <= 8

@@ -88,6 +88,15 @@ def test_a_postgres_service_broadcasts_through_listen_notify() -> None:
     database.dispose()
 
 
+def test_a_postgres_listener_reads_at_most_every_poll_interval() -> None:
+    """EVENTS_POLL_INTERVAL is the least time between two of the listener's reads of the table."""
+    database = Database("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    transport = open_transport(get_settings(EVENTS_POLL_INTERVAL=0.25), database)
+    assert isinstance(transport, PostgresTransport)
+    assert transport.gap == 0.25
+    database.dispose()
+
+
 def test_redis_url_wins_over_the_database(tmp_path: Path) -> None:
     """With REDIS_URL, Redis, whatever the database: the broadcast must reach every machine."""
     database = Database(f"sqlite:///{tmp_path / 'service.db'}")
